@@ -1,0 +1,2 @@
+from ._crossing import Crossing as Crossing
+from ._dose import Dose as Dose

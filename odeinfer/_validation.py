@@ -1,0 +1,129 @@
+"""Checks made before any work starts: clear errors that name the argument and the fix.
+
+Values that are concrete (not traced by an enclosing `jax.jit`/`vmap`/`grad`) are checked
+here in Python. Traced values are checked inside the solve and reported as
+`RESULTS.invalid_input`.
+"""
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+
+_NUMPY_HINT = (
+    "It looks like `{name}` calls numpy (`np.…`), `math.…` or `float(…)` on a traced "
+    "value. odeinfer differentiates and compiles `{name}` with JAX, which needs "
+    "`jax.numpy` throughout: replace `import numpy as np` by `import jax.numpy as jnp` "
+    "inside it (and `math.exp` by `jnp.exp`, `float(x)` by `x`). In other frameworks this "
+    "mistake silently gives zero or wrong gradients; here it is an error.\n"
+    "Original error: {error}"
+)
+
+
+class NumpyInTracedCodeError(TypeError):
+    """A user function called numpy/math on a value that JAX traces."""
+
+
+def is_concrete(tree) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in jtu.tree_leaves(tree))
+
+
+def check_time_span(t0, t1) -> None:
+    for name, t in (("t0", t0), ("t1", t1)):
+        if is_concrete(t):
+            value = np.asarray(t)
+            if value.shape != ():
+                raise ValueError(f"`{name}` must be a scalar time; got shape {value.shape}.")
+            if not np.isfinite(value):
+                raise ValueError(f"`{name}` must be finite; got {value}.")
+    if is_concrete((t0, t1)) and not float(t1) > float(t0):
+        raise ValueError(
+            f"`t1` must be greater than `t0`; got t0={float(t0)}, t1={float(t1)}. "
+            "odeinfer integrates forward in time: swap them or shift the time origin."
+        )
+
+
+def check_tolerances(rtol, atol) -> None:
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if is_concrete(tol):
+            value = np.asarray(tol)
+            if not (np.all(np.isfinite(value)) and np.all(value > 0)):
+                raise ValueError(
+                    f"`{name}` must be positive and finite; got {value}. Typical values: "
+                    "rtol=1e-8, atol=1e-10 in float64."
+                )
+
+
+def check_finite(name: str, tree) -> None:
+    if not is_concrete(tree):
+        return
+    for path, leaf in jtu.tree_leaves_with_path(tree):
+        value = np.asarray(leaf)
+        if np.issubdtype(value.dtype, np.inexact) and not np.all(np.isfinite(value)):
+            where = jtu.keystr(path) or ""
+            raise ValueError(
+                f"`{name}{where}` contains NaN or inf ({value}); give finite values."
+            )
+
+
+def check_max(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+
+
+def trace_user_function(name: str, fn, *args):
+    """`jax.eval_shape(fn, *args)`, turning numpy-on-tracer errors into an explanation."""
+    try:
+        return jax.eval_shape(fn, *args)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError) as e:
+        raise NumpyInTracedCodeError(_NUMPY_HINT.format(name=name, error=e)) from None
+    except jax.errors.TracerBoolConversionError as e:
+        raise TypeError(
+            f"`{name}` uses Python `if`/`and`/`or` on a traced value. Use "
+            f"`jnp.where(cond, a, b)` instead.\nOriginal error: {e}"
+        ) from None
+
+
+def _describe(tree) -> str:
+    return str(jtu.tree_map(lambda x: f"{x.dtype}{list(x.shape)}", tree))
+
+
+def check_same_structure(name: str, produced, expected, fix: str) -> None:
+    same_tree = jtu.tree_structure(produced) == jtu.tree_structure(expected)
+    same_shapes = same_tree and all(
+        jnp.shape(a) == jnp.shape(b)
+        for a, b in zip(jtu.tree_leaves(produced), jtu.tree_leaves(expected))
+    )
+    if not same_shapes:
+        raise ValueError(
+            f"`{name}` returned {_describe(produced)} but the state y0 is "
+            f"{_describe(expected)}. {fix}"
+        )
+
+
+def check_user_functions(model, crossings, y0, params, t0) -> None:
+    """Trace the vector field, crossing and reset functions once on abstract values."""
+    t = jax.ShapeDtypeStruct((), jnp.result_type(float))
+    y_abstract = jtu.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), y0)
+    del t0
+    name = getattr(model.vector_field, "__name__", "vector_field")
+    dy = trace_user_function(f"vector_field ({name})", model.vector_field, t, y_abstract, params)
+    check_same_structure(
+        "vector_field", dy, y_abstract, "dy/dt must have the same structure and shapes as y."
+    )
+    for i, crossing in enumerate(crossings):
+        label = f"Crossing {i} ({crossing.name}).fn"
+        value = trace_user_function(label, crossing.fn, t, y_abstract, params)
+        if jtu.tree_structure(value) != jtu.tree_structure(0) or jnp.shape(value) != ():
+            raise ValueError(
+                f"`{label}` must return a scalar; got {_describe(value)}. Reduce it, e.g. "
+                "`jnp.linalg.norm(y[:3])` or `y[0]`, and use one Crossing per scalar."
+            )
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise ValueError(f"`{label}` must return a float; got dtype {value.dtype}.")
+        if crossing.reset is not None:
+            label = f"Crossing {i} ({crossing.name}).reset"
+            new_y = trace_user_function(label, crossing.reset, t, y_abstract, params)
+            check_same_structure(
+                label, new_y, y_abstract, "reset(t, y, params) must return a new state like y."
+            )
