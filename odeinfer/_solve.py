@@ -166,10 +166,15 @@ def _solve(
             next_dose = jnp.where(dose_pending, dose_times[dose_slot], jnp.inf)
         else:
             next_dose = jnp.inf
-        t_stop = jnp.where(done, t, jnp.minimum(next_dose, t1))
-        saveat = diffrax.SaveAt(
-            t1=True, ts=None if ts is None else jnp.clip(ts, t, t_stop), dense=dense
-        )
+        # diffrax cannot differentiate with respect to its `t1` (it takes `nextafter`
+        # of it), so the stop time enters as a constant and its derivative is restored
+        # below through `dy(t_stop)/dt_stop = f(t_stop, y)`.
+        t_stop_traced = jnp.where(done, t, jnp.minimum(next_dose, t1))
+        t_stop = lax.stop_gradient(t_stop_traced)
+        subs = [diffrax.SubSaveAt(t1=True)]
+        if ts is not None:
+            subs.append(diffrax.SubSaveAt(ts=jnp.clip(ts, t, t_stop)))
+        saveat = diffrax.SaveAt(subs=subs, dense=dense)
         sol = diffrax.diffeqsolve(
             term,
             solver,
@@ -185,9 +190,12 @@ def _solve(
             max_steps=max_steps,
             throw=False,
         )
-        t_end = sol.ts[-1]
-        y_end = _take_last(sol.ys)
         fired = sol.result == diffrax.RESULTS.event_occurred
+        t_end = sol.ts[0][-1]
+        y_end = _take_last(sol.ys[0])
+        shift = jnp.where(fired, 0.0, t_stop_traced - t_stop)  # zero, with a tangent
+        t_end = t_end + shift
+        y_end = jtu.tree_map(lambda y_, f_: y_ + f_ * shift, y_end, model(t_end, y_end, params))
         failed = jnp.invert(fired | (sol.result == diffrax.RESULTS.successful))
 
         # Which crossing fired, its reset, and its behaviour around the crossing.
@@ -279,7 +287,7 @@ def _solve(
                 lambda new, old: jnp.where(
                     in_segment.reshape((-1,) + (1,) * (new.ndim - 1)), new, old
                 ),
-                _drop_last(sol.ys),
+                sol.ys[1],
                 ys,
             )
 
@@ -345,10 +353,6 @@ def _solve(
 
 def _take_last(ys):
     return jtu.tree_map(lambda x: x[-1], ys)
-
-
-def _drop_last(ys):
-    return jtu.tree_map(lambda x: x[:-1], ys)
 
 
 def _as_tuple(items, kind, name):
