@@ -1,0 +1,294 @@
+"""`sample`: NUTS/HMC over the parameters of a problem, through numpyro's functional
+HMC kernels, with sequential, vectorised or device-parallel chains."""
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from numpyro.infer.hmc import hmc
+
+from ._posterior import Posterior
+from ._potential import Potential
+
+
+_MAX_INIT_TRIES = 100
+
+
+def _prior_init(potential: Potential, key, num_chains: int) -> np.ndarray:
+    """Draw each chain's start from the priors, redrawing (up to 100 times) where the
+    potential is not finite."""
+    space = potential.space
+    pot = jax.jit(jax.vmap(potential.potential))
+    keys = jax.random.split(key, len(potential.names))
+
+    def draw(k, size):
+        params = {
+            n: potential.priors[n].sample(keys_k, (size,))
+            for n, keys_k in zip(potential.names, jax.random.split(k, len(keys)))
+        }
+        return jax.vmap(lambda *xs: space.to_unconstrained(dict(zip(potential.names, xs))))(
+            *[params[n] for n in potential.names]
+        )
+
+    chosen = np.zeros((num_chains, len(potential.names)))
+    done = np.zeros(num_chains, bool)
+    for attempt in range(_MAX_INIT_TRIES):
+        u = np.asarray(draw(jax.random.fold_in(key, attempt), num_chains))
+        ok = np.isfinite(np.asarray(pot(jnp.asarray(u))))
+        take = ok & ~done
+        chosen[take] = u[take]
+        done |= ok
+        if done.all():
+            return chosen
+    raise ValueError(
+        f"`init='prior'`: no finite log density in {_MAX_INIT_TRIES} prior draws for "
+        f"{int((~done).sum())} chain(s). The solve fails or the likelihood is -inf over "
+        "most of the prior: run `oi.prior_stress_test` to find where, tighten the "
+        "priors, or pass `init=` a dict of parameter values or a `FitResult`."
+    )
+
+
+def _initial_points(potential: Potential, init, key, num_chains, jitter):
+    space = potential.space
+    if isinstance(init, str):
+        if init != "prior":
+            raise ValueError(f"`init` must be None, 'prior', a dict or a FitResult; got {init!r}.")
+        return _prior_init(potential, key, num_chains)
+    if init is None:
+        if potential.problem is None:
+            return _prior_init(potential, key, num_chains)
+        u0 = space.to_unconstrained(space.initial())
+    elif hasattr(init, "unconstrained") and hasattr(init, "params"):  # FitResult
+        u0 = space.to_unconstrained(dict(init.params))
+    elif isinstance(init, Mapping):
+        missing = [n for n in potential.names if n not in init]
+        if missing:
+            raise ValueError(f"`init` lacks values for {missing}.")
+        u0 = space.to_unconstrained(dict(init))
+    else:
+        raise TypeError(
+            "`init` must be None, 'prior', a dict of parameter values or a FitResult, "
+            f"got {type(init).__name__}."
+        )
+    u0 = np.asarray(u0, float)
+    noise = jax.random.uniform(key, (num_chains, u0.shape[0]), minval=-jitter, maxval=jitter)
+    return u0[None, :] + np.asarray(noise)
+
+
+def _check_initial(potential: Potential, u: np.ndarray):
+    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(potential.potential)))
+    # Without failure handling, to tell NaN from a failed solve.
+    raw = jax.jit(jax.vmap(potential.log_density))
+    values, grads = value_and_grad(jnp.asarray(u))
+    values, grads = np.asarray(values), np.asarray(grads)
+    bad = ~np.isfinite(values) | ~np.isfinite(grads).all(axis=1)
+    if bad.any():
+        chain = int(np.argmax(bad))
+        params = {k: float(v) for k, v in potential.params(jnp.asarray(u[chain])).items() if k in potential.names}
+        lp, ok = raw(jnp.asarray(u[chain : chain + 1]))
+        reason = "the solve failed" if not bool(np.asarray(ok).all()) else f"the log density is {float(np.asarray(lp)[0])}"
+        raise ValueError(
+            f"The log density is not finite at the initial point of chain {chain} "
+            f"({reason}) at {params}. Pass `init=` values where the model solves and "
+            "the likelihood is finite (e.g. a `FitResult` from `oi.fit`, or 'prior'), "
+            "or check the data, the priors' supports and the solver's `max_steps`."
+        )
+
+
+class _Progress:
+    def __init__(self, total: int, every: int, label: str):
+        self.total, self.every, self.label = total, every, label
+        self.start = time.perf_counter()
+
+    def __call__(self, i):
+        i = int(np.asarray(i).reshape(-1)[0]) + 1
+        elapsed = time.perf_counter() - self.start
+        print(f"\r{self.label}: {i}/{self.total} ({elapsed:.1f} s)", end="", file=sys.stderr, flush=True)
+        if i >= self.total:
+            print(file=sys.stderr)
+
+
+def _make_run_chain(potential, *, kernel, num_warmup, num_samples, options, progress):
+    init_kernel, sample_kernel = hmc(potential_fn=potential.potential, algo=kernel.upper())
+    total = num_warmup + num_samples
+    every = max(total // 20, 1)
+
+    def run_chain(key, u0):
+        state = init_kernel(u0, num_warmup, rng_key=key, **options)
+
+        def step(state, i):
+            state = sample_kernel(state)
+            if progress is not None:
+                jax.lax.cond(
+                    ((i + 1) % every == 0) | (i + 1 == total),
+                    lambda: jax.debug.callback(progress, i),
+                    lambda: None,
+                )
+            out = (state.z, state.diverging, state.num_steps, state.accept_prob, state.potential_energy)
+            return state, out
+
+        # One scan over warm-up and draws: two scans would compile the NUTS kernel twice.
+        state, draws = jax.lax.scan(step, state, jnp.arange(total))
+        draws = jax.tree.map(lambda x: x[num_warmup:], draws)
+        adapt = state.adapt_state
+        return draws, adapt.step_size, adapt.inverse_mass_matrix
+
+    return run_chain
+
+
+def sample(
+    problem,
+    priors: Mapping[str, dist.Distribution],
+    *,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    chain_method: Literal["sequential", "vectorized", "parallel"] = "vectorized",
+    kernel: Literal["nuts", "hmc"] = "nuts",
+    seed: int = 0,
+    init=None,
+    init_jitter: float = 0.2,
+    progress_bar: bool = False,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    num_steps: int | None = None,
+    trajectory_length: float | None = None,
+    record_failures: bool = True,
+) -> Posterior:
+    """Draw from the posterior `p(θ | data) ∝ L(θ) Π p(θᵢ)` with NUTS (default) or
+    static HMC, numpyro's kernels with its window adaptation of step size and
+    (diagonal or dense) mass matrix, on the unconstrained space of the parameter
+    transforms.
+
+    A proposal whose solve fails (max steps, non-finite state, event buffer overflow) has
+    log density `-inf`: it is rejected as a divergence, never crashes the run, and is
+    counted in `Posterior.num_failures` with its parameters. Every solve is bounded by
+    the problem's `max_steps`, so no chain can hang.
+
+    **Arguments:**
+
+    - `problem`: an [`odeinfer.Problem`][], or a callable `fn(params: dict) ->
+        log_likelihood` (or `-> (log_likelihood, ok)`); for a callable the unconstrained
+        space is numpyro's `biject_to(prior.support)`.
+    - `priors`: name -> scalar numpyro distribution, one per free parameter. Its support
+        must equal the range of the parameter's transform (e.g. a Positive parameter
+        needs `LogNormal`, `HalfNormal` or `TruncatedNormal(..., low=0.0)`, not
+        `Normal`): odeinfer never truncates a prior silently.
+    - `num_warmup`, `num_samples`, `num_chains`: per chain.
+    - `chain_method`: `"vectorized"` (all chains in one `vmap`ed program; default),
+        `"sequential"` (one compiled chain run after another) or `"parallel"` (one chain
+        per JAX device, through `jax.shard_map`; on CPU set
+        `XLA_FLAGS=--xla_force_host_platform_device_count=N` before importing jax).
+    - `kernel`: `"nuts"` or `"hmc"` (give `num_steps` or `trajectory_length`).
+    - `seed`: integer seed.
+    - `init`: `None` (the parameters' initial values for a Problem, prior draws for a
+        callable), `"prior"`, a dict of values or a `FitResult`; jittered by
+        `uniform(-init_jitter, init_jitter)` on the unconstrained scale per chain
+        (except `"prior"`).
+    - `progress_bar`: print progress to stderr.
+    - `target_accept_prob`, `max_tree_depth`, `dense_mass`: as in numpyro.
+    - `record_failures`: count failed solves on the host (a cheap callback on failure).
+
+    **Returns:** a [`odeinfer.Posterior`][].
+    """
+    if kernel not in ("nuts", "hmc"):
+        raise ValueError(f"`kernel` must be 'nuts' or 'hmc', got {kernel!r}.")
+    if chain_method not in ("sequential", "vectorized", "parallel"):
+        raise ValueError(
+            "`chain_method` must be 'sequential', 'vectorized' or 'parallel', got "
+            f"{chain_method!r}."
+        )
+    for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
+        if int(value) != value or value < (1 if name != "num_warmup" else 0):
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if chain_method == "parallel" and num_chains > jax.device_count():
+        raise ValueError(
+            f"`chain_method='parallel'` runs one chain per device but num_chains="
+            f"{num_chains} > {jax.device_count()} device(s). Use num_chains <= "
+            f"{jax.device_count()}, `chain_method='vectorized'`, or on CPU set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={num_chains} before "
+            "jax is imported."
+        )
+    if kernel == "hmc" and num_steps is None and trajectory_length is None:
+        trajectory_length = 2 * np.pi
+
+    potential = Potential(problem, priors, record_failures=record_failures)
+    key = jax.random.key(seed)
+    init_key, run_key = jax.random.split(key)
+    u0 = _initial_points(potential, init, init_key, num_chains, init_jitter)
+    _check_initial(potential, u0)
+    potential.failures.count = 0
+    potential.failures.params.clear()
+
+    options = dict(
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+    )
+    if kernel == "hmc":
+        options["num_steps"] = num_steps
+        if trajectory_length is not None and num_steps is None:
+            options["trajectory_length"] = trajectory_length
+    progress = None
+    if progress_bar:
+        progress = _Progress(num_warmup + num_samples, 1, f"{kernel} ({chain_method})")
+    run_chain = _make_run_chain(
+        potential, kernel=kernel, num_warmup=num_warmup, num_samples=num_samples,
+        options=options, progress=progress,
+    )
+    keys = jax.random.split(run_key, num_chains)
+    u0 = jnp.asarray(u0)
+
+    start = time.perf_counter()
+    if chain_method == "sequential":
+        compiled = jax.jit(run_chain).lower(keys[0], u0[0]).compile()
+        compile_time = time.perf_counter() - start
+        outs = [compiled(keys[c], u0[c]) for c in range(num_chains)]
+        outs = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    elif chain_method == "vectorized":
+        compiled = jax.jit(jax.vmap(run_chain)).lower(keys, u0).compile()
+        compile_time = time.perf_counter() - start
+        outs = compiled(keys, u0)
+    else:
+        from jax.sharding import Mesh, PartitionSpec
+
+        mesh = Mesh(np.array(jax.devices()[:num_chains]), ("chains",))
+        spec = PartitionSpec("chains")
+        sharded = jax.shard_map(
+            jax.vmap(run_chain), mesh=mesh, in_specs=(spec, spec), out_specs=spec,
+            check_vma=False,
+        )
+        compiled = jax.jit(sharded).lower(keys, u0).compile()
+        compile_time = time.perf_counter() - start
+        outs = compiled(keys, u0)
+    outs = jax.block_until_ready(outs)
+    total_time = time.perf_counter() - start
+    (z, diverging, steps, accept, energy), step_size, inverse_mass = outs
+
+    to_params = jax.jit(jax.vmap(jax.vmap(potential.space.from_unconstrained)))
+    params = to_params(z)
+    draws = {n: np.asarray(params[n]) for n in potential.names}
+    return Posterior(
+        names=potential.names,
+        draws=draws,
+        unconstrained=np.asarray(z),
+        divergences=np.asarray(diverging),
+        num_steps=np.asarray(steps),
+        accept_prob=np.asarray(accept),
+        potential_energy=np.asarray(energy),
+        step_size=np.asarray(step_size),
+        inverse_mass_matrix=np.asarray(inverse_mass),
+        num_failures=potential.failures.count,
+        failed_params=potential.failures.as_array(),
+        kernel=kernel,
+        chain_method=chain_method,
+        num_warmup=num_warmup,
+        seed=seed,
+        timing={"compile": compile_time, "sampling": total_time - compile_time, "total": total_time},
+    )
