@@ -259,6 +259,10 @@ class Potential:
             )
         self.space = space
         self.names = tuple(space.names)
+        if self.problem is None:
+            self.size = len(self.names)
+        else:
+            self.size = int(np.shape(space.to_unconstrained(space.initial()))[0])
         self.priors = {n: priors[n] for n in self.names}
         self.loglik = loglik
         self.failures = FailureLog(self.names)
@@ -270,13 +274,13 @@ class Potential:
         return self.space.from_unconstrained(u)
 
     def free_vector(self, params: Mapping[str, Any]):
-        return jnp.stack([jnp.asarray(params[n], float) for n in self.names])
+        return jnp.concatenate([jnp.ravel(jnp.asarray(params[n], float)) for n in self.names])
 
     def log_density(self, u):
         """`(log posterior density, ok)` at `u`, without failure handling."""
         params = self.space.from_unconstrained(u)
         value, ok = self.loglik(params)
-        log_prior = sum(self.priors[n].log_prob(params[n]) for n in self.names)
+        log_prior = sum(jnp.sum(self.priors[n].log_prob(params[n])) for n in self.names)
         total = value + log_prior + self.space.log_abs_det_jacobian(u)
         return total, ok
 

@@ -1,0 +1,145 @@
+"""`variational`: stochastic variational inference with numpyro's autoguides."""
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer.autoguide import (
+    AutoGuide,
+    AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+    AutoNormal,
+)
+
+from ._potential import Potential
+
+
+_GUIDES = {
+    "meanfield": AutoNormal,
+    "fullrank": AutoMultivariateNormal,
+    "lowrank": AutoLowRankMultivariateNormal,
+}
+
+#: The numpyro site holding the unconstrained parameter vector; a custom guide must
+#: sample this site (shape `(n,)`, event dimension 1).
+SITE = "u"
+
+
+def unconstrained_model(potential: Potential) -> Callable:
+    """A numpyro model over the single site `"u"` (the unconstrained parameter vector)
+    whose log density is `-potential(u)`: the same target, priors, Jacobian and
+    failure handling as [`odeinfer.sample`][]."""
+    n = potential.size
+
+    def model():
+        u = numpyro.sample(
+            SITE, dist.ImproperUniform(dist.constraints.real_vector, (), (n,))
+        )
+        numpyro.factor("log_density", -potential.potential(u))
+
+    return model
+
+
+class VariationalResult(eqx.Module):
+    """The result of [`odeinfer.variational`][].
+
+    **Attributes:**
+
+    - `names`: free parameter names.
+    - `elbo`: the ELBO estimate at every step (`-loss`), shape `(num_steps,)`.
+    - `guide_params`: the fitted guide parameters (numpyro's `svi.get_params`).
+    - `draws`: name -> `num_draws` constrained draws from the fitted guide.
+    - `unconstrained`: those draws on the unconstrained scale, `(num_draws, n)`.
+    - `guide`: the guide name (or class name); `num_failures`: failed solves met.
+    - `timing`: seconds for `"total"`.
+    """
+
+    names: tuple[str, ...]
+    elbo: np.ndarray
+    guide_params: dict
+    draws: Mapping[str, np.ndarray]
+    unconstrained: np.ndarray
+    guide: str
+    num_failures: int
+    timing: Mapping[str, float]
+
+    def mean(self) -> dict[str, float]:
+        return {n: float(np.mean(self.draws[n])) for n in self.names}
+
+    def std(self) -> dict[str, float]:
+        return {n: float(np.std(self.draws[n], ddof=1)) for n in self.names}
+
+
+def _make_guide(guide, model):
+    if isinstance(guide, str):
+        if guide not in _GUIDES:
+            raise ValueError(
+                f"`guide` must be one of {sorted(_GUIDES)}, an AutoGuide class or a "
+                f"numpyro guide function sampling the site '{SITE}'; got {guide!r}."
+            )
+        return _GUIDES[guide](model), guide
+    if isinstance(guide, type) and issubclass(guide, AutoGuide):
+        return guide(model), guide.__name__
+    if callable(guide):
+        return guide, getattr(guide, "__name__", type(guide).__name__)
+    raise TypeError(f"`guide` must be a string, an AutoGuide class or a callable, got {type(guide).__name__}.")
+
+
+def variational(
+    problem,
+    priors: Mapping[str, dist.Distribution],
+    *,
+    guide: Literal["meanfield", "fullrank", "lowrank"] | type | Callable = "meanfield",
+    num_steps: int = 5000,
+    learning_rate: float = 1e-2,
+    num_particles: int = 1,
+    seed: int = 0,
+    num_draws: int = 1000,
+) -> VariationalResult:
+    """Fit a variational approximation `q(u)` to the posterior on the unconstrained
+    space by maximising the ELBO `E_q[log p(u, data)] + H[q]` with numpyro's SVI
+    (`Trace_ELBO`, pathwise/reparameterised gradients) and Adam.
+
+    **Arguments:**
+
+    - `problem`, `priors`: as for [`odeinfer.sample`][].
+    - `guide`: `"meanfield"` (`AutoNormal`), `"fullrank"` (`AutoMultivariateNormal`),
+        `"lowrank"` (`AutoLowRankMultivariateNormal`), any numpyro `AutoGuide` class,
+        or a guide function that samples the site `"u"` (the unconstrained vector, event
+        shape `(n,)`).
+    - `num_steps`, `learning_rate`: Adam steps and step size.
+    - `num_particles`: Monte Carlo samples per ELBO estimate.
+    - `seed`, `num_draws`: seed; draws from the fitted guide.
+
+    **Returns:** a [`odeinfer.VariationalResult`][].
+    """
+    if int(num_steps) != num_steps or num_steps < 1:
+        raise ValueError(f"`num_steps` must be a positive integer, got {num_steps!r}.")
+    potential = Potential(problem, priors)
+    model = unconstrained_model(potential)
+    guide_obj, guide_name = _make_guide(guide, model)
+    svi = SVI(model, guide_obj, numpyro.optim.Adam(learning_rate), Trace_ELBO(num_particles))
+    key_fit, key_draw = jax.random.split(jax.random.key(seed))
+    start = time.perf_counter()
+    result = svi.run(key_fit, num_steps, progress_bar=False)
+    params = result.params
+    u = numpyro.infer.Predictive(guide_obj, params=params, num_samples=num_draws)(key_draw)[SITE]
+    constrained = jax.jit(jax.vmap(potential.space.from_unconstrained))(u)
+    elapsed = time.perf_counter() - start
+    return VariationalResult(
+        names=potential.names,
+        elbo=-np.asarray(result.losses),
+        guide_params={k: np.asarray(v) for k, v in params.items()},
+        draws={n: np.asarray(constrained[n]) for n in potential.names},
+        unconstrained=np.asarray(u),
+        guide=guide_name,
+        num_failures=potential.failures.count,
+        timing={"total": elapsed},
+    )
