@@ -17,5 +17,34 @@ from ._solution import EventLog as EventLog  # noqa: E402
 from ._solution import Solution as Solution  # noqa: E402
 from ._solve import solve as solve  # noqa: E402
 from ._validation import NumpyInTracedCodeError as NumpyInTracedCodeError  # noqa: E402
+from ._parameters import AbstractParameter as AbstractParameter  # noqa: E402
+from ._parameters import Bounded as Bounded  # noqa: E402
+from ._parameters import Fixed as Fixed  # noqa: E402
+from ._parameters import Parameters as Parameters  # noqa: E402
+from ._parameters import Positive as Positive  # noqa: E402
+from ._parameters import Real as Real  # noqa: E402
+from ._observations import AbstractNoise as AbstractNoise  # noqa: E402
+from ._observations import EventTimeObservation as EventTimeObservation  # noqa: E402
+from ._observations import Experiment as Experiment  # noqa: E402
+from ._observations import Gaussian as Gaussian  # noqa: E402
+from ._observations import LogNormal as LogNormal  # noqa: E402
+from ._observations import NegativeBinomial as NegativeBinomial  # noqa: E402
+from ._observations import Poisson as Poisson  # noqa: E402
+from ._observations import StudentT as StudentT  # noqa: E402
+from ._observations import experiments_from_dataframe as experiments_from_dataframe  # noqa: E402
+from ._likelihood import Problem as Problem  # noqa: E402
+from ._likelihood import Simulation as Simulation  # noqa: E402
+from ._likelihood import log_likelihood as log_likelihood  # noqa: E402
+from ._likelihood import residuals as residuals  # noqa: E402
+from ._likelihood import simulate as simulate  # noqa: E402
+from ._inference import Posterior as Posterior  # noqa: E402
+from ._inference import PredictiveResult as PredictiveResult  # noqa: E402
+from ._inference import StressTestResult as StressTestResult  # noqa: E402
+from ._inference import VariationalResult as VariationalResult  # noqa: E402
+from ._inference import load_posterior as load_posterior  # noqa: E402
+from ._inference import predictive as predictive  # noqa: E402
+from ._inference import prior_stress_test as prior_stress_test  # noqa: E402
+from ._inference import sample as sample  # noqa: E402
+from ._inference import variational as variational  # noqa: E402
 
 __version__ = "0.1.0"

@@ -1,0 +1,277 @@
+"""NUTS on the lynx–hare Lotka–Volterra posterior (posteriordb
+`hudson_lynx_hare-lotka_volterra`): odeinfer (`oi.sample` defaults) against Stan
+(pystan 3, where it is installed) in the same run.
+
+Prints min bulk-ESS/s, compile time, time to first draw, wall time and posterior
+means/sds of both, and writes `benchmarks/results/nuts_lynx_hare.json`. Also measures
+the levers: gradient/value cost ratio, vectorised vs sequential chains, tolerances.
+
+    python benchmarks/nuts_lynx_hare.py [--num-warmup 1000 --num-samples 1000
+        --num-chains 4] [--no-stan] [--levers]
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+
+import odeinfer as oi
+
+
+HERE = pathlib.Path(__file__).resolve().parent
+DATA = pathlib.Path("/work/shared/data/posteriordb/hudson_lynx_hare-lotka_volterra.json")
+if not DATA.exists():
+    DATA = HERE.parent / "odeinfer" / "data" / "hudson_lynx_hare-lotka_volterra.json"
+
+NAMES = ("theta1", "theta2", "theta3", "theta4", "z1", "z2", "sigma1", "sigma2")
+
+STAN_CODE = """
+functions {
+  vector dz_dt(real t, vector z, array[] real theta) {
+    vector[2] dz;
+    dz[1] = (theta[1] - theta[2] * z[2]) * z[1];
+    dz[2] = (-theta[3] + theta[4] * z[1]) * z[2];
+    return dz;
+  }
+}
+data {
+  int<lower=0> N;
+  array[N] real ts;
+  array[2] real y_init;
+  array[N, 2] real<lower=0> y;
+}
+parameters {
+  array[4] real<lower=0> theta;
+  vector<lower=0>[2] z_init;
+  array[2] real<lower=0> sigma;
+}
+transformed parameters {
+  array[N] vector[2] z = ode_rk45_tol(dz_dt, z_init, 0, ts, 1e-5, 1e-3, 5e2, theta);
+}
+model {
+  theta[{1, 3}] ~ normal(1, 0.5);
+  theta[{2, 4}] ~ normal(0.05, 0.05);
+  sigma ~ lognormal(-1, 1);
+  z_init ~ lognormal(log(10), 1);
+  for (k in 1:2) {
+    y_init[k] ~ lognormal(log(z_init[k]), sigma[k]);
+    y[ , k] ~ lognormal(log(z[ , k]), sigma[k]);
+  }
+}
+"""
+
+
+def load_data():
+    data = json.loads(DATA.read_text())
+    return data
+
+
+def priors():
+    # posteriordb: theta ~ N+(.) (truncated at 0 by the <lower=0> declaration),
+    # z_init ~ LogNormal(log 10, 1), sigma ~ LogNormal(-1, 1).
+    return {
+        "theta1": dist.TruncatedNormal(1.0, 0.5, low=0.0),
+        "theta2": dist.TruncatedNormal(0.05, 0.05, low=0.0),
+        "theta3": dist.TruncatedNormal(1.0, 0.5, low=0.0),
+        "theta4": dist.TruncatedNormal(0.05, 0.05, low=0.0),
+        "z1": dist.LogNormal(jnp.log(10.0), 1.0),
+        "z2": dist.LogNormal(jnp.log(10.0), 1.0),
+        "sigma1": dist.LogNormal(-1.0, 1.0),
+        "sigma2": dist.LogNormal(-1.0, 1.0),
+    }
+
+
+def lotka_volterra(t, z, p):
+    u, v = z[0], z[1]
+    return jnp.stack(
+        [(p["theta1"] - p["theta2"] * v) * u, (-p["theta3"] + p["theta4"] * u) * v]
+    )
+
+
+MODEL = oi.ODEModel(lotka_volterra, name="lotka_volterra")
+
+
+def make_log_likelihood(data, rtol, atol, max_steps=4096):
+    ts = jnp.asarray(data["ts"], float)
+    y = jnp.asarray(data["y"], float)
+    y_init = jnp.asarray(data["y_init"], float)
+
+    def log_likelihood(p):
+        z0 = jnp.stack([p["z1"], p["z2"]])
+        sol = oi.solve(
+            MODEL, z0, p, t0=0.0, t1=ts[-1], saveat=ts, rtol=rtol, atol=atol,
+            max_steps=max_steps, throw=False,
+        )
+        sigma = jnp.stack([p["sigma1"], p["sigma2"]])
+        ll = jnp.sum(dist.LogNormal(jnp.log(sol.ys), sigma).log_prob(y))
+        ll = ll + jnp.sum(dist.LogNormal(jnp.log(z0), sigma).log_prob(y_init))
+        return ll, sol.successful
+
+    return log_likelihood
+
+
+def run_odeinfer(data, args, *, rtol, atol, chain_method="vectorized"):
+    ll = make_log_likelihood(data, rtol, atol)
+    start = time.perf_counter()
+    init = {"theta1": 0.55, "theta2": 0.028, "theta3": 0.8, "theta4": 0.024,
+            "z1": 33.0, "z2": 6.0, "sigma1": 0.25, "sigma2": 0.25}
+    posterior = oi.sample(
+        ll, priors(), num_warmup=args.num_warmup, num_samples=args.num_samples,
+        num_chains=args.num_chains, chain_method=chain_method, seed=args.seed,
+        init=init,
+    )
+    wall = time.perf_counter() - start
+    ess = posterior.min_bulk_ess()
+    return {
+        "wall_s": wall,
+        "compile_s": posterior.timing["compile"],
+        "sampling_s": posterior.timing["sampling"],
+        # the draws of all chains arrive at the end of one program: the first draw is
+        # available after compile + warm-up (bounded by the total)
+        "time_to_first_draw_s": posterior.timing["compile"]
+        + posterior.timing["sampling"] * args.num_warmup / (args.num_warmup + args.num_samples),
+        "min_bulk_ess": ess,
+        "min_bulk_ess_per_s": ess / wall,
+        "min_bulk_ess_per_sampling_s": ess / posterior.timing["sampling"],
+        "divergences": posterior.num_divergences,
+        "solver_failures": posterior.num_failures,
+        "mean": posterior.mean(),
+        "sd": posterior.std(),
+        "rhat_max": float(posterior.summary()["r_hat"].max()),
+    }
+
+
+def run_stan(data, args):
+    import stan  # pystan 3: an optional peer, never a dependency
+
+    start = time.perf_counter()
+    model = stan.build(STAN_CODE, data=data, random_seed=args.seed)
+    compile_s = time.perf_counter() - start
+    start_sampling = time.perf_counter()
+    fit = model.sample(
+        num_chains=args.num_chains, num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        init=[{"theta": [0.55, 0.028, 0.8, 0.024], "z_init": [33.0, 6.0],
+               "sigma": [0.25, 0.25]}] * args.num_chains,
+    )
+    sampling_s = time.perf_counter() - start_sampling
+    import arviz as az
+
+    idata = az.from_pystan(posterior=fit)
+    draws = {}
+    for i in range(4):
+        draws[f"theta{i + 1}"] = idata.posterior["theta"].values[..., i]
+    for i in range(2):
+        draws[f"z{i + 1}"] = idata.posterior["z_init"].values[..., i]
+        draws[f"sigma{i + 1}"] = idata.posterior["sigma"].values[..., i]
+    ess = min(float(az.ess(draws[n], method="bulk")) for n in NAMES)
+    wall = compile_s + sampling_s
+    return {
+        "wall_s": wall,
+        "compile_s": compile_s,
+        "sampling_s": sampling_s,
+        "min_bulk_ess": ess,
+        "min_bulk_ess_per_s": ess / wall,
+        "min_bulk_ess_per_sampling_s": ess / sampling_s,
+        "divergences": int(np.sum(idata.sample_stats["diverging"].values)),
+        "mean": {n: float(draws[n].mean()) for n in NAMES},
+        "sd": {n: float(draws[n].std(ddof=1)) for n in NAMES},
+        "mcse_mean": {n: float(az.mcse(draws[n], method="mean")) for n in NAMES},
+    }
+
+
+def measure_levers(data, args):
+    """Per-evaluation cost of the log density and of its gradient, at several
+    tolerances (after compilation; median of repeats)."""
+    from odeinfer._inference._potential import Potential
+
+    out = {}
+    u_params = {"theta1": 0.55, "theta2": 0.028, "theta3": 0.8, "theta4": 0.024,
+                "z1": 33.0, "z2": 6.0, "sigma1": 0.25, "sigma2": 0.25}
+    for rtol, atol in ((1e-6, 1e-6), (1e-5, 1e-3), (1e-8, 1e-8)):
+        pot = Potential(make_log_likelihood(data, rtol, atol), priors(), record_failures=False)
+        u = pot.space.to_unconstrained(u_params)
+        value = jax.jit(pot.potential)
+        grad = jax.jit(jax.value_and_grad(pot.potential))
+        jax.block_until_ready(value(u))
+        jax.block_until_ready(grad(u))
+
+        def timeit(f, n=200):
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                for _ in range(n):
+                    r = f(u)
+                jax.block_until_ready(r)
+                times.append((time.perf_counter() - t) / n)
+            return float(np.median(times))
+
+        tv, tg = timeit(value), timeit(grad)
+        out[f"rtol={rtol:g},atol={atol:g}"] = {
+            "value_us": 1e6 * tv, "value_and_grad_us": 1e6 * tg, "ratio": tg / tv,
+        }
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-warmup", type=int, default=1000)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--num-chains", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rtol", type=float, default=1e-6)
+    parser.add_argument("--atol", type=float, default=1e-6)
+    parser.add_argument("--no-stan", action="store_true")
+    parser.add_argument("--levers", action="store_true",
+                        help="also time value/gradient and sequential chains")
+    parser.add_argument("--output", default=str(HERE / "results" / "nuts_lynx_hare.json"))
+    args = parser.parse_args()
+    data = load_data()
+
+    results = {"config": vars(args)}
+    results["odeinfer"] = run_odeinfer(data, args, rtol=args.rtol, atol=args.atol)
+    if args.levers:
+        results["levers"] = measure_levers(data, args)
+        results["odeinfer_sequential"] = run_odeinfer(
+            data, args, rtol=args.rtol, atol=args.atol, chain_method="sequential")
+    if not args.no_stan:
+        try:
+            results["stan"] = run_stan(data, args)
+        except ImportError:
+            print("pystan is not installed (pip install pystan); Stan skipped")
+
+    rows = [k for k in ("odeinfer", "odeinfer_sequential", "stan") if k in results]
+    print(f"{'':22s}" + "".join(f"{r:>22s}" for r in rows))
+    for key in ("compile_s", "sampling_s", "wall_s", "min_bulk_ess", "min_bulk_ess_per_s",
+                "min_bulk_ess_per_sampling_s", "divergences"):
+        print(f"{key:22s}" + "".join(f"{results[r][key]:22.2f}" for r in rows))
+    print("posterior mean (sd):")
+    for n in NAMES:
+        print(f"  {n:8s}" + "".join(
+            f"   {results[r]['mean'][n]:9.4f} ({results[r]['sd'][n]:.4f})" for r in rows))
+    if "stan" in results:
+        o, s = results["odeinfer"], results["stan"]
+        results["ratio_ess_per_s"] = o["min_bulk_ess_per_s"] / s["min_bulk_ess_per_s"]
+        z = {n: (o["mean"][n] - s["mean"][n]) / np.hypot(s["sd"][n] / np.sqrt(s["min_bulk_ess"]),
+                                                        o["sd"][n] / np.sqrt(o["min_bulk_ess"]))
+             for n in NAMES}
+        results["mean_difference_z"] = z
+        print(f"odeinfer/Stan min bulk-ESS/s: {results['ratio_ess_per_s']:.2f}")
+        print(f"odeinfer time to first draw {o['time_to_first_draw_s']:.1f} s vs Stan compile {s['compile_s']:.1f} s")
+        print("mean differences in Monte Carlo SEs:", {k: round(v, 2) for k, v in z.items()})
+    if "levers" in results:
+        print("levers (per evaluation):")
+        for k, v in results["levers"].items():
+            print(f"  {k:24s} value {v['value_us']:8.1f} us  value+grad {v['value_and_grad_us']:8.1f} us  ratio {v['ratio']:.1f}")
+    pathlib.Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.output).write_text(json.dumps(results, indent=2, default=float))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
