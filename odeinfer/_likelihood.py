@@ -1,0 +1,315 @@
+"""`Problem`, `log_likelihood`, `residuals`, `simulate`: a model, experiments and
+parameters turned into pure functions of a params dict."""
+
+from collections.abc import Mapping, Sequence
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from ._crossings import first_crossing
+from ._model import ODEModel
+from ._observations import Experiment
+from ._parameters import Parameters
+from ._results import is_successful
+from ._solve import solve
+
+
+class Problem(eqx.Module):
+    """A model, its experiments and its parameters: what [`odeinfer.log_likelihood`][],
+    `fit` and `sample` take.
+
+    **Arguments:**
+
+    - `model`: an [`odeinfer.ODEModel`][].
+    - `experiments`: one [`odeinfer.Experiment`][] or a list; they share parameters
+        (experiment-specific values through each experiment's `overrides`).
+    - `parameters`: an [`odeinfer.Parameters`][] (or a dict of specs).
+    - `solver`, `rtol`, `atol`, `max_steps`, `max_step_size`: passed to
+        [`odeinfer.solve`][].
+    - `adjoint`: how derivatives of the solves are taken:
+        - `diffrax.RecursiveCheckpointAdjoint()` (default): reverse mode, for
+          `jax.grad` (gradient-based samplers, BFGS).
+        - `diffrax.ForwardMode()`: `jax.jacfwd` (Levenberg–Marquardt Jacobians) and
+          Hessians as `jax.jacfwd(jax.jacfwd(f))`; cheapest for a few parameters.
+        - `diffrax.DirectAdjoint()`: every mode, `jax.hessian` included (costlier).
+
+    Bad input is reported here, before any work: unknown parameter names in noise scales
+    or overrides, observables whose output does not match the data columns, zero or
+    negative fixed noise scales.
+    """
+
+    model: ODEModel
+    experiments: tuple[Experiment, ...]
+    parameters: Parameters
+    solver: diffrax.AbstractSolver
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    max_step_size: float | None = eqx.field(static=True)
+    adjoint: diffrax.AbstractAdjoint
+
+    def __init__(
+        self,
+        model: ODEModel,
+        experiments: Experiment | Sequence[Experiment],
+        parameters: Parameters | Mapping,
+        *,
+        solver: diffrax.AbstractSolver = diffrax.Tsit5(),
+        rtol: float = 1e-8,
+        atol: float = 1e-10,
+        max_steps: int = 4096,
+        max_step_size: float | None = None,
+        adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
+    ):
+        if not isinstance(model, ODEModel):
+            raise TypeError(f"Problem: `model` must be an oi.ODEModel; got {model!r}.")
+        if isinstance(experiments, Experiment):
+            experiments = (experiments,)
+        experiments = tuple(experiments)
+        if not experiments or not all(isinstance(e, Experiment) for e in experiments):
+            raise TypeError("Problem: `experiments` must be one oi.Experiment or a list.")
+        if not isinstance(parameters, Parameters):
+            parameters = Parameters(parameters)
+        if not (rtol > 0 and atol > 0):
+            raise ValueError(f"Problem: need rtol > 0 and atol > 0; got {rtol}, {atol}.")
+        self.model = model
+        self.experiments = experiments
+        self.parameters = parameters
+        self.solver = solver
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.max_steps = int(max_steps)
+        self.max_step_size = max_step_size
+        self.adjoint = adjoint
+        self._check()
+
+    def _check(self):
+        known = set(self.parameters.specs)
+        fixed = self.parameters.fixed
+        params = self.parameters.initial()
+        for e in self.experiments:
+            unknown = sorted(e.parameter_names() - known)
+            if unknown:
+                raise ValueError(
+                    f"Problem: experiment `{e.name}` refers to parameter(s) {unknown} (noise "
+                    f"scales or overrides) that are not in `parameters` {sorted(known)}."
+                )
+            for noise in list(e.noise) + [o.noise for o in e.event_times]:
+                for name in noise.parameter_names():
+                    if name in fixed and not np.all(np.asarray(fixed[name]) > 0):
+                        raise ValueError(
+                            f"Problem: noise scale `{name}` is fixed at {fixed[name]}; it "
+                            "must be positive."
+                        )
+            p = e.parameters_for(params)
+            try:
+                y0 = e.initial_state(p)
+                y_shape = jax.eval_shape(lambda: y0)
+                if e.times.shape[0]:
+                    out = jax.eval_shape(lambda y: e.observe(e.times[0], y, p), y_shape)
+            except TypeError as error:
+                if "reshape" in str(error) or "size" in str(error):
+                    raise ValueError(
+                        f"Problem: experiment `{e.name}`: the observables "
+                        f"{list(e.observable_names)} do not produce {e.n_observables} "
+                        f"value(s) per time to match the data columns. ({error})"
+                    ) from None
+                raise
+            del out
+
+
+def _solve_options(problem: Problem) -> dict:
+    return dict(
+        solver=problem.solver,
+        rtol=problem.rtol,
+        atol=problem.atol,
+        max_steps=problem.max_steps,
+        max_step_size=problem.max_step_size,
+        adjoint=problem.adjoint,
+        throw=False,
+    )
+
+
+class Simulation(eqx.Module):
+    """The predictions for one experiment.
+
+    - `times`: the observation times.
+    - `observables`: predicted observables, `(n_times, n_observables)`.
+    - `event_times`: predicted first-crossing times of the event-time observations
+        (`inf` where not found before the search horizon).
+    - `event_found`: whether each was found.
+    - `ok`: whether every solve succeeded.
+    """
+
+    times: Float[Array, " n_times"]
+    observables: Float[Array, "n_times n_observables"]
+    event_times: Float[Array, " n_events"]
+    event_found: Bool[Array, " n_events"]
+    ok: Bool[Array, ""]
+
+
+def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulation:
+    p = experiment.parameters_for(params)
+    y0 = experiment.initial_state(p)
+    options = _solve_options(problem)
+    doses = experiment.doses or None
+    ok = jnp.array(True)
+    n_times = experiment.times.shape[0]
+    if n_times:
+        t0 = experiment.t0
+        # A solve needs t1 > t0; observations all at t0 are y0 itself.
+        t1 = jnp.maximum(experiment.t_end, t0 + 1.0)
+        solution = solve(
+            problem.model, y0, p, t0=t0, t1=t1, saveat=experiment.times, doses=doses,
+            **options,
+        )
+        ok = ok & is_successful(solution.result)
+        predicted = jax.vmap(experiment.observe, in_axes=(0, 0, None))(
+            experiment.times, solution.ys, p
+        )
+    else:
+        predicted = jnp.zeros((0, experiment.n_observables))
+    times, found = [], []
+    for observation in experiment.event_times:
+        hit = first_crossing(
+            problem.model, y0, p, observation.crossing, t0=experiment.t0,
+            t1=observation.horizon(experiment.t0), doses=doses, **options,
+        )
+        ok = ok & is_successful(hit.result)
+        times.append(hit.time)
+        found.append(hit.found)
+    return Simulation(
+        times=experiment.times,
+        observables=predicted,
+        event_times=jnp.stack(times) if times else jnp.zeros((0,)),
+        event_found=jnp.stack(found) if found else jnp.zeros((0,), dtype=bool),
+        ok=ok,
+    )
+
+
+def _prepare(problem: Problem, params):
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be an oi.Problem; got {type(problem).__name__}.")
+    return problem.parameters.complete(params)
+
+
+@eqx.filter_jit
+def _simulate(problem, params):
+    return tuple(_simulate_one(problem, e, params) for e in problem.experiments)
+
+
+def simulate(problem: Problem, params: Mapping) -> tuple[Simulation, ...]:
+    """Predicted observables (at each experiment's `times`) and event times.
+
+    **Arguments:**
+
+    - `problem`: an [`odeinfer.Problem`][].
+    - `params`: a dict of constrained values for the free parameters (fixed ones are
+        filled in; giving them too is allowed).
+
+    **Returns:**
+
+    A tuple with one [`odeinfer.Simulation`][] per experiment.
+    """
+    return _simulate(problem, _prepare(problem, params))
+
+
+def _experiment_log_likelihood(experiment: Experiment, simulation: Simulation, params):
+    p = experiment.parameters_for(params)
+    total = jnp.zeros(())
+    for j, noise in enumerate(experiment.noise):
+        mask = experiment.mask[:, j]
+        # Masked predictions may be anything (even NaN); keep them out of the density.
+        prediction = jnp.where(mask, simulation.observables[:, j], experiment.data[:, j])
+        prediction = jnp.where(jnp.isfinite(prediction), prediction, experiment.data[:, j])
+        lp = noise.log_prob(experiment.data[:, j], prediction, p)
+        bad = mask & jnp.invert(jnp.isfinite(simulation.observables[:, j]))
+        total = total + jnp.sum(jnp.where(mask, lp, 0.0)) + jnp.where(jnp.any(bad), -jnp.inf, 0.0)
+    for k, observation in enumerate(experiment.event_times):
+        total = total + observation.log_prob(
+            simulation.event_times[k], simulation.event_found[k], p
+        )
+    return total
+
+
+@eqx.filter_jit
+def _log_likelihood(problem, params):
+    values, oks = [], []
+    for experiment in problem.experiments:
+        simulation = _simulate_one(problem, experiment, params)
+        values.append(_experiment_log_likelihood(experiment, simulation, params))
+        oks.append(simulation.ok)
+    ok = jnp.stack(oks)
+    value = jnp.sum(jnp.stack(values))
+    good = jnp.all(ok) & jnp.invert(jnp.isnan(value))
+    value = jnp.where(good, value, -jnp.inf)
+    return value, ok
+
+
+def log_likelihood(problem: Problem, params: Mapping, with_status: bool = False):
+    """The log-likelihood of all experiments' data: a pure function of `params`.
+
+    **Arguments:**
+
+    - `problem`: an [`odeinfer.Problem`][].
+    - `params`: a dict of constrained values of the free parameters (fixed ones filled
+        in from `problem.parameters`).
+    - `with_status`: also return whether each experiment's solves succeeded.
+
+    **Returns:**
+
+    The scalar log-likelihood, `-inf` (never NaN, never an exception) where a solve
+    fails or a prediction is outside a noise model's domain; with `with_status=True`,
+    `(value, ok)` with `ok` a boolean array with one entry per experiment.
+
+    Works under `jax.jit`, `jax.vmap`, `jax.grad` (default adjoint) and, with
+    `Problem(adjoint=diffrax.ForwardMode())`, `jax.jacfwd(jax.jacfwd(...))` Hessians
+    (`diffrax.DirectAdjoint()` for `jax.hessian`). Unknown or missing parameter names
+    raise `ValueError` before any work.
+    """
+    value, ok = _log_likelihood(problem, _prepare(problem, params))
+    return (value, ok) if with_status else value
+
+
+@eqx.filter_jit
+def _residuals(problem, params):
+    parts, oks = [], []
+    for experiment in problem.experiments:
+        simulation = _simulate_one(problem, experiment, params)
+        p = experiment.parameters_for(params)
+        for j, noise in enumerate(experiment.noise):
+            mask = experiment.mask[:, j]
+            prediction = jnp.where(mask, simulation.observables[:, j], experiment.data[:, j])
+            r = noise.standardized(experiment.data[:, j], prediction, p)
+            parts.append(jnp.where(mask, r, 0.0))
+        for k, observation in enumerate(experiment.event_times):
+            if observation.censoring is not None:
+                raise TypeError(
+                    "odeinfer.residuals: censored event-time observations have no "
+                    "residual; use odeinfer.log_likelihood."
+                )
+            found = simulation.event_found[k]
+            predicted = jnp.where(found, simulation.event_times[k], observation.time)
+            r = observation.noise.standardized(observation.time, predicted, p)
+            parts.append(jnp.reshape(jnp.where(found, r, jnp.inf), (1,)))
+        oks.append(simulation.ok)
+    r = jnp.concatenate(parts) if parts else jnp.zeros((0,))
+    ok = jnp.all(jnp.stack(oks))
+    return jnp.where(ok & jnp.isfinite(r), r, jnp.inf), ok
+
+
+def residuals(problem: Problem, params: Mapping, with_status: bool = False):
+    """Standardized residuals `(data - prediction) / sigma`, one per data entry (zero
+    at masked entries) and per exact event-time observation, such that
+    `log_likelihood = -sum(r**2)/2 + constant`. For Levenberg–Marquardt/Gauss–Newton.
+
+    Defined for Gaussian noise with a fixed additive `sigma` and for log-normal noise
+    with fixed `sigma` (residuals on the log scale); other noise models raise
+    `TypeError`. Entries are `inf` where a solve failed (`with_status=True` also
+    returns the overall ok flag).
+    """
+    r, ok = _residuals(problem, _prepare(problem, params))
+    return (r, ok) if with_status else r

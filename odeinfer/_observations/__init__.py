@@ -1,0 +1,9 @@
+from ._dataframe import experiments_from_dataframe as experiments_from_dataframe
+from ._event_time import EventTimeObservation as EventTimeObservation
+from ._experiment import Experiment as Experiment
+from ._noise import AbstractNoise as AbstractNoise
+from ._noise import Gaussian as Gaussian
+from ._noise import LogNormal as LogNormal
+from ._noise import NegativeBinomial as NegativeBinomial
+from ._noise import Poisson as Poisson
+from ._noise import StudentT as StudentT

@@ -1,0 +1,295 @@
+"""`Experiment`: observation times, data, observables, noise, and the experiment's own
+initial state, doses and parameter overrides."""
+
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from .._events import Dose
+from ._event_time import EventTimeObservation
+from ._noise import AbstractNoise
+
+
+def _identity_observable(t, y, params):
+    del t, params
+    return jnp.ravel(y)
+
+
+class Experiment(eqx.Module):
+    """One experiment: what was measured, when, under which conditions.
+
+    **Arguments:**
+
+    - `times`: observation times `(n_times,)`, sorted, `>= t0` (or `None` when only
+        event times were observed).
+    - `data`: observed values, `(n_times,)` for one observable or
+        `(n_times, n_observables)`; or a tidy `pandas.DataFrame` with columns `time`,
+        `value` and (for several observables) `observable`, in which case `times` is
+        `None` and NaN or absent rows mean missing.
+    - `observables`: what is measured, `h(t, y, params)`:
+        - a function returning a scalar (one observable) or a vector of
+          `n_observables` values;
+        - a dict `name -> h` (or list) of scalar functions, one per data column;
+        - `None` (default): the state itself (a 1-D array state).
+    - `noise`: a noise model ([`odeinfer.Gaussian`][], [`odeinfer.LogNormal`][], ...)
+        for every observable, or a list (dict by observable name) with one per column.
+    - `y0`: the initial state, or a function `y0(params)` (to estimate it, or to derive
+        it from parameters).
+    - `t0`: the initial time.
+    - `doses`: [`odeinfer.Dose`][]s given in this experiment.
+    - `overrides`: experiment-specific parameter values, `{"name": value}`, where a
+        value is a number or the name of another parameter (`{"k": "k_patient2"}`).
+    - `mask`: boolean, same shape as `data`, `True` where a value was observed.
+        Masked entries are ignored (never dropped: the shapes stay fixed). NaN in `data`
+        needs a `mask` that is `False` there (the DataFrame path builds it).
+    - `event_times`: a list of [`odeinfer.EventTimeObservation`][].
+    - `name`: a label.
+    """
+
+    times: Float[Array, " n_times"]
+    data: Float[Array, "n_times n_observables"]
+    mask: Bool[Array, "n_times n_observables"]
+    observables: tuple[Callable, ...] = eqx.field(static=True)
+    observable_names: tuple[str, ...] = eqx.field(static=True)
+    noise: tuple[AbstractNoise, ...]
+    y0: object
+    y0_fn: Callable | None = eqx.field(static=True)
+    t0: Float[Array, ""]
+    doses: tuple[Dose, ...]
+    override_values: dict[str, Array]
+    override_names: tuple[tuple[str, str], ...] = eqx.field(static=True)
+    event_times: tuple[EventTimeObservation, ...]
+    name: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        times=None,
+        data=None,
+        *,
+        observables=None,
+        noise: AbstractNoise | Sequence[AbstractNoise] | Mapping[str, AbstractNoise] | None = None,
+        y0=None,
+        t0=0.0,
+        doses: Dose | Sequence[Dose] | None = None,
+        overrides: Mapping[str, object] | None = None,
+        mask=None,
+        event_times: Sequence[EventTimeObservation] | None = None,
+        name: str = "experiment",
+    ):
+        self.name = str(name)
+        # Observables.
+        if observables is None:
+            fns, names = (_identity_observable,), ("y",)
+        elif callable(observables):
+            fns, names = (observables,), (getattr(observables, "__name__", "h"),)
+        elif isinstance(observables, Mapping):
+            fns, names = tuple(observables.values()), tuple(str(k) for k in observables)
+        elif isinstance(observables, Sequence):
+            fns = tuple(observables)
+            names = tuple(getattr(f, "__name__", f"h{i}") for i, f in enumerate(fns))
+        else:
+            raise TypeError(
+                f"Experiment `{name}`: `observables` must be a function h(t, y, params), a "
+                f"dict or list of them, or None; got {observables!r}."
+            )
+        for f in fns:
+            if not callable(f):
+                raise TypeError(f"Experiment `{name}`: observable {f!r} is not callable.")
+        if data is not None and _is_dataframe(data):
+            if times is not None or mask is not None:
+                raise ValueError(
+                    f"Experiment `{name}`: with a DataFrame `data`, leave `times` and "
+                    "`mask` as None (they come from the frame; NaN means missing)."
+                )
+            from ._dataframe import frame_to_arrays
+
+            times, data, mask = frame_to_arrays(data, names if len(fns) > 1 else None, name)
+        # Times and data.
+        if times is None:
+            if data is not None:
+                raise ValueError(f"Experiment `{name}`: `data` given without `times`.")
+            times_np = np.zeros((0,))
+            data_np = np.zeros((0, len(fns)))
+        else:
+            times_np = np.asarray(times, dtype=float)
+            if times_np.ndim != 1:
+                raise ValueError(
+                    f"Experiment `{name}`: `times` must be 1-D; got shape {times_np.shape}."
+                )
+            if data is None:
+                raise ValueError(f"Experiment `{name}`: `times` given without `data`.")
+            data_np = np.asarray(data, dtype=float)
+            if data_np.ndim == 1:
+                data_np = data_np[:, None]
+            if data_np.ndim != 2 or data_np.shape[0] != times_np.shape[0]:
+                raise ValueError(
+                    f"Experiment `{name}`: `data` must have shape (n_times,) or (n_times, "
+                    f"n_observables) with n_times={times_np.shape[0]}; got {np.shape(data)}."
+                )
+        if not np.all(np.isfinite(times_np)):
+            raise ValueError(f"Experiment `{name}`: `times` must be finite.")
+        if np.any(np.diff(times_np) < 0):
+            raise ValueError(f"Experiment `{name}`: `times` must be sorted increasing.")
+        t0_np = np.asarray(t0, dtype=float)
+        if t0_np.shape != () or not np.isfinite(t0_np):
+            raise ValueError(f"Experiment `{name}`: `t0` must be a finite scalar; got {t0!r}.")
+        if times_np.size and times_np[0] < t0_np:
+            raise ValueError(
+                f"Experiment `{name}`: observation time {times_np[0]} lies before t0={t0}."
+            )
+        n_columns = data_np.shape[1]
+        if len(fns) > 1 and len(fns) != n_columns:
+            raise ValueError(
+                f"Experiment `{name}`: {len(fns)} observables {list(names)} but data has "
+                f"{n_columns} column(s); give data of shape (n_times, {len(fns)})."
+            )
+        if len(fns) == 1 and n_columns > 1:
+            names = tuple(f"{names[0]}[{i}]" for i in range(n_columns))
+        # Mask and missing values.
+        if mask is None:
+            bad = ~np.isfinite(data_np)
+            if np.any(bad):
+                rows, cols = np.nonzero(bad)
+                raise ValueError(
+                    f"Experiment `{name}`: `data` has {bad.sum()} non-finite value(s) (first "
+                    f"at row {rows[0]}, column {cols[0]}) and no `mask`. Pass "
+                    "`mask=np.isfinite(data)` to treat them as missing, or build the "
+                    "experiment from a DataFrame, where NaN means missing."
+                )
+            mask_np = np.ones(data_np.shape, dtype=bool)
+        else:
+            mask_np = np.asarray(mask)
+            if mask_np.ndim == 1 and data_np.shape[1] == 1:
+                mask_np = mask_np[:, None]
+            if mask_np.shape != data_np.shape or mask_np.dtype != bool:
+                raise ValueError(
+                    f"Experiment `{name}`: `mask` must be a boolean array shaped like `data` "
+                    f"{data_np.shape}; got {mask_np.dtype} {np.shape(mask)}."
+                )
+            if np.any(~np.isfinite(data_np) & mask_np):
+                raise ValueError(
+                    f"Experiment `{name}`: `data` is non-finite where `mask` is True; mark "
+                    "those entries False (missing)."
+                )
+        # A valid placeholder at masked entries keeps every log density finite.
+        filled = data_np.copy()
+        for j in range(n_columns):
+            seen = data_np[mask_np[:, j], j]
+            filled[~mask_np[:, j], j] = seen[0] if seen.size else 1.0
+        self.times = jnp.asarray(times_np)
+        self.data = jnp.asarray(filled)
+        self.mask = jnp.asarray(mask_np)
+        self.observables = fns
+        self.observable_names = names
+        # Noise.
+        if isinstance(noise, AbstractNoise):
+            noises = (noise,) * n_columns
+        elif isinstance(noise, Mapping):
+            missing = [n for n in names if n not in noise]
+            if missing or len(noise) != n_columns:
+                raise ValueError(
+                    f"Experiment `{name}`: `noise` dict must have one entry per observable "
+                    f"{list(names)}; missing {missing}."
+                )
+            noises = tuple(noise[n] for n in names)
+        elif isinstance(noise, Sequence) and not isinstance(noise, str):
+            noises = tuple(noise)
+            if len(noises) != n_columns:
+                raise ValueError(
+                    f"Experiment `{name}`: {len(noises)} noise models for {n_columns} data "
+                    "column(s)."
+                )
+        elif noise is None and times_np.size == 0:
+            noises = ()
+        else:
+            raise TypeError(
+                f"Experiment `{name}`: `noise` must be a noise model such as "
+                f"oi.Gaussian(0.1) (or one per observable); got {noise!r}."
+            )
+        for n in noises:
+            if not isinstance(n, AbstractNoise):
+                raise TypeError(f"Experiment `{name}`: {n!r} is not a noise model.")
+        self.noise = noises
+        # Initial state.
+        if y0 is None:
+            raise ValueError(
+                f"Experiment `{name}`: give `y0`, the initial state (or a function "
+                "y0(params))."
+            )
+        if callable(y0):
+            self.y0, self.y0_fn = None, y0
+        else:
+            self.y0, self.y0_fn = y0, None
+        self.t0 = jnp.asarray(t0_np)
+        if doses is None:
+            doses = ()
+        elif isinstance(doses, Dose):
+            doses = (doses,)
+        doses = tuple(doses)
+        for d in doses:
+            if not isinstance(d, Dose):
+                raise TypeError(f"Experiment `{name}`: `doses` must be oi.Dose objects.")
+        self.doses = doses
+        values, named = {}, []
+        for key, value in dict(overrides or {}).items():
+            if isinstance(value, str):
+                named.append((str(key), value))
+            else:
+                values[str(key)] = jnp.asarray(value, dtype=float)
+        self.override_values = values
+        self.override_names = tuple(named)
+        events = tuple(event_times or ())
+        for e in events:
+            if not isinstance(e, EventTimeObservation):
+                raise TypeError(
+                    f"Experiment `{name}`: `event_times` must be oi.EventTimeObservation "
+                    f"objects; got {e!r}."
+                )
+        self.event_times = events
+
+    @property
+    def n_observables(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def t_end(self):
+        """The end of the main solve: the last observation time."""
+        return self.times[-1]
+
+    def parameters_for(self, params: Mapping) -> dict:
+        """`params` with this experiment's overrides applied."""
+        out = dict(params)
+        out.update(self.override_values)
+        for key, source in self.override_names:
+            out[key] = params[source]
+        return out
+
+    def initial_state(self, params: Mapping):
+        if self.y0_fn is not None:
+            return self.y0_fn(params)
+        return self.y0
+
+    def observe(self, t, y, params) -> Float[Array, " n_observables"]:
+        """The predicted observables at one time, as a vector."""
+        if len(self.observables) == 1:
+            value = self.observables[0](t, y, params)
+            return jnp.reshape(jnp.asarray(value, dtype=float), (self.n_observables,))
+        return jnp.stack(
+            [jnp.reshape(jnp.asarray(h(t, y, params), dtype=float), ()) for h in self.observables]
+        )
+
+    def parameter_names(self) -> set[str]:
+        """Names this experiment reads from the params dict (noise scales, overrides)."""
+        names = {s for _, s in self.override_names}
+        for n in self.noise:
+            names.update(n.parameter_names())
+        for e in self.event_times:
+            names.update(e.noise.parameter_names())
+        return names
+
+
+def _is_dataframe(x) -> bool:
+    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")

@@ -1,0 +1,307 @@
+"""Named parameters, each with a transform to the unconstrained real line.
+
+Optimisers and samplers work on one flat vector `u` (the free parameters, unconstrained,
+in the order given); models see a dict of constrained values with the fixed ones filled
+in. The transforms are numpyro's bijections (`biject_to(support)`), so the Jacobian
+correction samplers need is numpyro's own.
+"""
+
+import abc
+import math
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+
+
+class AbstractParameter(eqx.Module):
+    """A parameter spec of [`odeinfer.Parameters`][]: its initial value (which also
+    fixes its shape), its `support` (a numpyro constraint) and bounds `lower`/`upper`."""
+
+    init: Float[Array, "..."]
+
+    @property
+    @abc.abstractmethod
+    def support(self): ...
+
+    @property
+    def lower(self) -> float:
+        return -math.inf
+
+    @property
+    def upper(self) -> float:
+        return math.inf
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.init.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=int))
+
+    def transform(self):
+        """The bijection from the real line onto `support`."""
+        return biject_to(self.support)
+
+    def contains(self, value) -> bool:
+        """Whether (concrete) `value` is finite and strictly inside `(lower, upper)`."""
+        value = np.asarray(value, dtype=float)
+        return bool(np.all(np.isfinite(value) & (value > self.lower) & (value < self.upper)))
+
+
+def _as_init(init, name: str):
+    value = jnp.asarray(init, dtype=float)
+    if not np.all(np.isfinite(np.asarray(value))):
+        raise ValueError(f"{name}: `init` must be finite; got {init!r}.")
+    return value
+
+
+class Real(AbstractParameter):
+    """A parameter on the whole real line (identity transform).
+
+    **Arguments:**
+
+    - `init`: initial value (a scalar or an array; its shape is the parameter's shape).
+    """
+
+    def __init__(self, init: ArrayLike = 0.0):
+        self.init = _as_init(init, "Real")
+
+    @property
+    def support(self):
+        return constraints.real
+
+
+class Positive(AbstractParameter):
+    """A positive parameter (log transform: `value = exp(u)`).
+
+    **Arguments:**
+
+    - `init`: initial value, `> 0`.
+    """
+
+    def __init__(self, init: ArrayLike = 1.0):
+        self.init = _as_init(init, "Positive")
+        if not np.all(np.asarray(self.init) > 0):
+            raise ValueError(f"Positive: `init` must be > 0; got {init!r}.")
+
+    @property
+    def support(self):
+        return constraints.positive
+
+    @property
+    def lower(self) -> float:
+        return 0.0
+
+
+class Bounded(AbstractParameter):
+    """A parameter in the open interval `(lower, upper)` (scaled logistic transform).
+
+    **Arguments:**
+
+    - `lower`, `upper`: finite bounds, `lower < upper`.
+    - `init`: initial value strictly inside; default the midpoint.
+    """
+
+    bounds: tuple[float, float] = eqx.field(static=True)
+
+    def __init__(self, lower: float, upper: float, init: ArrayLike | None = None):
+        lower, upper = float(lower), float(upper)
+        if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+            raise ValueError(
+                f"Bounded: need finite `lower < upper`; got ({lower}, {upper}). Use "
+                "oi.Positive for (0, inf) or oi.Real for the whole line."
+            )
+        self.bounds = (lower, upper)
+        self.init = _as_init(0.5 * (lower + upper) if init is None else init, "Bounded")
+        value = np.asarray(self.init)
+        if not np.all((value > lower) & (value < upper)):
+            raise ValueError(
+                f"Bounded: `init`={init!r} must lie strictly inside ({lower}, {upper})."
+            )
+
+    @property
+    def support(self):
+        return constraints.interval(self.bounds[0], self.bounds[1])
+
+    @property
+    def lower(self) -> float:
+        return self.bounds[0]
+
+    @property
+    def upper(self) -> float:
+        return self.bounds[1]
+
+
+class Fixed(AbstractParameter):
+    """A parameter held at `value` (not estimated; filled into the params dict)."""
+
+    def __init__(self, value: ArrayLike):
+        self.init = _as_init(value, "Fixed")
+
+    @property
+    def value(self):
+        return self.init
+
+    @property
+    def support(self):
+        return constraints.real
+
+
+class Parameters(eqx.Module):
+    """The named parameters of a problem and their transforms.
+
+    **Arguments:**
+
+    - `specs`: a dict `name -> spec`, each spec one of [`odeinfer.Real`][],
+        [`odeinfer.Positive`][], [`odeinfer.Bounded`][], [`odeinfer.Fixed`][]; or a
+        plain number, which means `Fixed(number)`.
+
+    The free parameters (all but the fixed ones) form the unconstrained vector `u`, in
+    the order given; array-valued parameters take `size` consecutive entries.
+
+    !!! Example
+
+        ```python
+        space = oi.Parameters({"k": oi.Positive(init=0.5), "g": oi.Fixed(9.81)})
+        u = space.to_unconstrained(space.initial())   # [log 0.5]
+        space.from_unconstrained(u)                     # {"k": 0.5, "g": 9.81}
+        ```
+    """
+
+    specs: dict[str, AbstractParameter]
+
+    def __init__(self, specs: Mapping[str, AbstractParameter | float]):
+        if isinstance(specs, Parameters):
+            specs = specs.specs
+        if not isinstance(specs, Mapping) or not specs:
+            raise TypeError(
+                "Parameters: give a non-empty dict name -> spec, e.g. "
+                "{'k': oi.Positive(init=1.0), 'g': oi.Fixed(9.81)}."
+            )
+        checked = {}
+        for name, spec in specs.items():
+            if not isinstance(name, str):
+                raise TypeError(f"Parameters: names must be strings; got {name!r}.")
+            if not isinstance(spec, AbstractParameter) and (
+                isinstance(spec, (int, float, np.ndarray)) or hasattr(spec, "shape")
+            ):
+                spec = Fixed(spec)
+            if not isinstance(spec, AbstractParameter):
+                raise TypeError(
+                    f"Parameters: `{name}` must be oi.Real/Positive/Bounded/Fixed or a "
+                    f"number; got {spec!r}."
+                )
+            checked[name] = spec
+        self.specs = checked
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The free (estimated) parameter names, in order."""
+        return tuple(n for n, s in self.specs.items() if not isinstance(s, Fixed))
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return tuple(self.specs)
+
+    @property
+    def fixed(self) -> dict[str, Array]:
+        """The fixed parameters and their values."""
+        return {n: s.init for n, s in self.specs.items() if isinstance(s, Fixed)}
+
+    @property
+    def size(self) -> int:
+        """Length of the unconstrained vector."""
+        return sum(self.specs[n].size for n in self.names)
+
+    def initial(self) -> dict[str, Array]:
+        """All parameters (constrained) at their initial values, fixed ones included."""
+        return {n: s.init for n, s in self.specs.items()}
+
+    def complete(self, params: Mapping[str, ArrayLike]) -> dict[str, Array]:
+        """Check `params` (free names, optionally fixed ones too) and fill in the fixed
+        values. Raises `ValueError` for unknown or missing names."""
+        if not isinstance(params, Mapping):
+            raise TypeError(f"`params` must be a dict name -> value; got {type(params)}.")
+        unknown = sorted(set(params) - set(self.specs))
+        if unknown:
+            raise ValueError(
+                f"`params` has unknown parameter name(s) {unknown}; the problem's "
+                f"parameters are {list(self.specs)}."
+            )
+        missing = [n for n in self.names if n not in params]
+        if missing:
+            raise ValueError(
+                f"`params` is missing free parameter(s) {missing}; give a value for each "
+                f"of {list(self.names)} (fixed ones {list(self.fixed)} are filled in)."
+            )
+        out = {}
+        for name, spec in self.specs.items():
+            value = params[name] if name in params else spec.init
+            value = jnp.asarray(value, dtype=float)
+            if value.shape != spec.shape:
+                raise ValueError(
+                    f"`params['{name}']` has shape {value.shape}; its spec has shape "
+                    f"{spec.shape}."
+                )
+            out[name] = value
+        return out
+
+    def to_unconstrained(self, params: Mapping[str, ArrayLike]) -> Float[Array, " n"]:
+        """The unconstrained vector `u` of the free parameters in `params`."""
+        parts = []
+        for name in self.names:
+            spec = self.specs[name]
+            value = jnp.asarray(params[name], dtype=float)
+            parts.append(jnp.reshape(spec.transform().inv(value), (-1,)))
+        return jnp.concatenate(parts) if parts else jnp.zeros((0,))
+
+    def _split(self, u):
+        u = jnp.asarray(u, dtype=float)
+        if u.shape != (self.size,):
+            raise ValueError(
+                f"The unconstrained vector must have shape ({self.size},) for "
+                f"{list(self.names)}; got {u.shape}."
+            )
+        start = 0
+        for name in self.names:
+            spec = self.specs[name]
+            yield name, spec, jnp.reshape(u[start : start + spec.size], spec.shape)
+            start += spec.size
+
+    def from_unconstrained(self, u: Float[ArrayLike, " n"]) -> dict[str, Array]:
+        """The constrained params dict (fixed values filled in) for `u`."""
+        out = dict(self.fixed)
+        for name, spec, piece in self._split(u):
+            out[name] = spec.transform()(piece)
+        return {n: out[n] for n in self.specs}
+
+    def log_abs_det_jacobian(self, u: Float[ArrayLike, " n"]) -> Float[Array, ""]:
+        """`log |d params / d u|`: add it to a log density in `params` to get one in `u`."""
+        total = jnp.zeros(())
+        for _, spec, piece in self._split(u):
+            transform = spec.transform()
+            total = total + jnp.sum(transform.log_abs_det_jacobian(piece, transform(piece)))
+        return total
+
+    def check_inside(self, params: Mapping[str, ArrayLike], what: str = "params") -> None:
+        """Raise `ValueError` if a (concrete) free value lies outside its spec's range."""
+        for name in self.names:
+            if name in params:
+                value = params[name]
+                try:
+                    value = np.asarray(value, dtype=float)
+                except Exception:  # traced: cannot check here
+                    continue
+                spec = self.specs[name]
+                if not spec.contains(value):
+                    raise ValueError(
+                        f"`{what}['{name}']`={value} lies outside its range "
+                        f"({spec.lower}, {spec.upper}) ({type(spec).__name__}); give a "
+                        "value strictly inside."
+                    )
