@@ -37,6 +37,12 @@ from ._likelihood import Simulation as Simulation  # noqa: E402
 from ._likelihood import log_likelihood as log_likelihood  # noqa: E402
 from ._likelihood import residuals as residuals  # noqa: E402
 from ._likelihood import simulate as simulate  # noqa: E402
+from ._estimation import FitResult as FitResult  # noqa: E402
+from ._estimation import MultistartResult as MultistartResult  # noqa: E402
+from ._estimation import ProfileResult as ProfileResult  # noqa: E402
+from ._estimation import fit as fit  # noqa: E402
+from ._estimation import multistart as multistart  # noqa: E402
+from ._estimation import profile as profile  # noqa: E402
 from ._inference import Posterior as Posterior  # noqa: E402
 from ._inference import PredictiveResult as PredictiveResult  # noqa: E402
 from ._inference import StressTestResult as StressTestResult  # noqa: E402

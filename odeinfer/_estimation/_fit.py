@@ -1,0 +1,157 @@
+"""`fit`: maximum-likelihood and MAP estimation with optimistix."""
+
+import equinox as eqx
+import jax.numpy as jnp
+import optimistix as optx
+
+from . import _objective as objective
+from ._laplace import laplace
+from ._result import FitResult
+
+_INFORMATION = ("hessian", "fisher")
+
+
+def choose_solver(problem, priors, solver, rtol, atol):
+    """The default: Levenberg–Marquardt on the standardised residuals when every
+    observation is Gaussian with a fixed scale and there are no priors; BFGS on the
+    negative log-likelihood (plus negative log prior) otherwise."""
+    if solver is None:
+        if not priors and objective.has_gaussian_residuals(problem):
+            return optx.LevenbergMarquardt(rtol=rtol, atol=atol)
+        return optx.BFGS(rtol=rtol, atol=atol)
+    if not isinstance(solver, optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser):
+        raise TypeError(
+            "`solver` must be an optimistix least-squares solver (e.g. "
+            "optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)) or minimiser (e.g. "
+            f"optimistix.BFGS(rtol=1e-8, atol=1e-8)); got {solver!r}."
+        )
+    if objective.is_least_squares(solver):
+        if priors:
+            raise ValueError(
+                f"`solver={type(solver).__name__}` minimises a sum of squares and cannot "
+                "include `priors`; use optimistix.BFGS for MAP estimation."
+            )
+        if not objective.has_gaussian_residuals(problem):
+            raise ValueError(
+                f"`solver={type(solver).__name__}` needs standardised residuals, which "
+                "exist only when all noise is Gaussian with fixed scales and there are no "
+                "event-time data; use optimistix.BFGS (or solver=None)."
+            )
+    return solver
+
+
+def check_information(information, solver) -> str:
+    if information is None:
+        return "hessian"
+    if information not in _INFORMATION:
+        raise ValueError(
+            f"`information` must be one of {_INFORMATION}; got {information!r}."
+        )
+    return information
+
+
+@eqx.filter_jit
+def _optimise_jit(problem, priors, solver, u0, max_steps):
+    return objective.optimise(problem, priors, solver, u0, max_steps)
+
+
+def make_result(
+    problem, priors, solver, u, result, num_steps, information
+) -> FitResult:
+    approx = laplace(problem, priors, u, information)
+    params = problem.parameters.from_unconstrained(u)
+    return FitResult(
+        names=objective.free_names(problem),
+        params=dict(params),
+        unconstrained=u,
+        log_likelihood=approx.log_likelihood,
+        log_posterior=approx.log_likelihood + approx.log_prior,
+        result=result,
+        num_steps=num_steps,
+        gradient=approx.gradient,
+        information_matrix=approx.information,
+        covariance=approx.covariance,
+        covariance_unconstrained=approx.covariance_unconstrained,
+        method="map" if priors else "mle",
+        solver=type(solver).__name__,
+        information=information,
+    )
+
+
+def raise_if_failed(result, what: str) -> None:
+    if not bool(result.successful):
+        raise RuntimeError(
+            f"{what} did not converge: {result.result}. Increase `max_steps`, try other "
+            "starting values (`init=`) or `odeinfer.multistart`, or pass `throw=False` "
+            "to inspect the result."
+        )
+
+
+def fit(
+    problem,
+    *,
+    init: dict | None = None,
+    priors: dict | None = None,
+    solver: optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser | None = None,
+    information: str | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    max_steps: int = 256,
+    throw: bool = True,
+) -> FitResult:
+    """Maximum-likelihood (or, with `priors`, maximum a posteriori) estimates of the free
+    parameters of `problem`, with Laplace standard errors and correlations.
+
+    The optimiser works on the unconstrained space of `problem.parameters` (log for
+    `Positive`, logit for `Bounded`).
+
+    **Arguments:**
+
+    - `problem`: an [`odeinfer.Problem`][].
+    - `init`: starting values `{name: value}` (constrained scale) overriding the
+        parameters' `init`; a value outside a parameter's support is a `ValueError`.
+    - `priors`: `{name: numpyro distribution}` for MAP estimation (the mode of the
+        posterior density of the constrained parameters).
+    - `solver`: an optimistix solver. `None` chooses
+        `optimistix.LevenbergMarquardt` on [`odeinfer.residuals`][] (forward-mode
+        Jacobians through the solves) when every observation is Gaussian with a fixed
+        scale and there are no priors, `optimistix.BFGS` on the negative log-likelihood
+        (reverse-mode gradients) otherwise.
+    - `information`: `"hessian"` (default: observed information, the Hessian of the
+        negative log-likelihood) or `"fisher"` (Gauss–Newton `JᵀJ` of the standardised
+        residuals; Gaussian noise only). Both are computed with forward-over-forward
+        autodiff in the unconstrained space and mapped to the constrained parameters by
+        the delta method.
+    - `rtol`, `atol`: the optimiser's convergence tolerances (on the unconstrained
+        parameters and the objective).
+    - `max_steps`: the optimiser's iteration budget.
+    - `throw`: raise a `RuntimeError` if the optimiser did not converge.
+
+    **Returns:**
+
+    An [`odeinfer.FitResult`][]: `estimates`, `log_likelihood`, `result`,
+    `standard_errors`, `correlation`, `intervals(level)`, `summary()`.
+
+    !!! Example
+
+        ```python
+        result = oi.fit(problem)
+        print(result.summary())
+        ```
+    """
+    problem = objective.canonical(problem)
+    priors = objective.check_priors(priors, problem)
+    u0 = objective.initial_unconstrained(problem, init)
+    solver = choose_solver(problem, priors, solver, rtol, atol)
+    information = check_information(information, solver)
+    if information == "fisher" and not objective.has_gaussian_residuals(problem):
+        raise ValueError(
+            '`information="fisher"` needs Gaussian noise with fixed scales; use "hessian".'
+        )
+    u, result, num_steps = _optimise_jit(
+        problem, priors, solver, jnp.asarray(u0), int(max_steps)
+    )
+    fit_result = make_result(problem, priors, solver, u, result, num_steps, information)
+    if throw:
+        raise_if_failed(fit_result, "The optimisation")
+    return fit_result

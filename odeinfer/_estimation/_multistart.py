@@ -1,0 +1,202 @@
+"""`multistart`: many optimisations from random starting points in one vmapped call."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from . import _objective as objective
+from ._fit import check_information, choose_solver, make_result
+from ._result import FitResult
+
+
+class MultistartResult(eqx.Module):
+    """The result of [`odeinfer.multistart`][].
+
+    **Attributes:**
+
+    - `best`: the [`odeinfer.FitResult`][] of the start with the highest log objective
+        among the converged ones (with Laplace standard errors).
+    - `names`: the free parameter names (columns of `starts` and `optima`).
+    - `starts`, `optima`: unconstrained starting points and end points, one row per start
+        (row 0 is the initial value of the parameters, or `init`).
+    - `log_objective`: log-likelihood (+ log prior for MAP) at each end point.
+    - `converged`: whether each start's optimiser converged to a finite optimum.
+    - `num_steps`: iterations of each start.
+    """
+
+    best: FitResult
+    names: tuple[str, ...] = eqx.field(static=True)
+    starts: Float[Array, "starts n"]
+    optima: Float[Array, "starts n"]
+    log_objective: Float[Array, " starts"]
+    converged: Bool[Array, " starts"]
+    num_steps: Int[Array, " starts"]
+
+    @property
+    def num_converged(self) -> int:
+        return int(np.sum(np.asarray(self.converged)))
+
+    @property
+    def sorted_log_objective(self) -> np.ndarray:
+        """The log objective of the converged starts, best first (a "waterfall")."""
+        values = np.asarray(self.log_objective)[np.asarray(self.converged)]
+        return np.sort(values)[::-1]
+
+    def clusters(self, tol: float = 1e-4) -> list[tuple[float, int]]:
+        """Groups of converged starts with the same optimum: `(log objective, count)`,
+        best first. Two starts are in one group when their log objectives differ by less
+        than `tol * (1 + |value|)`."""
+        groups: list[list[float]] = []
+        for value in self.sorted_log_objective:
+            if groups and abs(groups[-1][0] - value) <= tol * (1 + abs(groups[-1][0])):
+                groups[-1].append(value)
+            else:
+                groups.append([value])
+        return [(g[0], len(g)) for g in groups]
+
+    def summary(self) -> str:
+        clusters = self.clusters()
+        head = ", ".join(f"{v:.6g} (x{c})" for v, c in clusters[:5])
+        more = f", ... {len(clusters) - 5} more" if len(clusters) > 5 else ""
+        return (
+            f"{self.num_converged}/{len(self.converged)} starts converged; "
+            f"{len(clusters)} distinct optima (log objective, count): {head}{more}\n"
+            + self.best.summary()
+        )
+
+
+def draw_starts(problem, priors, n_starts, key, u_init, spread, from_priors):
+    """Starting points in the unconstrained space: uniform within the bounds of bounded
+    parameters, uniform in `u_init ± spread` for the others (a factor `e^spread` either
+    way for positive parameters), or drawn from the priors where `from_priors`."""
+    space = problem.parameters
+    names = objective.free_names(problem)
+    key_u, key_b = jax.random.split(key)
+    u = u_init + jax.random.uniform(
+        key_u, (n_starts, u_init.shape[0]), minval=-spread, maxval=spread
+    )
+    params = jax.vmap(space.from_unconstrained)(u)
+    params = dict(params)
+    keys = jax.random.split(key_b, len(names))
+    for name, k in zip(names, keys, strict=True):
+        shape = (n_starts,) + jnp.shape(params[name])[1:]
+        if from_priors and name in priors:
+            params[name] = jnp.asarray(priors[name].sample(k, shape[:1]), dtype=float)
+            params[name] = jnp.reshape(params[name], shape)
+            continue
+        lower, upper = _bounds(space.specs[name])
+        if np.isfinite(lower) and np.isfinite(upper):
+            margin = 1e-3 * (upper - lower)
+            params[name] = jax.random.uniform(
+                k, shape, minval=lower + margin, maxval=upper - margin
+            )
+    u = jax.vmap(space.to_unconstrained)(params)
+    return jnp.concatenate([u_init[None], u[1:]], axis=0)
+
+
+def _bounds(spec) -> tuple[float, float]:
+    lower = getattr(spec, "lower", None)
+    upper = getattr(spec, "upper", None)
+    lower = -np.inf if lower is None else float(np.asarray(lower))
+    upper = np.inf if upper is None else float(np.asarray(upper))
+    return lower, upper
+
+
+@eqx.filter_jit
+def _optimise_many(problem, priors, solver, starts, max_steps):
+    def one(u0):
+        u, result, steps = objective.optimise(problem, priors, solver, u0, max_steps)
+        value = objective.log_objective(u, objective.reverse_problem(problem), priors)
+        return u, result, steps, value
+
+    return jax.vmap(one)(starts)
+
+
+def multistart(
+    problem,
+    n_starts: int,
+    *,
+    key: PRNGKeyArray,
+    init: dict | None = None,
+    priors: dict | None = None,
+    spread: float = 2.0,
+    from_priors: bool = False,
+    solver: optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser | None = None,
+    information: str | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    max_steps: int = 256,
+    throw: bool = True,
+) -> MultistartResult:
+    """Run [`odeinfer.fit`][] from `n_starts` starting points in one vmapped call and
+    report the best optimum and the spread of optima.
+
+    **Arguments:**
+
+    - `problem`: an [`odeinfer.Problem`][].
+    - `n_starts`: the number of starting points (the first is the parameters' `init`).
+    - `key`: a `jax.random` key for the starting points.
+    - `init`, `priors`, `solver`, `information`, `rtol`, `atol`, `max_steps`: as in
+        [`odeinfer.fit`][].
+    - `spread`: half-width, in the unconstrained space, of the uniform box around the
+        initial values for parameters without finite bounds. Bounded parameters are
+        drawn uniformly within their bounds.
+    - `from_priors`: draw the parameters that have a prior from it instead.
+    - `throw`: raise a `RuntimeError` if no start converged.
+
+    **Returns:**
+
+    An [`odeinfer.MultistartResult`][]: `best`, `sorted_log_objective`,
+    `num_converged`, `clusters()`, `summary()`.
+    """
+    if not isinstance(n_starts, int | np.integer) or n_starts < 1:
+        raise ValueError(f"`n_starts` must be a positive integer; got {n_starts!r}.")
+    if not spread > 0:
+        raise ValueError(f"`spread` must be positive; got {spread}.")
+    problem = objective.canonical(problem)
+    priors = objective.check_priors(priors, problem)
+    if from_priors and not priors:
+        raise ValueError("`from_priors=True` needs `priors`.")
+    u_init = jnp.asarray(objective.initial_unconstrained(problem, init))
+    solver = choose_solver(problem, priors, solver, rtol, atol)
+    information = check_information(information, solver)
+    starts = draw_starts(
+        problem, priors, int(n_starts), key, u_init, spread, from_priors
+    )
+    optima, codes, steps, values = _optimise_many(
+        problem, priors, solver, starts, int(max_steps)
+    )
+    converged = (codes == optx.RESULTS.successful) & jnp.isfinite(values)
+    ok = np.asarray(converged)
+    if not ok.any():
+        if throw:
+            raise RuntimeError(
+                f"None of the {n_starts} starts converged; increase `max_steps` or "
+                "narrow the starting region (`spread`, bounds), or pass `throw=False`."
+            )
+        best_index = int(np.nanargmax(np.where(np.isfinite(values), values, -np.inf)))
+    else:
+        best_index = int(np.argmax(np.where(ok, np.asarray(values), -np.inf)))
+    result = jtu.tree_map(lambda x: x[best_index], codes)
+    best = make_result(
+        problem,
+        priors,
+        solver,
+        optima[best_index],
+        result,
+        steps[best_index],
+        information,
+    )
+    return MultistartResult(
+        best=best,
+        names=objective.free_names(problem),
+        starts=starts,
+        optima=optima,
+        log_objective=values,
+        converged=converged,
+        num_steps=steps,
+    )
