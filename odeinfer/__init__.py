@@ -32,6 +32,11 @@ from ._observations import NegativeBinomial as NegativeBinomial  # noqa: E402
 from ._observations import Poisson as Poisson  # noqa: E402
 from ._observations import StudentT as StudentT  # noqa: E402
 from ._observations import experiments_from_dataframe as experiments_from_dataframe  # noqa: E402
+from ._integrals import cumulative_integral as cumulative_integral  # noqa: E402
+from ._integrals import cumulative_simpson as cumulative_simpson  # noqa: E402
+from ._integrals import cumulative_trapezoid as cumulative_trapezoid  # noqa: E402
+from ._integrals import integral_initial_state as integral_initial_state  # noqa: E402
+from ._integrals import with_integral as with_integral  # noqa: E402
 from ._likelihood import Problem as Problem  # noqa: E402
 from ._likelihood import Simulation as Simulation  # noqa: E402
 from ._likelihood import log_likelihood as log_likelihood  # noqa: E402
