@@ -1,0 +1,14 @@
+from ._peers import AbstractBenchmarkSolver as AbstractBenchmarkSolver
+from ._peers import CVODESolver as CVODESolver
+from ._peers import OdeinferSolver as OdeinferSolver
+from ._peers import Outcome as Outcome
+from ._peers import Runner as Runner
+from ._peers import ScipySolver as ScipySolver
+from ._peers import get_solver as get_solver
+from ._problem import BenchmarkProblem as BenchmarkProblem
+from ._problem import Reference as Reference
+from ._problems import benchmark_problem as benchmark_problem
+from ._problems import benchmark_suite as benchmark_suite
+from ._report import BenchmarkResults as BenchmarkResults
+from ._run import benchmark as benchmark
+from ._run import compute_reference as compute_reference
