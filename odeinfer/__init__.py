@@ -32,6 +32,11 @@ from ._observations import NegativeBinomial as NegativeBinomial  # noqa: E402
 from ._observations import Poisson as Poisson  # noqa: E402
 from ._observations import StudentT as StudentT  # noqa: E402
 from ._observations import experiments_from_dataframe as experiments_from_dataframe  # noqa: E402
+from ._check_gradients import EventTimeGradient as EventTimeGradient  # noqa: E402
+from ._check_gradients import GradientReport as GradientReport  # noqa: E402
+from ._check_gradients import check_event_gradients as check_event_gradients  # noqa: E402
+from ._check_gradients import check_gradients as check_gradients  # noqa: E402
+from ._check_gradients import event_time_gradient as event_time_gradient  # noqa: E402
 from ._integrals import cumulative_integral as cumulative_integral  # noqa: E402
 from ._integrals import cumulative_simpson as cumulative_simpson  # noqa: E402
 from ._integrals import cumulative_trapezoid as cumulative_trapezoid  # noqa: E402
@@ -57,5 +62,15 @@ from ._inference import predictive as predictive  # noqa: E402
 from ._inference import prior_stress_test as prior_stress_test  # noqa: E402
 from ._inference import sample as sample  # noqa: E402
 from ._inference import variational as variational  # noqa: E402
+from ._benchmark import AbstractBenchmarkSolver as AbstractBenchmarkSolver  # noqa: E402
+from ._benchmark import BenchmarkProblem as BenchmarkProblem  # noqa: E402
+from ._benchmark import BenchmarkResults as BenchmarkResults  # noqa: E402
+from ._benchmark import CVODESolver as CVODESolver  # noqa: E402
+from ._benchmark import OdeinferSolver as OdeinferSolver  # noqa: E402
+from ._benchmark import Reference as Reference  # noqa: E402
+from ._benchmark import ScipySolver as ScipySolver  # noqa: E402
+from ._benchmark import benchmark as benchmark  # noqa: E402
+from ._benchmark import benchmark_problem as benchmark_problem  # noqa: E402
+from ._benchmark import benchmark_suite as benchmark_suite  # noqa: E402
 
 __version__ = "0.1.0"
