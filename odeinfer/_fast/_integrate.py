@@ -22,6 +22,30 @@ def _all_finite(x):
     return jnp.all(jnp.isfinite(x))
 
 
+def _save(Ys, index, ts, t, t_next, h, Y, dense, accept):
+    """Fill the save times in `(t, t_next]` (indices from `index` on) from the dense
+    output. A nested loop over just those times: updating all of `Ys` with a mask at
+    every step cost several times more (XLA copies the buffer)."""
+    m = ts.shape[0]
+
+    def cond(carry):
+        _, i = carry
+        return accept & (i < m) & (ts[jnp.minimum(i, m - 1)] <= t_next)
+
+    def body(carry):
+        Ys, i = carry
+        theta = jnp.clip((ts[i] - t) / h, 0.0, 1.0)
+        return Ys.at[i].set(dense_output(Y, dense, theta[None])[0]), i + 1
+
+    return lax.while_loop(cond, body, (Ys, index))
+
+
+def _save_masked(Ys, index, ts, t, t_next, h, Y, dense, accept):
+    in_step = (ts > t) & (ts <= t_next) & accept
+    theta = jnp.clip((ts - t) / h, 0.0, 1.0)
+    return jnp.where(in_step[:, None, None], dense_output(Y, dense, theta), Ys), index
+
+
 def integrate(
     F: Callable,
     f: Callable,
@@ -56,11 +80,11 @@ def integrate(
     Ys = jnp.broadcast_to(Y0, ts.shape + Y0.shape)
 
     def cond(carry):
-        t, _, _, _, _, steps, _, _, _, failed = carry
+        t, _, _, _, _, _, steps, _, _, _, failed = carry
         return (t < t1) & (steps < max_steps) & ~failed
 
     def body(carry):
-        t, h, Y, k1, Ys, steps, accepted, facold, rejected_last, failed = carry
+        t, h, Y, k1, Ys, index, steps, accepted, facold, rejected_last, failed = carry
         last = h >= t1 - t
         h_step = jnp.where(last, t1 - t, h)
         t_next = jnp.where(last, t1, t + h_step)
@@ -71,9 +95,7 @@ def integrate(
         finite = jnp.isfinite(err) & _all_finite(Y1) & _all_finite(k7)
         err = jnp.where(finite, err, jnp.inf)
         accept, h_next, facold = propose_step(h_step, err, facold, rejected_last)
-        in_step = (ts > t) & (ts <= t_next) & accept
-        theta = jnp.clip((ts - t) / h_step, 0.0, 1.0)
-        Ys = jnp.where(in_step[:, None, None], dense_output(Y, dense, theta), Ys)
+        Ys, index = _save(Ys, index, ts, t, t_next, h_step, Y, dense, accept)
         t = jnp.where(accept, t_next, t)
         Y = jnp.where(accept, Y1, Y)
         k1 = jnp.where(accept, k7, k1)
@@ -84,6 +106,7 @@ def integrate(
             Y,
             k1,
             Ys,
+            index,
             steps + 1,
             accepted + accept,
             facold,
@@ -98,13 +121,14 @@ def integrate(
         Y0,
         k1,
         Ys,
+        jnp.sum(ts <= t0).astype(jnp.int32),
         zero,
         zero,
         jnp.asarray(1e-4, Y0.dtype),
         jnp.asarray(False),
         bad_start,
     )
-    t, _, Y, _, Ys, steps, accepted, _, _, failed = lax.while_loop(cond, body, carry)
+    t, _, Y, _, Ys, _, steps, accepted, _, _, failed = lax.while_loop(cond, body, carry)
     ok = (t >= t1) & ~failed
     Ys = jnp.where((ts > t)[:, None, None], Y, Ys)
     return Ys, ok, steps, accepted
