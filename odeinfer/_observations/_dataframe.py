@@ -33,6 +33,8 @@ def frame_to_arrays(frame, observable_names: Sequence[str] | None, where: str):
                 "name -> h(t, y, params) with those names."
             )
         names = [None]
+    elif len(observable_names) == 1 and "observable" not in frame.columns:
+        names = [None]
     else:
         _require(frame, ["observable"], f"Experiment `{where}`")
         names = list(observable_names)

@@ -106,7 +106,8 @@ class Experiment(eqx.Module):
                 )
             from ._dataframe import frame_to_arrays
 
-            times, data, mask = frame_to_arrays(data, names if len(fns) > 1 else None, name)
+            named = isinstance(observables, Mapping) or len(fns) > 1
+            times, data, mask = frame_to_arrays(data, names if named else None, name)
         # Times and data.
         if times is None:
             if data is not None:
