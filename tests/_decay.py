@@ -3,8 +3,9 @@
 (scipy.stats) as an independent reference."""
 
 import numpy as np
-import odeinfer as oi
 from scipy import stats
+
+import odeinfer as oi
 
 TRUE = {"a": 2.0, "k": 0.7}
 SIGMA = 0.05
@@ -34,7 +35,9 @@ def problem(data):
     experiment = oi.Experiment(
         TIMES, data, observables=_observe, noise=oi.Gaussian(SIGMA), y0=_initial
     )
-    space = oi.Parameters({"a": oi.Bounded(0.0, 5.0, init=1.0), "k": oi.Positive(init=1.0)})
+    space = oi.Parameters(
+        {"a": oi.Bounded(0.0, 5.0, init=1.0), "k": oi.Positive(init=1.0)}
+    )
     return oi.Problem(MODEL, experiment, space, rtol=1e-10, atol=1e-12)
 
 

@@ -1,12 +1,12 @@
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-import odeinfer as oi
 import optimistix as optx
 import pytest
+from _decay import TRUE, clean_data, closed_form_log_likelihood, noisy_data, problem
 from scipy import optimize
 
-from _decay import TRUE, clean_data, closed_form_log_likelihood, noisy_data, problem
+import odeinfer as oi
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,9 @@ def test_log_likelihood_matches_scipy_optimum(noisy):
     )
     assert float(result.log_likelihood) == pytest.approx(-reference.fun, abs=1e-6)
     np.testing.assert_allclose(
-        [float(result.estimates["a"]), float(result.estimates["k"])], reference.x, rtol=1e-5
+        [float(result.estimates["a"]), float(result.estimates["k"])],
+        reference.x,
+        rtol=1e-5,
     )
     assert float(result.log_likelihood) == pytest.approx(
         closed_form_log_likelihood(
@@ -97,11 +99,15 @@ def test_map_with_priors_matches_scipy(noisy):
         return -closed_form_log_likelihood(a, k, data) - prior
 
     reference = optimize.minimize(
-        negative_log_posterior, x0=[2.0, 0.5], method="Nelder-Mead",
+        negative_log_posterior,
+        x0=[2.0, 0.5],
+        method="Nelder-Mead",
         options=dict(xatol=1e-10, fatol=1e-12, maxiter=4000),
     )
     np.testing.assert_allclose(
-        [float(result.estimates["a"]), float(result.estimates["k"])], reference.x, rtol=1e-5
+        [float(result.estimates["a"]), float(result.estimates["k"])],
+        reference.x,
+        rtol=1e-5,
     )
     assert float(result.log_posterior) == pytest.approx(-reference.fun, abs=1e-6)
 
@@ -142,6 +148,10 @@ def test_bad_input():
     with pytest.raises(TypeError, match="optimistix"):
         oi.fit(p, solver="lm")
     with pytest.raises(ValueError, match="priors"):
-        oi.fit(p, priors={"k": dist.LogNormal(0, 1)}, solver=optx.LevenbergMarquardt(1e-8, 1e-8))
+        oi.fit(
+            p,
+            priors={"k": dist.LogNormal(0, 1)},
+            solver=optx.LevenbergMarquardt(1e-8, 1e-8),
+        )
     with pytest.raises(ValueError, match="information"):
         oi.fit(p, information="observed")

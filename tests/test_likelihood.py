@@ -77,3 +77,94 @@ def test_unknown_and_missing_names(problem):
         oi.log_likelihood(problem, {**PARAMS, "kk": 1.0})
     with pytest.raises(ValueError, match="missing"):
         oi.log_likelihood(problem, {"k": 0.7, "A": 2.0})
+
+
+def test_experiments_overrides_masks_and_lognormal():
+    data2 = np.array([1.5, 0.9, np.nan, 0.35])
+    times2 = np.array([0.5, 1.0, 2.0, 3.0])
+    first = oi.Experiment(TIMES, DATA, noise=oi.Gaussian("sigma"), y0=lambda p: p["A"])
+    second = oi.Experiment(
+        times2, data2, noise=oi.LogNormal(0.1), y0=3.0, overrides={"k": "k2"},
+        mask=np.isfinite(data2), name="second",
+    )
+    space = oi.Parameters({**SPACE.specs, "k2": oi.Positive(0.4)})
+    problem = oi.Problem(DECAY, [first, second], space)
+    params = {**PARAMS, "k2": 0.5}
+    value, ok = oi.log_likelihood(problem, params, with_status=True)
+    seen = np.isfinite(data2)
+    expected = stats.norm.logpdf(DATA, _exact(PARAMS), 0.02).sum() + stats.lognorm.logpdf(
+        data2[seen], 0.1, scale=3.0 * np.exp(-0.5 * times2[seen])
+    ).sum()
+    assert np.isclose(value, expected, rtol=1e-7) and ok.shape == (2,) and bool(ok.all())
+    simulations = oi.simulate(problem, params)
+    np.testing.assert_allclose(
+        simulations[1].observables[:, 0], 3.0 * np.exp(-0.5 * times2), rtol=1e-7
+    )
+
+
+SPRING = oi.ODEModel(lambda t, y, p: jnp.stack([y[1], -p["k"] * y[0]]), name="spring")
+
+
+def _spring_time(level, k):
+    return np.arccos(level) / np.sqrt(k)  # first crossing of y0 = cos(sqrt(k) t)
+
+
+@pytest.fixture(scope="module")
+def spring_problem():
+    position = lambda t, y, p: y[0]  # noqa: E731
+    events = [
+        oi.EventTimeObservation(oi.Crossing(position, 0.5), 0.50, oi.Gaussian(0.01)),
+        oi.EventTimeObservation(
+            oi.Crossing(position, -0.5), noise=oi.Gaussian("tau"), censoring="right",
+            end_time=1.0,
+        ),
+        oi.EventTimeObservation(
+            oi.Crossing(position, 0.0), noise=oi.Gaussian(0.05), censoring="interval",
+            interval=(0.7, 0.8),
+        ),
+    ]
+    experiment = oi.Experiment(
+        [0.2, 0.4], [0.9, 0.7], observables=position, noise=oi.Gaussian(0.05),
+        y0=jnp.array([1.0, 0.0]), event_times=events, name="spring",
+    )
+    space = oi.Parameters({"k": oi.Positive(3.0), "tau": oi.Positive(0.05)})
+    return oi.Problem(SPRING, experiment, space)
+
+
+def test_event_time_likelihood_against_scipy_and_gradients(spring_problem):
+    params = {"k": 4.2, "tau": 0.05}
+    k = params["k"]
+    expected = (
+        stats.norm.logpdf([0.9, 0.7], np.cos(np.sqrt(k) * np.array([0.2, 0.4])), 0.05).sum()
+        + stats.norm.logpdf(0.50, _spring_time(0.5, k), 0.01)
+        + stats.norm.logsf(1.0, _spring_time(-0.5, k), 0.05)
+        + np.log(
+            stats.norm.cdf(0.8, _spring_time(0.0, k), 0.05)
+            - stats.norm.cdf(0.7, _spring_time(0.0, k), 0.05)
+        )
+    )
+    value = oi.log_likelihood(spring_problem, params)
+    assert np.isclose(value, expected, rtol=1e-7)
+    # Autodiff through the event times against central finite differences.
+    report = oi.check_gradients(lambda p: oi.log_likelihood(spring_problem, p), params)
+    assert report.ok, str(report)
+    assert np.all(report.error < 1e-6)
+
+
+def test_problem_bad_input():
+    experiment = oi.Experiment(TIMES, DATA, noise=oi.Gaussian("noise_sd"), y0=2.0)
+    with pytest.raises(ValueError, match="noise_sd"):
+        oi.Problem(DECAY, experiment, {"k": oi.Positive(1.0)})
+    with pytest.raises(ValueError, match="positive"):
+        oi.Problem(DECAY, experiment, {"k": oi.Positive(1.0), "noise_sd": oi.Fixed(0.0)})
+    two_columns = oi.Experiment(
+        TIMES, np.ones((8, 2)), observables=lambda t, y, p: y, noise=oi.Gaussian(0.1), y0=2.0
+    )
+    with pytest.raises(ValueError, match="data columns"):
+        oi.Problem(DECAY, two_columns, {"k": oi.Positive(1.0)})
+    override = oi.Experiment(TIMES, DATA, noise=oi.Gaussian(0.1), y0=2.0, overrides={"k": "kk"})
+    with pytest.raises(ValueError, match="kk"):
+        oi.Problem(DECAY, override, {"k": oi.Positive(1.0)})
+    with pytest.raises(TypeError, match="residuals"):
+        oi.residuals(oi.Problem(DECAY, experiment, {"k": 1.0, "noise_sd": oi.Positive(0.1)}),
+                     {"noise_sd": 0.1})
