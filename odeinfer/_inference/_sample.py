@@ -256,15 +256,19 @@ def sample(
         compile_time = time.perf_counter() - start
         outs = compiled(keys, u0)
     else:
-        from jax.sharding import Mesh, PartitionSpec
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+        # The vectorised program with the chain axis sharded over devices (GSPMD).
+        # Not `shard_map`/`pmap`: equinox's closure conversion inside diffrax rejects
+        # the per-device (varying-axis) types they give traced values, which is how
+        # numpyro's chain_method="parallel" crashes inside diffrax.
         mesh = Mesh(np.array(jax.devices()[:num_chains]), ("chains",))
-        spec = PartitionSpec("chains")
-        sharded = jax.shard_map(
-            jax.vmap(run_chain), mesh=mesh, in_specs=(spec, spec), out_specs=spec,
-            check_vma=False,
-        )
-        compiled = jax.jit(sharded).lower(keys, u0).compile()
+        sharding = NamedSharding(mesh, PartitionSpec("chains"))
+        keys = jax.device_put(keys, sharding)
+        u0 = jax.device_put(u0, sharding)
+        sharded = jax.jit(jax.vmap(run_chain), in_shardings=(sharding, sharding),
+                          out_shardings=sharding)
+        compiled = sharded.lower(keys, u0).compile()
         compile_time = time.perf_counter() - start
         outs = compiled(keys, u0)
     outs = jax.block_until_ready(outs)
