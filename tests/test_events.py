@@ -180,7 +180,7 @@ def _second_bounce_hessian(x):
     )
 
 
-def _fd_hessian(fn, x, step=1e-3):
+def _fd_hessian(fn, x, step=1e-4):
     """Central second differences of the (compiled) primal. The ball's flight is a
     polynomial that Tsit5 integrates exactly, so round-off is the only solver error."""
     x = np.asarray(x)
