@@ -1,7 +1,7 @@
 """The shipped benchmark problems reproduce their published or closed-form references.
 
 Stiff problems: the published Bari test-set values to >= 10 significant digits, with scipy
-Radau at rtol 1e-12 (HIRES by default; ROBER, POLLU, VDPOL and OREGO take 30-100 s each
+Radau at rtol 1e-12 (HIRES by default, at rtol 1e-11; ROBER, POLLU, VDPOL and OREGO take 30-100 s each
 on a loaded 2-core machine and are marked slow). odeinfer itself (diffrax Kvaerno5, rtol
 1e-12) reproduces HIRES to 1.4e-13 in about 20 s (compile 16 s) - marked slow too;
 Kvaerno5 at rtol 1e-12 needs more than 1e5 steps on ROBER, VDPOL and OREGO. E5 is reproduced only to 2 digits (y2, y3 at 1e-22 after t = 1e13; scipy
@@ -60,7 +60,7 @@ def test_hires_odeinfer_kvaerno5_ten_digits():
 
 def test_hires_scipy_radau_ten_digits():
     problem = oi.benchmark_problem("hires")
-    out = ScipySolver("Radau").prepare(problem).run(1e-12, 1e-16)
+    out = ScipySolver("Radau").prepare(problem).run(1e-11, 1e-15)
     assert out.success
     assert significant_error(problem, out.y_final).max() < 1e-10
 
@@ -103,13 +103,14 @@ def test_logistic_threshold_closed_form():
 
 def test_computed_references_agree_between_methods():
     """Lotka–Volterra and the spring have computed references: two independent
-    methods (DOP853 Runge–Kutta, LSODA multistep) agree to 7+ digits."""
-    for name in ("lotka_volterra", "spring3d"):
+    methods (DOP853 Runge–Kutta, LSODA multistep) agree (the spring is sensitive to
+    perturbations: LSODA at rtol 1e-12 is 3e-7 off at t = 5)."""
+    for name, agree in (("lotka_volterra", 1e-10), ("spring3d", 1e-6)):
         problem = oi.benchmark_problem(name)
         a = oi.compute_reference(problem, solver="scipy/DOP853", rtol=1e-13)
         b = oi.compute_reference(problem, solver="scipy/LSODA", rtol=1e-12)
         scale = np.maximum(np.abs(a.y_final), problem.error_floor)
-        assert np.max(np.abs(a.y_final - b.y_final) / scale) < 1e-7
+        assert np.max(np.abs(a.y_final - b.y_final) / scale) < agree
         if problem.events:
             assert len(a.event_times) == len(b.event_times) > 5
-            np.testing.assert_allclose(a.event_times, b.event_times, atol=1e-7)
+            np.testing.assert_allclose(a.event_times, b.event_times, atol=1e-8)
