@@ -142,7 +142,9 @@ class Case:
 LOGISTIC = Case(oi.ODEModel(_logistic_field, name="logistic"), _identity)
 SPRING = Case(oi.ODEModel(_spring_field, name="spring"), _radius)
 BALL = Case(oi.ODEModel(_ball_field, name="ball"), _height, _bounce)
-ONE_COMPARTMENT = Case(oi.ODEModel(_one_compartment_field, name="one_compartment"), None)
+ONE_COMPARTMENT = Case(
+    oi.ODEModel(_one_compartment_field, name="one_compartment"), None
+)
 ORAL = Case(oi.ODEModel(_oral_field, name="oral"), None)
 
 

@@ -15,15 +15,24 @@ from _references import (
 
 import odeinfer as oi
 
+REVERSE = diffrax.RecursiveCheckpointAdjoint()  # the default adjoint
+
 LN4 = np.log(4.0)
 TIGHT = dict(rtol=1e-10, atol=1e-12)
 N_SPRING = 19  # crossings of |r| = 0.85 in (0, 5) (scipy finds 19; checked below)
 
 
-def _logistic_time(logistic, k, y0, adjoint=diffrax.RecursiveCheckpointAdjoint()):
+def _logistic_time(logistic, k, y0, adjoint=REVERSE):
     crossing = oi.Crossing(logistic.crossing_fn, 0.8)
     hit = oi.first_crossing(
-        logistic.model, y0, {"k": k}, crossing, t0=0.0, t1=1000.0, adjoint=adjoint, **TIGHT
+        logistic.model,
+        y0,
+        {"k": k},
+        crossing,
+        t0=0.0,
+        t1=1000.0,
+        adjoint=adjoint,
+        **TIGHT,
     )
     return hit.time
 
@@ -47,7 +56,12 @@ def test_logistic_first_crossing_closed_form(logistic, k):
 def test_logistic_not_found(logistic):
     crossing = oi.Crossing(logistic.crossing_fn, 0.8)
     hit = oi.first_crossing(
-        logistic.model, jnp.array(0.5), {"k": jnp.array(0.01)}, crossing, t0=0.0, t1=100.0
+        logistic.model,
+        jnp.array(0.5),
+        {"k": jnp.array(0.01)},
+        crossing,
+        t0=0.0,
+        t1=100.0,
     )
     assert not bool(hit.found)
     assert np.isinf(hit.time)
@@ -56,7 +70,9 @@ def test_logistic_not_found(logistic):
 
 def test_logistic_time_gradient_reverse_mode(logistic):
     k, y0 = jnp.array(0.01), jnp.array(0.5)
-    dk, dy0 = jax.grad(lambda k, y0: _logistic_time(logistic, k, y0), argnums=(0, 1))(k, y0)
+    dk, dy0 = jax.grad(lambda k, y0: _logistic_time(logistic, k, y0), argnums=(0, 1))(
+        k, y0
+    )
     np.testing.assert_allclose(dk, -LN4 / 0.01**2, rtol=1e-7)
     # t* = ln(4 (1 - y0) / y0) / k  =>  dt*/dy0 = -1 / (k y0 (1 - y0))
     np.testing.assert_allclose(dy0, -1.0 / (0.01 * 0.25), rtol=1e-7)
@@ -68,7 +84,9 @@ def test_logistic_time_jacobian_forward_mode(logistic):
         lambda k, y0: _logistic_time(logistic, k, y0, diffrax.ForwardMode()),
         argnums=(0, 1),
     )(k, y0)
-    np.testing.assert_allclose(dk, -logistic_crossing_time(0.8, 0.3, 0.02) / 0.02, rtol=1e-7)
+    np.testing.assert_allclose(
+        dk, -logistic_crossing_time(0.8, 0.3, 0.02) / 0.02, rtol=1e-7
+    )
     np.testing.assert_allclose(dy0, -1.0 / (0.02 * 0.3 * 0.7), rtol=1e-7)
 
 
@@ -80,7 +98,13 @@ def _spring_crossings(spring, level=0.85, direction="either", z0=0.7, k=250.0, *
     options = dict(TIGHT, max_events=24)
     options.update(kw)
     return oi.all_crossings(
-        spring.model, spring_y0(z0), spring_params(k), crossing, t0=0.0, t1=5.0, **options
+        spring.model,
+        spring_y0(z0),
+        spring_params(k),
+        crossing,
+        t0=0.0,
+        t1=5.0,
+        **options,
     )
 
 
@@ -128,7 +152,7 @@ def test_spring_crossing_time_jacobian_forward_mode(spring):
     itself at rtol 1e-12 (reusing the primal solve compiled by the test above)
     and of scipy's event times."""
 
-    def times(z0, k, rtol=1e-10, adjoint=diffrax.RecursiveCheckpointAdjoint()):
+    def times(z0, k, rtol=1e-10, adjoint=REVERSE):
         out = _spring_crossings(
             spring, z0=z0, k=k, rtol=rtol, atol=rtol * 1e-2, adjoint=adjoint
         )

@@ -20,6 +20,8 @@ from _references import (
 
 import odeinfer as oi
 
+REVERSE = diffrax.RecursiveCheckpointAdjoint()  # the default adjoint
+
 # --- several crossings in one solve -----------------------------------------------------
 
 
@@ -52,7 +54,9 @@ def test_spring_several_crossings_in_one_solve(spring):
     assert int(sol.events.count) == 38
     times = np.asarray(sol.events.times)
     assert np.all(np.diff(times[:38]) > 0)  # one log, in time order
-    for index, (reference, crossing) in enumerate(zip(references, crossings, strict=True)):
+    for index, (reference, crossing) in enumerate(
+        zip(references, crossings, strict=True)
+    ):
         log = sol.events.of(index)
         n = len(reference)
         assert int(log.count) == n
@@ -102,7 +106,9 @@ def test_ball_bounce_times_and_speeds(ball):
         sol.events.times[:N_BOUNCES], ball_bounce_times(H0, E, N_BOUNCES), rtol=1e-10
     )
     speeds = ball_rebound_speeds(H0, E, N_BOUNCES)
-    np.testing.assert_allclose(sol.events.states_after[:N_BOUNCES, 1], speeds, rtol=1e-9)
+    np.testing.assert_allclose(
+        sol.events.states_after[:N_BOUNCES, 1], speeds, rtol=1e-9
+    )
     np.testing.assert_allclose(sol.events.states[:N_BOUNCES, 1], -speeds / E, rtol=1e-9)
     np.testing.assert_allclose(sol.events.states[:N_BOUNCES, 0], 0.0, atol=1e-12)
     # Free flight after the last bounce up to t1 = 3.
@@ -157,7 +163,9 @@ def test_ball_event_buffer_full(ball):
     assert sol.result == oi.RESULTS.event_buffer_full
     assert not bool(sol.successful)
     assert int(sol.events.count) == 3
-    np.testing.assert_allclose(sol.events.times, ball_bounce_times(H0, E, 3), rtol=1e-10)
+    np.testing.assert_allclose(
+        sol.events.times, ball_bounce_times(H0, E, 3), rtol=1e-10
+    )
     with pytest.raises(eqx.EquinoxRuntimeError, match="max_events"):
         _ball_solve(ball, h0, e, max_events=3, throw=True)
 
@@ -167,7 +175,9 @@ def test_ball_event_buffer_full(ball):
 
 def _second_bounce_time(ball, x, t1, adjoint):
     """The second bounce time; `t1` lies between the second and third bounce."""
-    sol = _ball_solve(ball, x[0], x[1], t1=t1, max_events=2, max_steps=32, adjoint=adjoint)
+    sol = _ball_solve(
+        ball, x[0], x[1], t1=t1, max_events=2, max_steps=32, adjoint=adjoint
+    )
     return sol.events.times[1]
 
 
@@ -201,15 +211,21 @@ def _fd_hessian(fn, x, step=1e-4):
 )
 def test_second_bounce_hessian(ball, mode, x, t1):
     """`jax.hessian` with `DirectAdjoint` and `jacfwd(jacfwd)` with `ForwardMode`."""
-    assert ball_bounce_times(x[0], x[1], 3)[1] < t1 < ball_bounce_times(x[0], x[1], 3)[2]
+    assert (
+        ball_bounce_times(x[0], x[1], 3)[1] < t1 < ball_bounce_times(x[0], x[1], 3)[2]
+    )
     x = jnp.array(x)
     if mode == "forward-over-reverse":
-        fn = jax.jit(lambda x: _second_bounce_time(ball, x, t1, diffrax.DirectAdjoint()))
+        fn = jax.jit(
+            lambda x: _second_bounce_time(ball, x, t1, diffrax.DirectAdjoint())
+        )
         hessian = jax.hessian(fn)(x)
     else:
         fn = jax.jit(lambda x: _second_bounce_time(ball, x, t1, diffrax.ForwardMode()))
         hessian = jax.jacfwd(jax.jacfwd(fn))(x)
-    np.testing.assert_allclose(hessian, _second_bounce_hessian(np.asarray(x)), atol=1e-8)
+    np.testing.assert_allclose(
+        hessian, _second_bounce_hessian(np.asarray(x)), atol=1e-8
+    )
     np.testing.assert_allclose(hessian, _fd_hessian(fn, x), atol=1e-6)
 
 
@@ -220,7 +236,7 @@ DOSE_AMOUNTS = np.array([100.0, 50.0, 80.0, 20.0])
 SAVE = np.array([0.0, 1.0, 5.999, 6.0, 9.0, 12.0, 15.0, 18.0, 24.0])
 
 
-def _bolus(one_compartment, cl, v, amounts, adjoint=diffrax.RecursiveCheckpointAdjoint()):
+def _bolus(one_compartment, cl, v, amounts, adjoint=REVERSE):
     return oi.solve(
         one_compartment.model,
         jnp.array(0.0),
@@ -237,7 +253,9 @@ def _bolus(one_compartment, cl, v, amounts, adjoint=diffrax.RecursiveCheckpointA
 
 def test_bolus_superposition(one_compartment):
     cl, v = 2.0, 10.0
-    sol = _bolus(one_compartment, jnp.array(cl), jnp.array(v), jnp.asarray(DOSE_AMOUNTS))
+    sol = _bolus(
+        one_compartment, jnp.array(cl), jnp.array(v), jnp.asarray(DOSE_AMOUNTS)
+    )
     assert sol.result == oi.RESULTS.successful
     expected = bolus_amount(SAVE, DOSE_TIMES, DOSE_AMOUNTS, cl / v)
     np.testing.assert_allclose(sol.ys, expected, rtol=1e-8)
@@ -282,6 +300,11 @@ def test_oral_doses_bateman(oral):
         atol=1e-10,
     )
     np.testing.assert_allclose(
-        sol.ys[:, 1], oral_central_amount(save, times, amounts, ka, ke), rtol=1e-8, atol=1e-9
+        sol.ys[:, 1],
+        oral_central_amount(save, times, amounts, ka, ke),
+        rtol=1e-8,
+        atol=1e-9,
     )
-    np.testing.assert_allclose(sol.ys[:, 0], bolus_amount(save, times, amounts, ka), rtol=1e-8)
+    np.testing.assert_allclose(
+        sol.ys[:, 0], bolus_amount(save, times, amounts, ka), rtol=1e-8
+    )

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 from _references import (
     BALL,
-    G,
     LOGISTIC,
     ONE_COMPARTMENT,
+    G,
     ball_bounce_times,
     bolus_amount,
 )

@@ -75,7 +75,9 @@ def test_bad_types_raise_type_error(overrides, match):
 
 def test_crossing_returning_a_vector():
     crossing = oi.Crossing(lambda t, y, p: y, 0.5, name="whole_state")
-    with pytest.raises(ValueError, match=r"Crossing 0 \(whole_state\)\.fn.*must return a scalar"):
+    with pytest.raises(
+        ValueError, match=r"Crossing 0 \(whole_state\)\.fn.*must return a scalar"
+    ):
         _solve(events=crossing)
 
 
