@@ -190,7 +190,9 @@ def test_pytree_state_and_parameters():
 
     model = oi.ODEModel(field)
     ts = jnp.array([0.0, 1.0, 2.0])
-    ys, ok = oi.solve_at_times(model, {"a": 1.0, "b": 0.0}, {"k": 0.3}, ts, **TOL)
+    ys, ok = jax.jit(lambda y0, p: oi.solve_at_times(model, y0, p, ts, **TOL))(
+        {"a": 1.0, "b": 0.0}, {"k": 0.3}
+    )
     assert bool(ok)
     np.testing.assert_allclose(ys["a"], np.exp(-0.3 * ts), rtol=1e-9)
     np.testing.assert_allclose(ys["b"], 1 - np.exp(-0.3 * ts), rtol=1e-9)
