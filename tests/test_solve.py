@@ -63,19 +63,18 @@ def test_jit_and_vmap_match_loop(logistic):
 
     def run(k, y0):
         sol = _logistic_solve(logistic, k, y0, throw=False)
-        return sol.ys, sol.events.times[0], sol.result._value
+        return sol.ys, sol.events.times[0], sol.result
 
     ks = jnp.array([0.01, 0.02, 0.03])
     y0s = jnp.array([0.5, 0.3, 0.1])
     jitted = jax.jit(run)
     looped = [jitted(k, y0) for k, y0 in zip(ks, y0s, strict=True)]
     batched = jax.vmap(run)(ks, y0s)
+    np.testing.assert_array_equal(batched[2] == oi.RESULTS.successful, [True] * 3)
     for i, (k, y0) in enumerate(zip(ks, y0s, strict=True)):
         np.testing.assert_allclose(batched[0][i], looped[i][0], rtol=1e-12)
         np.testing.assert_allclose(batched[1][i], looped[i][1], rtol=1e-12)
-        assert (
-            int(batched[2][i]) == int(looped[i][2]) == int(oi.RESULTS.successful._value)
-        )
+        assert bool(looped[i][2] == oi.RESULTS.successful)
         np.testing.assert_allclose(
             looped[i][0], logistic_exact(SAVE, float(y0), float(k)), rtol=1e-7
         )
