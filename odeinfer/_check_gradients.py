@@ -118,6 +118,8 @@ def check_gradients(
     rtol: float = 1e-5,
     reference=None,
     grazing=None,
+    mode: str = "reverse",
+    jit: bool = True,
 ) -> GradientReport:
     """Compare `jax.grad(fn)(x)` with central finite differences, per component.
 
@@ -135,6 +137,11 @@ def check_gradients(
         [`odeinfer.event_time_gradient`][]'s implicit-function formula).
     - `grazing`: `True` to flag every component `"grazing"` (set by
         [`odeinfer.check_event_gradients`][]).
+    - `mode`: `"reverse"` (`jax.grad`; solves with the default
+        `RecursiveCheckpointAdjoint`) or `"forward"` (`jax.jacfwd`; for solves with
+        `diffrax.ForwardMode()`).
+    - `jit`: compile `fn` for the finite differences. Pass `False` when `fn` is
+        already compiled inside (such as `odeinfer.log_likelihood`) to save a compilation.
 
     **Returns:**
 
@@ -147,15 +154,20 @@ def check_gradients(
     def scalar(v):
         return fn(unravel(jnp.asarray(v)))
 
-    try:
-        evaluate = jax.jit(scalar)
-        value = float(evaluate(flat))
-    except Exception:  # not traceable: finite differences still work eagerly
-        evaluate = scalar
-        value = float(scalar(flat))
+    if mode not in ("reverse", "forward"):
+        raise ValueError(f"check_gradients: `mode` must be 'reverse' or 'forward'; got {mode!r}.")
+    evaluate = scalar
+    if jit:
+        try:
+            evaluate = jax.jit(scalar)
+            evaluate(flat)
+        except Exception:  # not traceable: finite differences still work eagerly
+            evaluate = scalar
+    value = float(evaluate(flat))
     message = ""
+    derivative = jax.grad if mode == "reverse" else jax.jacfwd
     try:
-        autodiff = np.asarray(jax.grad(scalar)(jnp.asarray(flat)), dtype=np.float64)
+        autodiff = np.asarray(derivative(scalar)(jnp.asarray(flat)), dtype=np.float64)
     except Exception as error:  # report, do not raise: this is a diagnostic tool
         autodiff = np.full(flat.shape, np.nan)
         message = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
@@ -294,12 +306,14 @@ def check_event_gradients(
     t1,
     steps: Sequence[float] = _STEPS,
     rtol: float = 1e-5,
+    mode: str = "reverse",
     **solve_options,
 ) -> GradientReport:
     """[`odeinfer.check_gradients`][] for the first crossing time `t*(params)`:
     autodiff (through [`odeinfer.first_crossing`][]) against central finite
     differences and the implicit-function formula ([`odeinfer.event_time_gradient`][]),
-    flagging grazing crossings."""
+    flagging grazing crossings. With `mode="forward"` pass
+    `adjoint=diffrax.ForwardMode()` among the solve options."""
     implicit = event_time_gradient(
         model, y0, params, crossing, t0=t0, t1=t1, **solve_options
     )
@@ -309,5 +323,5 @@ def check_event_gradients(
 
     return check_gradients(
         time, params, steps=steps, rtol=rtol, reference=implicit.gradient,
-        grazing=implicit.grazing,
+        grazing=implicit.grazing, mode=mode,
     )

@@ -118,17 +118,14 @@ def spring_problem():
             oi.Crossing(position, -0.5), noise=oi.Gaussian("tau"), censoring="right",
             end_time=1.0,
         ),
-        oi.EventTimeObservation(
-            oi.Crossing(position, 0.0), noise=oi.Gaussian(0.05), censoring="interval",
-            interval=(0.7, 0.8),
-        ),
     ]
     experiment = oi.Experiment(
         [0.2, 0.4], [0.9, 0.7], observables=position, noise=oi.Gaussian(0.05),
         y0=jnp.array([1.0, 0.0]), event_times=events, name="spring",
     )
     space = oi.Parameters({"k": oi.Positive(3.0), "tau": oi.Positive(0.05)})
-    return oi.Problem(SPRING, experiment, space)
+    # Forward mode: cheaper to compile than reverse mode through several solves.
+    return oi.Problem(SPRING, experiment, space, adjoint=diffrax.ForwardMode())
 
 
 def test_event_time_likelihood_against_scipy_and_gradients(spring_problem):
@@ -138,15 +135,13 @@ def test_event_time_likelihood_against_scipy_and_gradients(spring_problem):
         stats.norm.logpdf([0.9, 0.7], np.cos(np.sqrt(k) * np.array([0.2, 0.4])), 0.05).sum()
         + stats.norm.logpdf(0.50, _spring_time(0.5, k), 0.01)
         + stats.norm.logsf(1.0, _spring_time(-0.5, k), 0.05)
-        + np.log(
-            stats.norm.cdf(0.8, _spring_time(0.0, k), 0.05)
-            - stats.norm.cdf(0.7, _spring_time(0.0, k), 0.05)
-        )
     )
     value = oi.log_likelihood(spring_problem, params)
     assert np.isclose(value, expected, rtol=1e-7)
     # Autodiff through the event times against central finite differences.
-    report = oi.check_gradients(lambda p: oi.log_likelihood(spring_problem, p), params)
+    report = oi.check_gradients(
+        lambda p: oi.log_likelihood(spring_problem, p), params, mode="forward", jit=False
+    )
     assert report.ok, str(report)
     assert np.all(report.error < 1e-6)
 
