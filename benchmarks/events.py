@@ -36,6 +36,7 @@ from scipy.integrate import solve_ivp
 import odeinfer as oi
 
 RESULTS_DIR = Path(__file__).parent / "results"
+REVERSE = diffrax.RecursiveCheckpointAdjoint()
 SCIPY_METHODS = ("RK45", "DOP853", "LSODA")
 
 # ---------------------------------------------------------------- the two problems
@@ -52,7 +53,9 @@ def spring_field(t, s, p):
 
 
 spring = oi.ODEModel(spring_field, name="spring")
-length_085 = oi.Crossing(lambda t, s, p: jnp.sqrt(s[0] ** 2 + s[1] ** 2 + s[2] ** 2), 0.85)
+length_085 = oi.Crossing(
+    lambda t, s, p: jnp.sqrt(s[0] ** 2 + s[1] ** 2 + s[2] ** 2), 0.85
+)
 SPRING_Y0 = np.array([0.0, 0.0, 0.7, 0.1, 1.5, 0.0])
 SPRING_PARAMS = {"k": 250.0, "g": 10.0}
 SPRING_T1 = 5.0
@@ -130,10 +133,19 @@ def bench_logistic(n, n_scipy, rtol, atol, repeats):
     ks = jnp.linspace(0.005, 0.05, n)
     exact = np.log(4.0) / np.asarray(ks)
 
-    def t_star(k, adjoint=diffrax.RecursiveCheckpointAdjoint()):
+    def t_star(k, adjoint=REVERSE):
         hit = oi.first_crossing(
-            logistic, 0.5, {"k": k}, reach_08, t0=0.0, t1=LOGISTIC_T1,
-            rtol=rtol, atol=atol, adjoint=adjoint, throw=False, max_steps=1024,
+            logistic,
+            0.5,
+            {"k": k},
+            reach_08,
+            t0=0.0,
+            t1=LOGISTIC_T1,
+            rtol=rtol,
+            atol=atol,
+            adjoint=adjoint,
+            throw=False,
+            max_steps=1024,
         )
         return hit.time
 
@@ -146,29 +158,49 @@ def bench_logistic(n, n_scipy, rtol, atol, repeats):
     exact_grad = -np.log(4.0) / np.asarray(ks) ** 2
     rows = [
         dict(
-            problem="logistic", method="odeinfer Tsit5 (vmap)", n=n, n_timed=n,
-            seconds=run, per_problem_s=run / n, first_call_s=first,
+            problem="logistic",
+            method="odeinfer Tsit5 (vmap)",
+            n=n,
+            n_timed=n,
+            seconds=run,
+            per_problem_s=run / n,
+            first_call_s=first,
             compile_s=first - run,
             max_error=float(np.max(np.abs(np.asarray(times) - exact))),
         )
     ]
     subset = np.asarray(ks)[np.linspace(0, n - 1, n_scipy).astype(int)]
     for method in SCIPY_METHODS:
-        out, seconds = time_scipy(lambda k: scipy_logistic(k, method, rtol, atol), subset)
+        out, seconds = time_scipy(
+            lambda k, method=method: scipy_logistic(k, method, rtol, atol), subset
+        )
         rows.append(
             dict(
-                problem="logistic", method=f"scipy {method} (loop)", n=n,
-                n_timed=n_scipy, seconds=seconds * n / n_scipy,
-                per_problem_s=seconds / n_scipy, first_call_s=None, compile_s=None,
+                problem="logistic",
+                method=f"scipy {method} (loop)",
+                n=n,
+                n_timed=n_scipy,
+                seconds=seconds * n / n_scipy,
+                per_problem_s=seconds / n_scipy,
+                first_call_s=None,
+                compile_s=None,
                 max_error=float(np.max(np.abs(np.asarray(out) - np.log(4.0) / subset))),
             )
         )
     gradient = dict(
-        problem="logistic", n=n, forward_s=run,
-        grad_s=grad_run, grad_ratio=grad_run / run, grad_first_call_s=grad_first,
+        problem="logistic",
+        n=n,
+        forward_s=run,
+        grad_s=grad_run,
+        grad_ratio=grad_run / run,
+        grad_first_call_s=grad_first,
         grad_max_rel_error=float(np.max(np.abs(np.asarray(grads) / exact_grad - 1))),
-        jacfwd_s=jvp_run, jacfwd_ratio=jvp_run / run, jacfwd_first_call_s=jvp_first,
-        jacfwd_max_rel_error=float(np.max(np.abs(np.asarray(fwd_grads) / exact_grad - 1))),
+        jacfwd_s=jvp_run,
+        jacfwd_ratio=jvp_run / run,
+        jacfwd_first_call_s=jvp_first,
+        jacfwd_max_rel_error=float(
+            np.max(np.abs(np.asarray(fwd_grads) / exact_grad - 1))
+        ),
     )
     return rows, gradient
 
@@ -182,10 +214,20 @@ def bench_spring(n, n_scipy, rtol, atol, repeats, max_events, seed):
     y0s_jax = jnp.asarray(y0s)
     params = {k: jnp.asarray(v) for k, v in SPRING_PARAMS.items()}
 
-    def crossings(y0, params, adjoint=diffrax.RecursiveCheckpointAdjoint()):
+    def crossings(y0, params, adjoint=REVERSE):
         return oi.all_crossings(
-            spring, y0, params, length_085, t0=0.0, t1=SPRING_T1, rtol=rtol, atol=atol,
-            max_events=max_events, adjoint=adjoint, throw=False, max_steps=1024,
+            spring,
+            y0,
+            params,
+            length_085,
+            t0=0.0,
+            t1=SPRING_T1,
+            rtol=rtol,
+            atol=atol,
+            max_events=max_events,
+            adjoint=adjoint,
+            throw=False,
+            max_steps=1024,
         )
 
     def sum_of_times(y0, params):
@@ -226,32 +268,55 @@ def bench_spring(n, n_scipy, rtol, atol, repeats, max_events, seed):
     ours = [np.asarray(found.times[i])[np.asarray(found.mask[i])] for i in index]
     rows = [
         dict(
-            problem="spring", method="odeinfer Tsit5 (vmap)", n=n, n_timed=n,
-            seconds=run, per_problem_s=run / n, first_call_s=first,
+            problem="spring",
+            method="odeinfer Tsit5 (vmap)",
+            n=n,
+            n_timed=n,
+            seconds=run,
+            per_problem_s=run / n,
+            first_call_s=first,
             compile_s=first - run,
-            max_error=max(spring_time_error(a, b) for a, b in zip(ours, reference)),
+            max_error=max(
+                spring_time_error(a, b) for a, b in zip(ours, reference, strict=True)
+            ),
             failed=n_failed,
             mean_crossings=float(np.mean(np.asarray(found.count))),
         )
     ]
     for method in SCIPY_METHODS:
         out, seconds = time_scipy(
-            lambda i: scipy_spring(y0s[i], method, rtol, atol), index
+            lambda i, method=method: scipy_spring(y0s[i], method, rtol, atol), index
         )
         rows.append(
             dict(
-                problem="spring", method=f"scipy {method} (loop)", n=n, n_timed=n_scipy,
-                seconds=seconds * n / n_scipy, per_problem_s=seconds / n_scipy,
-                first_call_s=None, compile_s=None,
-                max_error=max(spring_time_error(a, b) for a, b in zip(out, reference)),
+                problem="spring",
+                method=f"scipy {method} (loop)",
+                n=n,
+                n_timed=n_scipy,
+                seconds=seconds * n / n_scipy,
+                per_problem_s=seconds / n_scipy,
+                first_call_s=None,
+                compile_s=None,
+                max_error=max(
+                    spring_time_error(a, b) for a, b in zip(out, reference, strict=True)
+                ),
             )
         )
     gradient = dict(
-        problem="spring", n=n, forward_s=run,
-        grad_s=grad_run, grad_ratio=grad_run / run, grad_first_call_s=grad_first,
-        jacfwd_s=jf_run, jacfwd_ratio=jf_run / run, jacfwd_first_call_s=jf_first,
-        jacrev_n=n_rev, jacrev_s=jr_run, jacrev_ratio=(jr_run / n_rev) / (run / n),
-        jacrev_first_call_s=jr_first, max_events=max_events,
+        problem="spring",
+        n=n,
+        forward_s=run,
+        grad_s=grad_run,
+        grad_ratio=grad_run / run,
+        grad_first_call_s=grad_first,
+        jacfwd_s=jf_run,
+        jacfwd_ratio=jf_run / run,
+        jacfwd_first_call_s=jf_first,
+        jacrev_n=n_rev,
+        jacrev_s=jr_run,
+        jacrev_ratio=(jr_run / n_rev) / (run / n),
+        jacrev_first_call_s=jr_first,
+        max_events=max_events,
         jacfwd_vs_jacrev_max_abs_diff=jacobian_mismatch,
     )
     return rows, gradient
@@ -280,49 +345,80 @@ def main():
         args.n_logistic, args.n_scipy_logistic, args.rtol, args.atol, args.repeats
     )
     spr_rows, spr_grad = bench_spring(
-        args.n_spring, args.n_scipy_spring, args.rtol, args.atol, args.repeats,
-        args.max_events, args.seed,
+        args.n_spring,
+        args.n_scipy_spring,
+        args.rtol,
+        args.atol,
+        args.repeats,
+        args.max_events,
+        args.seed,
     )
     rows = log_rows + spr_rows
     for problem in ("logistic", "spring"):
-        ours = next(r for r in rows if r["problem"] == problem and "odeinfer" in r["method"])
+        ours = next(
+            r for r in rows if r["problem"] == problem and "odeinfer" in r["method"]
+        )
         for row in rows:
             if row["problem"] == problem:
                 row["speedup_vs_this"] = row["per_problem_s"] / ours["per_problem_s"]
 
-    print(f"\nrtol={args.rtol:g}, atol={args.atol:g}; scipy timed on a subset "
-          "(n_timed) and extrapolated to n problems.")
-    header = (f"{'problem':9} {'method':24} {'n':>6} {'n_timed':>7} {'total s':>9} "
-              f"{'per prob':>10} {'odeinfer x':>10} {'max err':>9} {'1st call s':>10}")
+    print(
+        f"\nrtol={args.rtol:g}, atol={args.atol:g}; scipy timed on a subset "
+        "(n_timed) and extrapolated to n problems."
+    )
+    header = (
+        f"{'problem':9} {'method':24} {'n':>6} {'n_timed':>7} {'total s':>9} "
+        f"{'per prob':>10} {'odeinfer x':>10} {'max err':>9} {'1st call s':>10}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         first = "" if r["first_call_s"] is None else f"{r['first_call_s']:.2f}"
-        print(f"{r['problem']:9} {r['method']:24} {r['n']:>6} {r['n_timed']:>7} "
-              f"{r['seconds']:>9.3f} {r['per_problem_s']:>10.2e} "
-              f"{r['speedup_vs_this']:>10.1f} {r['max_error']:>9.1e} {first:>10}")
+        print(
+            f"{r['problem']:9} {r['method']:24} {r['n']:>6} {r['n_timed']:>7} "
+            f"{r['seconds']:>9.3f} {r['per_problem_s']:>10.2e} "
+            f"{r['speedup_vs_this']:>10.1f} {r['max_error']:>9.1e} {first:>10}"
+        )
     print("\n('odeinfer x' = scipy time per problem / odeinfer time per problem.)")
     print("\nGradient cost relative to the forward solve (same batch, vmapped):")
-    print(f"  logistic  grad dt*/dk (reverse):    {log_grad['grad_ratio']:.2f}x "
-          f"(max rel err vs -ln4/k^2: {log_grad['grad_max_rel_error']:.1e})")
-    print(f"  logistic  jacfwd dt*/dk (ForwardMode): {log_grad['jacfwd_ratio']:.2f}x "
-          f"(max rel err: {log_grad['jacfwd_max_rel_error']:.1e})")
-    print(f"  spring    grad of sum(times) wrt (y0, params), reverse: "
-          f"{spr_grad['grad_ratio']:.2f}x")
-    print(f"  spring    jacfwd times wrt z0 (ForwardMode):           "
-          f"{spr_grad['jacfwd_ratio']:.2f}x")
-    print(f"  spring    jacrev times wrt z0 ({args.max_events} rows, n={spr_grad['jacrev_n']}): "
-          f"{spr_grad['jacrev_ratio']:.2f}x per problem "
-          f"(|jacfwd - jacrev| <= {spr_grad['jacfwd_vs_jacrev_max_abs_diff']:.1e})")
+    print(
+        f"  logistic  grad dt*/dk (reverse):    {log_grad['grad_ratio']:.2f}x "
+        f"(max rel err vs -ln4/k^2: {log_grad['grad_max_rel_error']:.1e})"
+    )
+    print(
+        f"  logistic  jacfwd dt*/dk (ForwardMode): {log_grad['jacfwd_ratio']:.2f}x "
+        f"(max rel err: {log_grad['jacfwd_max_rel_error']:.1e})"
+    )
+    print(
+        f"  spring    grad of sum(times) wrt (y0, params), reverse: "
+        f"{spr_grad['grad_ratio']:.2f}x"
+    )
+    print(
+        f"  spring    jacfwd times wrt z0 (ForwardMode):           "
+        f"{spr_grad['jacfwd_ratio']:.2f}x"
+    )
+    print(
+        f"  spring    jacrev times wrt z0 ({args.max_events} rows, n={spr_grad['jacrev_n']}): "
+        f"{spr_grad['jacrev_ratio']:.2f}x per problem "
+        f"(|jacfwd - jacrev| <= {spr_grad['jacfwd_vs_jacrev_max_abs_diff']:.1e})"
+    )
 
     best_scipy = {
-        p: min(r["per_problem_s"] for r in rows if r["problem"] == p and "scipy" in r["method"])
+        p: min(
+            r["per_problem_s"]
+            for r in rows
+            if r["problem"] == p and "scipy" in r["method"]
+        )
         for p in ("logistic", "spring")
     }
-    ours = {p: next(r for r in rows if r["problem"] == p and "odeinfer" in r["method"])
-            for p in ("logistic", "spring")}
+    ours = {
+        p: next(r for r in rows if r["problem"] == p and "odeinfer" in r["method"])
+        for p in ("logistic", "spring")
+    }
     targets = {
-        f"{p} throughput >= 500x fastest scipy": best_scipy[p] / ours[p]["per_problem_s"] >= 500
+        f"{p} throughput >= 500x fastest scipy": best_scipy[p]
+        / ours[p]["per_problem_s"]
+        >= 500
         for p in ("logistic", "spring")
     }
     targets["logistic grad <= 3x forward"] = log_grad["grad_ratio"] <= 3
@@ -335,13 +431,19 @@ def main():
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = dict(
-        settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        settings={
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+        },
         machine=dict(
-            platform=platform.platform(), processor=platform.processor(),
-            jax_backend=jax.default_backend(), jax=jax.__version__,
+            platform=platform.platform(),
+            processor=platform.processor(),
+            jax_backend=jax.default_backend(),
+            jax=jax.__version__,
             devices=[str(d) for d in jax.devices()],
         ),
-        rows=rows, gradients=[log_grad, spr_grad], targets=targets,
+        rows=rows,
+        gradients=[log_grad, spr_grad],
+        targets=targets,
     )
     args.output.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.output}")

@@ -41,21 +41,31 @@ class Checks:
         error = np.abs(value - reference)
         if relative:
             error = error / np.maximum(np.abs(reference), 1e-300)
-        error = float(np.max(error, initial=0.0)) if value.shape == reference.shape else np.inf
+        error = (
+            float(np.max(error, initial=0.0))
+            if value.shape == reference.shape
+            else np.inf
+        )
         self.rows.append((name, value, reference, error, tolerance, relative))
         return error <= tolerance
 
     def print(self):
-        print(f"\n{'check':48} {'odeinfer':>14} {'reference':>14} {'error':>9} {'tol':>8}  ok")
+        print(
+            f"\n{'check':48} {'odeinfer':>14} {'reference':>14} {'error':>9} {'tol':>8}  ok"
+        )
         print("-" * 102)
         for name, value, reference, error, tolerance, relative in self.rows:
             kind = "rel" if relative else "abs"
-            show = (lambda a: f"{float(a):14.8f}") if value.size == 1 else (
-                lambda a: f"{'[' + str(a.size) + ' values]':>14}"
+            show = (
+                (lambda a: f"{float(a):14.8f}")
+                if value.size == 1
+                else (lambda a: f"{'[' + str(a.size) + ' values]':>14}")
             )
             ok = "yes" if error <= tolerance else "NO"
-            print(f"{name:48} {show(value)} {show(reference)} {error:9.1e} "
-                  f"{tolerance:8.0e}  {ok} ({kind})")
+            print(
+                f"{name:48} {show(value)} {show(reference)} {error:9.1e} "
+                f"{tolerance:8.0e}  {ok} ({kind})"
+            )
 
     @property
     def passed(self):
@@ -78,9 +88,13 @@ def logistic_demo(checks):
     k = 0.01
     t_star = threshold_time(k)
     dt_dk = jax.grad(threshold_time)(k)
-    print(f"logistic: y reaches 0.8 at t* = {float(t_star):.10f}; dt*/dk = {float(dt_dk):.4f}")
+    print(
+        f"logistic: y reaches 0.8 at t* = {float(t_star):.10f}; dt*/dk = {float(dt_dk):.4f}"
+    )
     checks.add("logistic t* vs 100 ln 4", t_star, np.log(4) / k, 1e-6)
-    checks.add("logistic dt*/dk vs -ln4/k^2", dt_dk, -np.log(4) / k**2, 1e-6, relative=True)
+    checks.add(
+        "logistic dt*/dk vs -ln4/k^2", dt_dk, -np.log(4) / k**2, 1e-6, relative=True
+    )
 
 
 # ---------------------------------------------------------------- 2. spring
@@ -112,31 +126,54 @@ def scipy_crossings(z0=0.7, k=250.0):
         return np.sqrt(s[0] ** 2 + s[1] ** 2 + s[2] ** 2) - 0.85
 
     y0 = [0.0, 0.0, z0, 0.1, 1.5, 0.0]
-    sol = solve_ivp(field, (0, T1), y0, method="DOP853", rtol=REF_TOL, atol=REF_TOL,
-                    events=event)
+    sol = solve_ivp(
+        field, (0, T1), y0, method="DOP853", rtol=REF_TOL, atol=REF_TOL, events=event
+    )
     return sol.t_events[0]
 
 
 def crossing_times(z0, k):
     """All crossing times as a fixed-size vector (0 in unused slots: gradient-safe)."""
     found = oi.all_crossings(
-        spring, Y0.at[2].set(z0), {**PARAMS, "k": k}, length, t0=0.0, t1=T1,
-        max_events=MAX_EVENTS, rtol=RTOL, atol=ATOL, adjoint=diffrax.ForwardMode(),
+        spring,
+        Y0.at[2].set(z0),
+        {**PARAMS, "k": k},
+        length,
+        t0=0.0,
+        t1=T1,
+        max_events=MAX_EVENTS,
+        rtol=RTOL,
+        atol=ATOL,
+        adjoint=diffrax.ForwardMode(),
     )
     return jnp.where(found.mask, found.times, 0.0), found.count
 
 
 def spring_demo(checks, output):
-    first = oi.first_crossing(spring, Y0, PARAMS, length, t0=0.0, t1=T1, rtol=RTOL, atol=ATOL)
+    first = oi.first_crossing(
+        spring, Y0, PARAMS, length, t0=0.0, t1=T1, rtol=RTOL, atol=ATOL
+    )
     # One solve gives every crossing and F(t) on a grid for the plot.
     grid = jnp.linspace(0.0, T1, 2001)
-    sol = oi.solve(spring, Y0, PARAMS, t0=0.0, t1=T1, saveat=grid, events=length,
-                   max_events=MAX_EVENTS, rtol=RTOL, atol=ATOL)
+    sol = oi.solve(
+        spring,
+        Y0,
+        PARAMS,
+        t0=0.0,
+        t1=T1,
+        saveat=grid,
+        events=length,
+        max_events=MAX_EVENTS,
+        rtol=RTOL,
+        atol=ATOL,
+    )
     count = int(sol.events.count)
     times = np.asarray(sol.events.times[:count])
 
     # Sensitivities of every crossing time to z(0) and to k: forward mode, one solve.
-    sens_fn = jax.jit(jax.jacfwd(lambda z0, k: crossing_times(z0, k)[0], argnums=(0, 1)))
+    sens_fn = jax.jit(
+        jax.jacfwd(lambda z0, k: crossing_times(z0, k)[0], argnums=(0, 1))
+    )
     dz0, dk = (np.asarray(d)[:count] for d in sens_fn(jnp.array(0.7), jnp.array(250.0)))
 
     reference = scipy_crossings()
@@ -148,21 +185,33 @@ def spring_demo(checks, output):
         ("k", dict(k=250.0 + hk), dict(k=250.0 - hk), hk),
     ):
         up, down = scipy_crossings(**plus), scipy_crossings(**minus)
-        fd[name] = (up - down) / (2 * h) if up.size == down.size == reference.size else None
+        fd[name] = (
+            (up - down) / (2 * h) if up.size == down.size == reference.size else None
+        )
 
-    print(f"\nspring: first crossing of F = 0.85 at t = {float(first.time):.10f} "
-          f"(found={bool(first.found)}, slope dF/dt = {float(first.slope):.3f})")
-    print(f"spring: {count} crossings of F = 0.85 on 0 < t < {T1} (scipy: {reference.size})")
-    print(f"\n{'#':>3} {'t (odeinfer)':>15} {'t (scipy)':>15} {'dt/dz0':>12} "
-          f"{'FD dt/dz0':>12} {'dt/dk':>12} {'FD dt/dk':>12}")
+    print(
+        f"\nspring: first crossing of F = 0.85 at t = {float(first.time):.10f} "
+        f"(found={bool(first.found)}, slope dF/dt = {float(first.slope):.3f})"
+    )
+    print(
+        f"spring: {count} crossings of F = 0.85 on 0 < t < {T1} (scipy: {reference.size})"
+    )
+    print(
+        f"\n{'#':>3} {'t (odeinfer)':>15} {'t (scipy)':>15} {'dt/dz0':>12} "
+        f"{'FD dt/dz0':>12} {'dt/dk':>12} {'FD dt/dk':>12}"
+    )
     for i in range(count):
         ref_t = reference[i] if i < reference.size else np.nan
         fz = fd["z0"][i] if fd["z0"] is not None else np.nan
         fk = fd["k"][i] if fd["k"] is not None else np.nan
-        print(f"{i + 1:3d} {times[i]:15.10f} {ref_t:15.10f} {dz0[i]:12.6f} {fz:12.6f} "
-              f"{dk[i]:12.3e} {fk:12.3e}")
+        print(
+            f"{i + 1:3d} {times[i]:15.10f} {ref_t:15.10f} {dz0[i]:12.6f} {fz:12.6f} "
+            f"{dk[i]:12.3e} {fk:12.3e}"
+        )
 
-    checks.add("spring first crossing vs scipy DOP853 1e-13", first.time, reference[0], 1e-7)
+    checks.add(
+        "spring first crossing vs scipy DOP853 1e-13", first.time, reference[0], 1e-7
+    )
     checks.add("spring number of crossings vs scipy", count, reference.size, 0)
     checks.add("spring all crossing times vs scipy (max)", times, reference, 1e-7)
     # Scale the sensitivity errors by the largest sensitivity (FD noise is absolute).
@@ -171,8 +220,12 @@ def spring_demo(checks, output):
             checks.add(f"spring dt/d{name}: FD crossing count matches", 0, 1, 0)
             continue
         scale = np.max(np.abs(fd[name]))
-        checks.add(f"spring dt/d{name} vs central FD of scipy (max, scaled)",
-                   ours / scale, fd[name] / scale, 1e-4)
+        checks.add(
+            f"spring dt/d{name} vs central FD of scipy (max, scaled)",
+            ours / scale,
+            fd[name] / scale,
+            1e-4,
+        )
 
     plot(np.asarray(grid), np.asarray(sol.ys), times, output)
 
@@ -187,8 +240,14 @@ def plot(grid, ys, times, output):
     fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
     ax.plot(grid, force, lw=1.0, label="F(t) = |(x, y, z)|")
     ax.axhline(0.85, color="gray", ls="--", lw=0.8, label="level 0.85")
-    ax.plot(times, np.full_like(times, 0.85), "o", color="C3", ms=5,
-            label=f"crossings ({times.size})")
+    ax.plot(
+        times,
+        np.full_like(times, 0.85),
+        "o",
+        color="C3",
+        ms=5,
+        label=f"crossings ({times.size})",
+    )
     ax.set_xlabel("t")
     ax.set_ylabel("F")
     ax.set_title("3-D spring: every crossing of F = 0.85 (odeinfer.all_crossings)")
@@ -202,16 +261,19 @@ def plot(grid, ys, times, output):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path,
-                        default=Path("demo_output") / "spring_crossings.png")
+    parser.add_argument(
+        "--output", type=Path, default=Path("demo_output") / "spring_crossings.png"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     checks = Checks()
     logistic_demo(checks)
     spring_demo(checks, args.output)
     checks.print()
-    print(f"\n{'all checks passed' if checks.passed else 'SOME CHECKS FAILED'} "
-          f"({time.perf_counter() - start:.1f} s)")
+    print(
+        f"\n{'all checks passed' if checks.passed else 'SOME CHECKS FAILED'} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
     return 0 if checks.passed else 1
 
 
