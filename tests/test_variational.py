@@ -31,9 +31,9 @@ def conjugate_ll(p):
 
 @pytest.mark.parametrize("guide", ["meanfield", "fullrank"])
 def test_conjugate_normal(guide):
-    result = oi.variational(conjugate_ll, PRIORS, guide=guide, num_steps=1500,
-                            learning_rate=0.05, num_draws=4000, seed=0)
-    assert result.elbo.shape == (1500,)
+    result = oi.variational(conjugate_ll, PRIORS, guide=guide, num_steps=2000,
+                            learning_rate=0.02, num_particles=8, num_draws=4000, seed=0)
+    assert result.elbo.shape == (2000,)
     assert result.elbo[-100:].mean() > result.elbo[:10].mean()
     for i, n in enumerate(("mu1", "mu2")):
         assert abs(result.mean()[n] - POST_MEAN[i]) < 0.05
@@ -70,7 +70,7 @@ def test_mixture_elbo_optimum_matches_quadrature():
                                     method="bounded", options={"xatol": 1e-8})
     assert abs(best.x - 2.74) < 0.01  # the value
     result = oi.variational(mixture_ll, MIXTURE_PRIOR, guide=centred_guide,
-                            num_steps=2000, learning_rate=0.02, seed=1)
+                            num_steps=2000, learning_rate=0.02, num_particles=16, seed=1)
     s_fit = float(result.guide_params["s"])
     assert abs(s_fit - best.x) < 0.15
     # the reported ELBO (averaged over the last steps) is the quadrature ELBO
@@ -92,14 +92,16 @@ def test_elbo_gradient_matches_finite_differences():
 
         return elbo.loss(key, params, model, guide)
 
+    loss = jax.jit(loss)
+    grad_fn = jax.jit(jax.grad(loss))
     for log_s in (0.0, 1.0, 1.5):
-        grad = jax.grad(loss)(log_s)
+        grad = grad_fn(log_s)
         h = 1e-5
         fd = (loss(log_s + h) - loss(log_s - h)) / (2 * h)
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
     # ... and its expectation matches the derivative of the quadrature ELBO
     s = 1.5
-    big = Trace_ELBO(num_particles=20000)
+    big = Trace_ELBO(num_particles=4000)
 
     def loss_big(log_s):
         def guide():
@@ -108,7 +110,7 @@ def test_elbo_gradient_matches_finite_differences():
         return big.loss(jax.random.key(4), {}, model, guide)
 
     d_quad = (quadrature_elbo(s * np.exp(1e-4)) - quadrature_elbo(s * np.exp(-1e-4))) / 2e-4
-    assert abs(-float(jax.grad(loss_big)(np.log(s))) - d_quad) < 0.05
+    assert abs(-float(jax.jit(jax.grad(loss_big))(np.log(s))) - d_quad) < 0.08
 
 
 def test_bad_guide():
