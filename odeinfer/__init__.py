@@ -73,5 +73,6 @@ from ._benchmark import ScipySolver as ScipySolver  # noqa: E402
 from ._benchmark import benchmark as benchmark  # noqa: E402
 from ._benchmark import benchmark_problem as benchmark_problem  # noqa: E402
 from ._benchmark import benchmark_suite as benchmark_suite  # noqa: E402
+from ._benchmark import compute_reference as compute_reference  # noqa: E402
 
 __version__ = "0.1.0"
