@@ -20,7 +20,10 @@ def _bench(args) -> int:
             print(f"{name:20s} {kind:9s} {problem.description}")
         return 0
     if not args.problem:
-        print("odeinfer bench: give a PROBLEM (see `odeinfer bench --list`).", file=sys.stderr)
+        print(
+            "odeinfer bench: give a PROBLEM (see `odeinfer bench --list`).",
+            file=sys.stderr,
+        )
         return 2
     results = None
     for name in args.problem:

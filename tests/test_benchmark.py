@@ -25,9 +25,13 @@ class ClosedFormLogistic(oi.AbstractBenchmarkSolver):
     def prepare(self, problem):
         def run(rtol, atol):
             y = 1 / (1 + (1 / Y0 - 1) * np.exp(-K * problem.t1))
-            return Outcome(y_final=np.array([y]), event_times=np.log(36.0) / K * np.ones(1))
+            return Outcome(
+                y_final=np.array([y]), event_times=np.log(36.0) / K * np.ones(1)
+            )
 
-        return Runner(run=run, gradient=lambda rtol, atol: np.array([-np.log(36) / K**2]))
+        return Runner(
+            run=run, gradient=lambda rtol, atol: np.array([-np.log(36) / K**2])
+        )
 
 
 class Broken(oi.AbstractBenchmarkSolver):
@@ -75,8 +79,14 @@ def test_benchmark_columns_and_reports(tmp_path):
         loose, tight = rows_of(results, solver)
         assert loose["success"] and tight["success"]
         assert tight["error"] < 1e-6 and tight["event_error"] < 1e-5
-        assert tight["error"] < loose["error"] and tight["event_error"] < loose["event_error"]
-        assert tight["steps"] > loose["steps"] > 0 and tight["fevals"] > loose["fevals"] > 0
+        assert (
+            tight["error"] < loose["error"]
+            and tight["event_error"] < loose["event_error"]
+        )
+        assert (
+            tight["steps"] > loose["steps"] > 0
+            and tight["fevals"] > loose["fevals"] > 0
+        )
         assert tight["time_s"] > 0 and loose["compile_s"] >= 0
     tsit5 = rows_of(results, "odeinfer/Tsit5")
     # d t* / dk = -ln 36 / k^2, through the event time of odeinfer.solve.
@@ -87,7 +97,10 @@ def test_benchmark_columns_and_reports(tmp_path):
     # A user-added solver, one that raises, and one that is not installed.
     exact = rows_of(results, "closed-form")
     assert all(r["error"] < 1e-15 and r["gradient_error"] < 1e-15 for r in exact)
-    assert all(not r["success"] and "diverged" in r["message"] for r in rows_of(results, "broken"))
+    assert all(
+        not r["success"] and "diverged" in r["message"]
+        for r in rows_of(results, "broken")
+    )
     assert all("skipped" in r["message"] for r in rows_of(results, "missing"))
 
     import pandas as pd
@@ -144,11 +157,17 @@ def test_reference_and_gradient_computed_when_missing():
 def test_sundials_cvode_peer():
     pytest.importorskip("sksundae")
     problem = oi.benchmark_problem("lotka_volterra")
-    results = oi.benchmark(problem, ["sundials/CVODE-BDF"], [1e-9], repeats=1, progress=False)
+    results = oi.benchmark(
+        problem, ["sundials/CVODE-BDF"], [1e-9], repeats=1, progress=False
+    )
     row = results.rows[0]
     assert row["success"] and row["error"] < 1e-5 and row["fevals"] > 0
     ball = oi.benchmark(
-        oi.benchmark_problem("bouncing_ball"), ["cvode"], [1e-6], repeats=1, progress=False
+        oi.benchmark_problem("bouncing_ball"),
+        ["cvode"],
+        [1e-6],
+        repeats=1,
+        progress=False,
     )
     assert "skipped" in ball.rows[0]["message"] and "reset" in ball.rows[0]["message"]
 

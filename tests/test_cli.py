@@ -21,9 +21,14 @@ def test_bench_writes_table_csv_json_png(tmp_path, capsys):
     assert len(table) == 4 and set(table.solver) == {"scipy/DOP853", "scipy/LSODA"}
     dop853 = table[table.solver == "scipy/DOP853"].sort_values("rtol")
     # Kepler returns to its initial state after three periods (closed form).
-    assert dop853.error.iloc[0] < 1e-4 and dop853.error.iloc[0] < dop853.error.iloc[1] / 100
+    assert (
+        dop853.error.iloc[0] < 1e-4
+        and dop853.error.iloc[0] < dop853.error.iloc[1] / 100
+    )
     assert np.all(table.success)
-    assert (tmp_path / "benchmark.json").exists() and (tmp_path / "wp_kepler.png").exists()
+    assert (tmp_path / "benchmark.json").exists() and (
+        tmp_path / "wp_kepler.png"
+    ).exists()
     assert "scipy/DOP853" in capsys.readouterr().out
 
 

@@ -90,14 +90,18 @@ def test_kepler_returns_after_three_periods():
 def test_bouncing_ball_closed_form_with_scipy_restarts():
     problem = oi.benchmark_problem("bouncing_ball")
     out = ScipySolver("DOP853").prepare(problem).run(1e-12, 1e-14)
-    np.testing.assert_allclose(out.event_times, problem.reference.event_times, rtol=1e-10)
+    np.testing.assert_allclose(
+        out.event_times, problem.reference.event_times, rtol=1e-10
+    )
     assert significant_error(problem, out.y_final).max() < 1e-8
 
 
 def test_logistic_threshold_closed_form():
     problem = oi.benchmark_problem("logistic_threshold")
     out = ScipySolver("DOP853").prepare(problem).run(1e-13, 1e-15)
-    np.testing.assert_allclose(out.event_times, problem.reference.event_times, rtol=1e-11)
+    np.testing.assert_allclose(
+        out.event_times, problem.reference.event_times, rtol=1e-11
+    )
     assert significant_error(problem, out.y_final).max() < 1e-11
 
 

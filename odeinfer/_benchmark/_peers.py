@@ -89,7 +89,7 @@ class OdeinferSolver(AbstractBenchmarkSolver):
         self,
         solver: diffrax.AbstractSolver,
         *,
-        adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
+        adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),  # noqa: B008
         name: str | None = None,
     ):
         if not isinstance(solver, diffrax.AbstractSolver):
@@ -126,7 +126,9 @@ class OdeinferSolver(AbstractBenchmarkSolver):
         # tolerances and crossing levels are traced, so new values do not recompile.
         @eqx.filter_jit
         def run_jit(params, events, rtol, atol):
-            sol = solution(params, events, rtol, atol, diffrax.RecursiveCheckpointAdjoint())
+            sol = solution(
+                params, events, rtol, atol, diffrax.RecursiveCheckpointAdjoint()
+            )
             return sol.y_final, sol.ys, sol.events.times, sol.stats, sol.successful
 
         # Arrays, not Python floats: `filter_jit` would treat floats as static.
@@ -152,7 +154,9 @@ class OdeinferSolver(AbstractBenchmarkSolver):
             return problem.quantity(sol.y_final, sol.events.times)
 
         forward = isinstance(self.adjoint, diffrax.ForwardMode)
-        grad_jit = eqx.filter_jit(jax.jacfwd(objective) if forward else jax.grad(objective))
+        grad_jit = eqx.filter_jit(
+            jax.jacfwd(objective) if forward else jax.grad(objective)
+        )
 
         def gradient(rtol, atol):
             grads = jax.device_get(
@@ -212,7 +216,9 @@ class ScipySolver(AbstractBenchmarkSolver):
                 steps += len(sol.t) - 1
                 nfev += sol.nfev
                 if sol.status < 0:
-                    return Outcome(y_final=sol.y[:, -1], success=False, message=sol.message)
+                    return Outcome(
+                        y_final=sol.y[:, -1], success=False, message=sol.message
+                    )
                 if problem.saveat is not None:
                     segments_t.append((t, sol.t[-1]))
                     segments_sol.append(sol.sol)
@@ -225,7 +231,9 @@ class ScipySolver(AbstractBenchmarkSolver):
                 t = sol.t[-1]
                 which = max(
                     range(len(event_fns)),
-                    key=lambda i: sol.t_events[i][-1] if sol.t_events[i].size else -np.inf,
+                    key=lambda i: (
+                        sol.t_events[i][-1] if sol.t_events[i].size else -np.inf
+                    ),
                 )
                 y = sol.y_events[which][-1]
                 if resets[which] is not None:
@@ -234,12 +242,16 @@ class ScipySolver(AbstractBenchmarkSolver):
                     break
             ys = None
             if problem.saveat is not None:
-                ys = np.stack([_evaluate(segments_t, segments_sol, s) for s in problem.saveat])
+                ys = np.stack(
+                    [_evaluate(segments_t, segments_sol, s) for s in problem.saveat]
+                )
             times.sort()
             return Outcome(
                 y_final=np.asarray(y, dtype=float),
                 ys=ys,
-                event_times=np.array([ti for ti, _ in times]) if problem.events else None,
+                event_times=np.array([ti for ti, _ in times])
+                if problem.events
+                else None,
                 num_steps=steps,
                 num_fevals=nfev,
             )
@@ -316,7 +328,9 @@ class CVODESolver(AbstractBenchmarkSolver):
 
     def __init__(self, method: str = "BDF"):
         if method not in ("BDF", "Adams"):
-            raise ValueError(f"CVODESolver: `method` must be 'BDF' or 'Adams'; got {method!r}.")
+            raise ValueError(
+                f"CVODESolver: `method` must be 'BDF' or 'Adams'; got {method!r}."
+            )
         self.method = method
         self.name = f"sundials/CVODE-{method}"
 
@@ -360,15 +374,26 @@ class CVODESolver(AbstractBenchmarkSolver):
             solver = CVODE(rhs, rtol=rtol, atol=atol, **options)
             tspan = [problem.t0, problem.t1]
             if problem.saveat is not None:
-                inner = problem.saveat[(problem.saveat > problem.t0) & (problem.saveat < problem.t1)]
+                inner = problem.saveat[
+                    (problem.saveat > problem.t0) & (problem.saveat < problem.t1)
+                ]
                 tspan = [problem.t0, *inner, problem.t1]
             sol = solver.solve(np.asarray(tspan), problem.y0.copy())
             ys = None
             if problem.saveat is not None:
-                ys = np.stack([sol.y[list(sol.t).index(s)] if s in sol.t else np.full_like(problem.y0, np.nan) for s in problem.saveat])
+                ys = np.stack(
+                    [
+                        sol.y[list(sol.t).index(s)]
+                        if s in sol.t
+                        else np.full_like(problem.y0, np.nan)
+                        for s in problem.saveat
+                    ]
+                )
             times = None
             if event_fns:
-                times = np.sort(np.asarray(sol.t_events if sol.t_events is not None else []))
+                times = np.sort(
+                    np.asarray(sol.t_events if sol.t_events is not None else [])
+                )
             return Outcome(
                 y_final=np.asarray(sol.y[-1], dtype=float),
                 ys=ys,

@@ -105,7 +105,9 @@ class BenchmarkResults:
 
         problem = problem or (self.rows[0]["problem"] if self.rows else "")
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        solvers = dict.fromkeys(r["solver"] for r in self.rows if r["problem"] == problem)
+        solvers = dict.fromkeys(
+            r["solver"] for r in self.rows if r["problem"] == problem
+        )
         for solver in solvers:
             points = sorted(
                 (r[x], r[y])

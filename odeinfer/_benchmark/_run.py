@@ -18,7 +18,10 @@ _DEFAULT_REFERENCE_RTOL = 1e-13
 def _relative_error(value, reference, floor) -> float:
     if value is None or reference is None:
         return math.nan
-    value, reference = np.asarray(value, dtype=float), np.asarray(reference, dtype=float)
+    value, reference = (
+        np.asarray(value, dtype=float),
+        np.asarray(reference, dtype=float),
+    )
     if value.shape != reference.shape:
         return math.inf
     scale = np.maximum(np.abs(reference), floor)
@@ -127,7 +130,11 @@ def _with_params(problem, params):
 
 
 def _check_tolerance(name, value):
-    if not (isinstance(value, int | float | np.floating) and math.isfinite(value) and value > 0):
+    if not (
+        isinstance(value, int | float | np.floating)
+        and math.isfinite(value)
+        and value > 0
+    ):
         raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}.")
 
 
@@ -246,7 +253,9 @@ def benchmark(
             "`reference_solver` (e.g. 'scipy/Radau')."
         )
     if reference is not None and not isinstance(reference, Reference):
-        raise TypeError(f"`reference` must be an odeinfer.Reference; got {reference!r}.")
+        raise TypeError(
+            f"`reference` must be an odeinfer.Reference; got {reference!r}."
+        )
 
     if reference is None:
         reference = compute_reference(
@@ -286,8 +295,16 @@ def benchmark(
                     rows.append(_row(problem, solver, rtol, atol, message=message))
                 else:
                     rows.append(
-                        _measure(problem, solver, runner, rtol, atol, reference,
-                                 repeats, gradients)  # fmt: skip
+                        _measure(
+                            problem,
+                            solver,
+                            runner,
+                            rtol,
+                            atol,
+                            reference,
+                            repeats,
+                            gradients,
+                        )  # fmt: skip
                     )
                 bar.step(f"{problem.name} {solver.name} rtol={rtol:g}")
     finally:
@@ -312,7 +329,9 @@ def _measure(problem, solver, runner, rtol, atol, reference, repeats, gradients)
         out, first = _timed(runner.run, rtol, atol)
         times = [_timed(runner.run, rtol, atol)[1] for _ in range(repeats)]
     except Exception as error:  # a peer that raises is a failure row, not a crash
-        return _row(problem, solver, rtol, atol, message=f"{type(error).__name__}: {error}")
+        return _row(
+            problem, solver, rtol, atol, message=f"{type(error).__name__}: {error}"
+        )
     median = statistics.median(times)
     error_final = _relative_error(out.y_final, reference.y_final, problem.error_floor)
     error_saveat = _relative_error(out.ys, reference.ys, problem.error_floor)
@@ -323,7 +342,9 @@ def _measure(problem, solver, runner, rtol, atol, reference, repeats, gradients)
         atol,
         error_final=error_final,
         error_saveat=error_saveat,
-        error=max(e for e in (error_final, error_saveat, -math.inf) if not math.isnan(e)),
+        error=max(
+            e for e in (error_final, error_saveat, -math.inf) if not math.isnan(e)
+        ),
         event_error=_event_error(out.event_times, reference.event_times),
         time_s=median,
         compile_s=max(first - median, 0.0),
