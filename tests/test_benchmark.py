@@ -193,6 +193,6 @@ def test_no_recompilation_when_tolerance_level_or_data_change():
         np.testing.assert_allclose(time, exact, rtol=100 * rtol)
 
 
-def test_backsolve_adjoint_has_no_gradient_with_events():
+def test_backsolve_adjoint_has_no_gradient():
     solver = oi.OdeinferSolver(diffrax.Tsit5(), adjoint=diffrax.BacksolveAdjoint())
     assert solver.prepare(LOGISTIC).gradient is None

@@ -76,8 +76,8 @@ class OdeinferSolver(AbstractBenchmarkSolver):
 
     - `solver`: a diffrax solver instance (`diffrax.Tsit5()`, `diffrax.Kvaerno5()`, ...).
     - `adjoint`: how gradients are taken: `diffrax.RecursiveCheckpointAdjoint()`
-        (reverse mode, `jax.grad`), `diffrax.ForwardMode()` (`jax.jacfwd`) or
-        `diffrax.BacksolveAdjoint()` (problems without events).
+        (reverse mode, `jax.grad`) or `diffrax.ForwardMode()` (`jax.jacfwd`).
+        `diffrax.BacksolveAdjoint()` gives no gradient row: `odeinfer.solve` cannot use it.
     - `name`: the label; default `odeinfer/<SolverName>`.
     """
 
@@ -164,7 +164,9 @@ class OdeinferSolver(AbstractBenchmarkSolver):
             )
             return _param_vector(grads, problem.param_names)
 
-        if problem.events and isinstance(self.adjoint, diffrax.BacksolveAdjoint):
+        if isinstance(self.adjoint, diffrax.BacksolveAdjoint):
+            # odeinfer.solve saves with `SaveAt(subs=...)`, which diffrax's
+            # BacksolveAdjoint refuses (and it cannot cross events anyway).
             gradient = None
         return Runner(run=run, gradient=gradient)
 
