@@ -3,7 +3,7 @@
 From Hairer's `dopri5.f` (Hairer, Nørsett, Wanner, *Solving ODEs I*, sec. II.4): the
 root-mean-square error scaled by `atol + rtol * max(|y|, |y1|)`, the PI controller
 with `beta = 0.04` (Gustafsson's "Lund stabilisation"), safety factor 0.9 and step
-ratios in [1/10, 5] (no growth right after a rejection), and the initial-step
+ratios h_new / h in [0.2, 10] (no growth right after a rejection), and the initial-step
 heuristic `hinit` (one extra evaluation of the vector field).
 """
 
