@@ -108,13 +108,13 @@ def test_logistic_threshold_closed_form():
 def test_computed_references_agree_between_methods():
     """Lotka–Volterra and the spring have computed references: two independent
     methods (DOP853 Runge–Kutta, LSODA multistep) agree (the spring is sensitive to
-    perturbations: LSODA at rtol 1e-12 is 3e-7 off at t = 5)."""
-    for name, agree in (("lotka_volterra", 1e-10), ("spring3d", 1e-6)):
+    perturbations: LSODA at rtol 1e-11 is ~1e-6 off at t = 5)."""
+    for name, agree in (("lotka_volterra", 1e-9), ("spring3d", 1e-5)):
         problem = oi.benchmark_problem(name)
         a = oi.compute_reference(problem, solver="scipy/DOP853", rtol=1e-13)
-        b = oi.compute_reference(problem, solver="scipy/LSODA", rtol=1e-12)
+        b = oi.compute_reference(problem, solver="scipy/LSODA", rtol=1e-11)
         scale = np.maximum(np.abs(a.y_final), problem.error_floor)
         assert np.max(np.abs(a.y_final - b.y_final) / scale) < agree
         if problem.events:
             assert len(a.event_times) == len(b.event_times) > 5
-            np.testing.assert_allclose(a.event_times, b.event_times, atol=1e-8)
+            np.testing.assert_allclose(a.event_times, b.event_times, atol=1e-7)

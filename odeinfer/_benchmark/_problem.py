@@ -155,6 +155,23 @@ class BenchmarkProblem(eqx.Module):
         self.max_steps = int(max_steps)
         self.description = description
 
+    def replace(self, **changes) -> "BenchmarkProblem":
+        """A copy with some arguments changed, e.g.
+        `problem.replace(params={...}, max_steps=1000)`."""
+        names = ("saveat", "events", "reference", "stiff", "atol_scale", "error_floor",
+                 "numpy_vector_field", "quantity", "max_events", "max_steps",
+                 "description", "t0", "t1")  # fmt: skip
+        options = {name: getattr(self, name) for name in names}
+        options.update({k: v for k, v in changes.items() if k in names})
+        positional = {k: changes.get(k, getattr(self, k))
+                      for k in ("name", "model", "y0", "params")}  # fmt: skip
+        unknown = set(changes) - set(names) - set(positional)
+        if unknown:
+            raise TypeError(
+                f"BenchmarkProblem.replace: unknown arguments {sorted(unknown)}."
+            )
+        return BenchmarkProblem(**positional, **options)
+
     @property
     def param_names(self) -> tuple[str, ...]:
         """The parameter names in the order gradients are reported."""

@@ -124,9 +124,7 @@ def _fd_gradient(problem, reference_solver, rtol, atol, step) -> np.ndarray:
 
 
 def _with_params(problem, params):
-    import equinox as eqx
-
-    return eqx.tree_at(lambda p: p.params, problem, params)
+    return problem.replace(params=params)
 
 
 def _check_tolerance(name, value):
