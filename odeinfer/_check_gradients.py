@@ -17,6 +17,7 @@ import numpy as np
 from ._crossings import first_crossing
 from ._events import Crossing
 from ._model import ODEModel
+from ._results import RESULTS
 from ._solve import solve
 
 _STEPS = (1e-3, 1e-4, 1e-5, 1e-6)
@@ -237,7 +238,7 @@ def event_time_gradient(
     *,
     t0,
     t1,
-    grazing_tol: float = 1e-6,
+    grazing_tol: float = 1e-3,
     **solve_options,
 ) -> EventTimeGradient:
     """`dt*/dθ = -(∂g/∂θ + ∂g/∂y · ∂y/∂θ) / (dg/dt)` at the first crossing `t*` of
@@ -246,8 +247,9 @@ def event_time_gradient(
 
     `∂y(t*)/∂θ` (with `t*` held fixed) is `jax.jacfwd` of a solve to `t*` with
     `diffrax.ForwardMode()`; `dg/dt = ∂g/∂t + ∂g/∂y · f` is the total derivative along
-    the flow. The crossing is flagged `grazing` when `|dg/dt|` is below `grazing_tol`
-    times `|∂g/∂t| + |∂g/∂y|·|f|` (then `t*` is not differentiable).
+    the flow. The crossing is flagged `grazing` when the solve reports
+    `RESULTS.tangent_crossing` or `|dg/dt|` is below `grazing_tol` times
+    `|∂g/∂t| + |∂g/∂y|·|f|`: then `t*` is barely (or not) differentiable.
 
     **Returns:**
 
@@ -255,7 +257,7 @@ def event_time_gradient(
     `params`), `slope` (`dg/dt`), `grazing`.
     """
     options = {k: v for k, v in solve_options.items() if k not in ("adjoint", "throw")}
-    hit = first_crossing(model, y0, params, crossing, t0=t0, t1=t1, **options)
+    hit = first_crossing(model, y0, params, crossing, t0=t0, t1=t1, throw=False, **options)
     if not bool(hit.found):
         raise ValueError("event_time_gradient: the crossing does not happen in [t0, t1].")
     t_star = hit.time
@@ -292,7 +294,8 @@ def event_time_gradient(
         time=t_star,
         gradient=gradient,
         slope=slope,
-        grazing=bool(jnp.abs(slope) <= grazing_tol * scale),
+        grazing=bool(hit.result == RESULTS.tangent_crossing)
+        or bool(jnp.abs(slope) <= grazing_tol * scale),
     )
 
 
