@@ -60,7 +60,9 @@ class GradientReport:
         return not any(self.flags)
 
     def __str__(self) -> str:
-        head = f"{'parameter':>14} {'autodiff':>14} {'finite diff':>14} {'rel. error':>10}"
+        head = (
+            f"{'parameter':>14} {'autodiff':>14} {'finite diff':>14} {'rel. error':>10}"
+        )
         if self.reference is not None:
             head += f" {'implicit':>14} {'rel. error':>10}"
         lines = [f"check_gradients: value {self.value:.10g}", head + "  flags"]
@@ -156,7 +158,9 @@ def check_gradients(
         return fn(unravel(jnp.asarray(v)))
 
     if mode not in ("reverse", "forward"):
-        raise ValueError(f"check_gradients: `mode` must be 'reverse' or 'forward'; got {mode!r}.")
+        raise ValueError(
+            f"check_gradients: `mode` must be 'reverse' or 'forward'; got {mode!r}."
+        )
     evaluate = scalar
     if jit:
         try:
@@ -181,14 +185,18 @@ def check_gradients(
             up[i] += step
             down[i] -= step
             fd[i, j] = (float(evaluate(up)) - float(evaluate(down))) / (2 * step)
-    errors = np.stack([_relative(autodiff, fd[:, j]) for j in range(len(steps))], axis=1)
+    errors = np.stack(
+        [_relative(autodiff, fd[:, j]) for j in range(len(steps))], axis=1
+    )
     errors = np.where(np.isnan(errors), np.inf, errors)
     best = np.argmin(errors, axis=1)
     error = errors[np.arange(n), best]
     finite_difference = fd[np.arange(n), best]
     ref = ref_error = None
     if reference is not None:
-        ref = np.asarray(jfu.ravel_pytree(jtu.tree_map(jnp.asarray, reference))[0], float)
+        ref = np.asarray(
+            jfu.ravel_pytree(jtu.tree_map(jnp.asarray, reference))[0], float
+        )
         ref_error = _relative(autodiff, ref)
     flags = []
     for i in range(n):
@@ -257,22 +265,35 @@ def event_time_gradient(
     `params`), `slope` (`dg/dt`), `grazing`.
     """
     options = {k: v for k, v in solve_options.items() if k not in ("adjoint", "throw")}
-    hit = first_crossing(model, y0, params, crossing, t0=t0, t1=t1, throw=False, **options)
+    hit = first_crossing(
+        model, y0, params, crossing, t0=t0, t1=t1, throw=False, **options
+    )
     if not bool(hit.found):
-        raise ValueError("event_time_gradient: the crossing does not happen in [t0, t1].")
+        raise ValueError(
+            "event_time_gradient: the crossing does not happen in [t0, t1]."
+        )
     t_star = hit.time
 
     def state_at(p):
         solution = solve(
-            model, y0, p, t0=t0, t1=t_star, saveat=jnp.reshape(t_star, (1,)),
-            adjoint=diffrax.ForwardMode(), **options,
+            model,
+            y0,
+            p,
+            t0=t0,
+            t1=t_star,
+            saveat=jnp.reshape(t_star, (1,)),
+            adjoint=diffrax.ForwardMode(),
+            **options,
         )
         return jtu.tree_map(lambda v: v[0], solution.ys)
 
     y_star = state_at(params)
     g_t, g_y, g_theta = jax.grad(crossing.fn, argnums=(0, 1, 2))(t_star, y_star, params)
     flow = model(t_star, y_star, params)
-    along = sum(jnp.sum(a * b) for a, b in zip(jtu.tree_leaves(g_y), jtu.tree_leaves(flow)))
+    along = sum(
+        jnp.sum(a * b)
+        for a, b in zip(jtu.tree_leaves(g_y), jtu.tree_leaves(flow), strict=True)
+    )
     slope = g_t + along
     scale = jnp.abs(g_t) + math.sqrt(
         sum(float(jnp.sum(a**2)) for a in jtu.tree_leaves(g_y))
@@ -322,9 +343,16 @@ def check_event_gradients(
     )
 
     def time(p):
-        return first_crossing(model, y0, p, crossing, t0=t0, t1=t1, **solve_options).time
+        return first_crossing(
+            model, y0, p, crossing, t0=t0, t1=t1, **solve_options
+        ).time
 
     return check_gradients(
-        time, params, steps=steps, rtol=rtol, reference=implicit.gradient,
-        grazing=implicit.grazing, mode=mode,
+        time,
+        params,
+        steps=steps,
+        rtol=rtol,
+        reference=implicit.gradient,
+        grazing=implicit.grazing,
+        mode=mode,
     )

@@ -26,7 +26,9 @@ from ._solve import solve
 Method = Literal["adaptive", "trapezoid", "simpson", "gauss_legendre"]
 
 
-def with_integral(model: ODEModel, integrand: Callable, name: str | None = None) -> ODEModel:
+def with_integral(
+    model: ODEModel, integrand: Callable, name: str | None = None
+) -> ODEModel:
     """The model augmented with the running integral of `integrand`.
 
     The new state is a tuple `(y, Q)` with `dQ/dt = integrand(t, y, params)` (`Q` has
@@ -37,7 +39,9 @@ def with_integral(model: ODEModel, integrand: Callable, name: str | None = None)
     Keep one augmented model per problem (a new one recompiles).
     """
     if not isinstance(model, ODEModel):
-        raise TypeError(f"with_integral: `model` must be an oi.ODEModel; got {model!r}.")
+        raise TypeError(
+            f"with_integral: `model` must be an oi.ODEModel; got {model!r}."
+        )
     if not callable(integrand):
         raise TypeError("with_integral: `integrand` must be callable g(t, y, params).")
 
@@ -149,7 +153,9 @@ def cumulative_integral(
     """
     ts = jnp.atleast_1d(jnp.asarray(ts, dtype=float))
     if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ValueError(f"cumulative_integral: `ts` must be 1-D with >= 2 times; got {ts.shape}.")
+        raise ValueError(
+            f"cumulative_integral: `ts` must be 1-D with >= 2 times; got {ts.shape}."
+        )
     if method not in ("adaptive", "trapezoid", "simpson", "gauss_legendre"):
         raise ValueError(
             "cumulative_integral: `method` must be 'adaptive', 'trapezoid', 'simpson' or "
@@ -162,19 +168,25 @@ def cumulative_integral(
     if method == "adaptive":
         augmented = with_integral(model, integrand)
         state0 = integral_initial_state(integrand, y0, params, start)
-        solution = solve(augmented, state0, params, t0=start, t1=t1, saveat=ts, **solve_options)
+        solution = solve(
+            augmented, state0, params, t0=start, t1=t1, saveat=ts, **solve_options
+        )
         return solution.ys[1]
     g = jax.vmap(integrand, in_axes=(0, 0, None))
     if method == "gauss_legendre":
         nodes, weights = _gauss_legendre_nodes(grid, int(order))
-        solution = solve(model, y0, params, t0=start, t1=t1, saveat=nodes.ravel(), **solve_options)
+        solution = solve(
+            model, y0, params, t0=start, t1=t1, saveat=nodes.ravel(), **solve_options
+        )
         values = g(nodes.ravel(), solution.ys, params)
         values = values.reshape(nodes.shape + values.shape[1:])
         w = weights.reshape(weights.shape + (1,) * (values.ndim - 2))
         pieces = jnp.sum(w * values, axis=1)
         out = jnp.concatenate([jnp.zeros_like(pieces[:1]), jnp.cumsum(pieces, axis=0)])
     else:
-        solution = solve(model, y0, params, t0=start, t1=t1, saveat=grid, **solve_options)
+        solution = solve(
+            model, y0, params, t0=start, t1=t1, saveat=grid, **solve_options
+        )
         values = g(grid, solution.ys, params)
         rule = cumulative_trapezoid if method == "trapezoid" else cumulative_simpson
         out = rule(values, grid)

@@ -17,6 +17,9 @@ from ._parameters import Parameters
 from ._results import is_successful
 from ._solve import solve
 
+_DEFAULT_SOLVER = diffrax.Tsit5()
+_DEFAULT_ADJOINT = diffrax.RecursiveCheckpointAdjoint()
+
 
 class Problem(eqx.Module):
     """A model, its experiments and its parameters: what [`odeinfer.log_likelihood`][],
@@ -58,12 +61,12 @@ class Problem(eqx.Module):
         experiments: Experiment | Sequence[Experiment],
         parameters: Parameters | Mapping,
         *,
-        solver: diffrax.AbstractSolver = diffrax.Tsit5(),
+        solver: diffrax.AbstractSolver = _DEFAULT_SOLVER,
         rtol: float = 1e-8,
         atol: float = 1e-10,
         max_steps: int = 4096,
         max_step_size: float | None = None,
-        adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
+        adjoint: diffrax.AbstractAdjoint = _DEFAULT_ADJOINT,
     ):
         if not isinstance(model, ODEModel):
             raise TypeError(f"Problem: `model` must be an oi.ODEModel; got {model!r}.")
@@ -71,11 +74,15 @@ class Problem(eqx.Module):
             experiments = (experiments,)
         experiments = tuple(experiments)
         if not experiments or not all(isinstance(e, Experiment) for e in experiments):
-            raise TypeError("Problem: `experiments` must be one oi.Experiment or a list.")
+            raise TypeError(
+                "Problem: `experiments` must be one oi.Experiment or a list."
+            )
         if not isinstance(parameters, Parameters):
             parameters = Parameters(parameters)
         if not (rtol > 0 and atol > 0):
-            raise ValueError(f"Problem: need rtol > 0 and atol > 0; got {rtol}, {atol}.")
+            raise ValueError(
+                f"Problem: need rtol > 0 and atol > 0; got {rtol}, {atol}."
+            )
         self.model = model
         self.experiments = experiments
         self.parameters = parameters
@@ -106,10 +113,9 @@ class Problem(eqx.Module):
                         )
             p = e.parameters_for(params)
             try:
-                y0 = e.initial_state(p)
-                y_shape = jax.eval_shape(lambda: y0)
+                y_shape = jax.eval_shape(e.initial_state, p)
                 if e.times.shape[0]:
-                    out = jax.eval_shape(lambda y: e.observe(e.times[0], y, p), y_shape)
+                    jax.eval_shape(e.observe, e.times[0], y_shape, p)
             except TypeError as error:
                 if "reshape" in str(error) or "size" in str(error):
                     raise ValueError(
@@ -118,7 +124,6 @@ class Problem(eqx.Module):
                         f"value(s) per time to match the data columns. ({error})"
                     ) from None
                 raise
-            del out
 
 
 def _solve_options(problem: Problem) -> dict:
@@ -163,7 +168,13 @@ def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulatio
         # A solve needs t1 > t0; observations all at t0 are y0 itself.
         t1 = jnp.maximum(experiment.t_end, t0 + 1.0)
         solution = solve(
-            problem.model, y0, p, t0=t0, t1=t1, saveat=experiment.times, doses=doses,
+            problem.model,
+            y0,
+            p,
+            t0=t0,
+            t1=t1,
+            saveat=experiment.times,
+            doses=doses,
             **options,
         )
         ok = ok & is_successful(solution.result)
@@ -175,8 +186,14 @@ def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulatio
     times, found = [], []
     for observation in experiment.event_times:
         hit = first_crossing(
-            problem.model, y0, p, observation.crossing, t0=experiment.t0,
-            t1=observation.horizon(experiment.t0), doses=doses, **options,
+            problem.model,
+            y0,
+            p,
+            observation.crossing,
+            t0=experiment.t0,
+            t1=observation.horizon(experiment.t0),
+            doses=doses,
+            **options,
         )
         ok = ok & is_successful(hit.result)
         times.append(hit.time)
@@ -192,7 +209,9 @@ def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulatio
 
 def _prepare(problem: Problem, params):
     if not isinstance(problem, Problem):
-        raise TypeError(f"`problem` must be an oi.Problem; got {type(problem).__name__}.")
+        raise TypeError(
+            f"`problem` must be an oi.Problem; got {type(problem).__name__}."
+        )
     return problem.parameters.complete(params)
 
 
@@ -223,11 +242,19 @@ def _experiment_log_likelihood(experiment: Experiment, simulation: Simulation, p
     for j, noise in enumerate(experiment.noise):
         mask = experiment.mask[:, j]
         # Masked predictions may be anything (even NaN); keep them out of the density.
-        prediction = jnp.where(mask, simulation.observables[:, j], experiment.data[:, j])
-        prediction = jnp.where(jnp.isfinite(prediction), prediction, experiment.data[:, j])
+        prediction = jnp.where(
+            mask, simulation.observables[:, j], experiment.data[:, j]
+        )
+        prediction = jnp.where(
+            jnp.isfinite(prediction), prediction, experiment.data[:, j]
+        )
         lp = noise.log_prob(experiment.data[:, j], prediction, p)
         bad = mask & jnp.invert(jnp.isfinite(simulation.observables[:, j]))
-        total = total + jnp.sum(jnp.where(mask, lp, 0.0)) + jnp.where(jnp.any(bad), -jnp.inf, 0.0)
+        total = (
+            total
+            + jnp.sum(jnp.where(mask, lp, 0.0))
+            + jnp.where(jnp.any(bad), -jnp.inf, 0.0)
+        )
     for k, observation in enumerate(experiment.event_times):
         total = total + observation.log_prob(
             simulation.event_times[k], simulation.event_found[k], p
@@ -282,7 +309,9 @@ def _residuals(problem, params):
         p = experiment.parameters_for(params)
         for j, noise in enumerate(experiment.noise):
             mask = experiment.mask[:, j]
-            prediction = jnp.where(mask, simulation.observables[:, j], experiment.data[:, j])
+            prediction = jnp.where(
+                mask, simulation.observables[:, j], experiment.data[:, j]
+            )
             r = noise.standardized(experiment.data[:, j], prediction, p)
             parts.append(jnp.where(mask, r, 0.0))
         for k, observation in enumerate(experiment.event_times):

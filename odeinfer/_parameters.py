@@ -51,7 +51,9 @@ class AbstractParameter(eqx.Module):
     def contains(self, value) -> bool:
         """Whether (concrete) `value` is finite and strictly inside `(lower, upper)`."""
         value = np.asarray(value, dtype=float)
-        return bool(np.all(np.isfinite(value) & (value > self.lower) & (value < self.upper)))
+        return bool(
+            np.all(np.isfinite(value) & (value > self.lower) & (value < self.upper))
+        )
 
 
 def _as_init(init, name: str):
@@ -227,7 +229,9 @@ class Parameters(eqx.Module):
         """Check `params` (free names, optionally fixed ones too) and fill in the fixed
         values. Raises `ValueError` for unknown or missing names."""
         if not isinstance(params, Mapping):
-            raise TypeError(f"`params` must be a dict name -> value; got {type(params)}.")
+            raise TypeError(
+                f"`params` must be a dict name -> value; got {type(params)}."
+            )
         unknown = sorted(set(params) - set(self.specs))
         if unknown:
             raise ValueError(
@@ -286,10 +290,14 @@ class Parameters(eqx.Module):
         total = jnp.zeros(())
         for _, spec, piece in self._split(u):
             transform = spec.transform()
-            total = total + jnp.sum(transform.log_abs_det_jacobian(piece, transform(piece)))
+            total = total + jnp.sum(
+                transform.log_abs_det_jacobian(piece, transform(piece))
+            )
         return total
 
-    def check_inside(self, params: Mapping[str, ArrayLike], what: str = "params") -> None:
+    def check_inside(
+        self, params: Mapping[str, ArrayLike], what: str = "params"
+    ) -> None:
         """Raise `ValueError` if a (concrete) free value lies outside its spec's range."""
         for name in self.names:
             if name in params:

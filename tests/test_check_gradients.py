@@ -19,8 +19,9 @@ def test_correct_gradient_passes_and_prints_a_table():
 
 def test_silent_zero_gradient_is_flagged():
     # stop_gradient (or a pure_callback/numpy round-trip with a custom rule) gives zeros.
-    report = oi.check_gradients(lambda p: p["a"] * jax.lax.stop_gradient(p["b"]) ** 2,
-                                {"a": 1.0, "b": 2.0})
+    report = oi.check_gradients(
+        lambda p: p["a"] * jax.lax.stop_gradient(p["b"]) ** 2, {"a": 1.0, "b": 2.0}
+    )
     assert not report.ok
     assert report.flags == ((), ("zero-gradient",))
     assert "zero-gradient" in str(report)
@@ -42,7 +43,12 @@ def test_numpy_call_and_nan_and_wrong_derivative_are_flagged():
     def wrong(x):
         return jnp.sin(x)
 
-    wrong.defjvp(lambda primals, tangents: (jnp.sin(primals[0]), 1.1 * jnp.cos(primals[0]) * tangents[0]))
+    wrong.defjvp(
+        lambda primals, tangents: (
+            jnp.sin(primals[0]),
+            1.1 * jnp.cos(primals[0]) * tangents[0],
+        )
+    )
     report = oi.check_gradients(wrong, jnp.array(0.4))
     assert report.flags == (("mismatch",),)
 
@@ -61,7 +67,13 @@ def test_event_time_gradient_three_ways():
     np.testing.assert_allclose(implicit.gradient["k"], -t_star / (2 * k), rtol=1e-6)
     assert not implicit.grazing
     report = oi.check_event_gradients(
-        SPRING, Y0, {"k": k}, crossing, t0=0.0, t1=3.0, mode="forward",
+        SPRING,
+        Y0,
+        {"k": k},
+        crossing,
+        t0=0.0,
+        t1=3.0,
+        mode="forward",
         adjoint=diffrax.ForwardMode(),
     )
     assert report.ok, str(report)

@@ -50,8 +50,14 @@ def test_adaptive_integral_and_gradient_scalar_a():
 
     def q(a):
         return oi.cumulative_integral(
-            SCALAR, _sin_integrand, jnp.array(1.0), {"a": a}, ts=ts,
-            adjoint=diffrax.ForwardMode(), rtol=1e-10, atol=1e-12,
+            SCALAR,
+            _sin_integrand,
+            jnp.array(1.0),
+            {"a": a},
+            ts=ts,
+            adjoint=diffrax.ForwardMode(),
+            rtol=1e-10,
+            atol=1e-12,
         )
 
     a = -0.4
@@ -66,8 +72,15 @@ def test_gradient_wrt_matrix_matches_closed_form():
 
     def q(a_matrix):
         integral = oi.cumulative_integral(
-            MATRIX, lambda t, y, p: y, jnp.eye(2), {"A": a_matrix}, ts=ts, t0=0.0,
-            adjoint=diffrax.ForwardMode(), rtol=1e-10, atol=1e-12,
+            MATRIX,
+            lambda t, y, p: y,
+            jnp.eye(2),
+            {"A": a_matrix},
+            ts=ts,
+            t0=0.0,
+            adjoint=diffrax.ForwardMode(),
+            rtol=1e-10,
+            atol=1e-12,
         )
         return integral[-1]
 
@@ -92,21 +105,25 @@ def test_trapezoid_error_on_the_ode_is_second_order():
     assert 1.9 < order < 2.1, (order, errors)
     # The same rule through cumulative_integral on the coarsest grid agrees.
     coarse = np.asarray(fine)[::16]
-    via_api = oi.cumulative_integral(SCALAR, _sin_integrand, 1.0, {"a": a}, ts=coarse,
-                                     method="trapezoid")
-    np.testing.assert_allclose(via_api, oi.cumulative_trapezoid(integrand[::16], coarse),
-                               rtol=1e-7)
+    via_api = oi.cumulative_integral(
+        SCALAR, _sin_integrand, 1.0, {"a": a}, ts=coarse, method="trapezoid"
+    )
+    np.testing.assert_allclose(
+        via_api, oi.cumulative_trapezoid(integrand[::16], coarse), rtol=1e-7
+    )
 
 
 def test_gauss_legendre_and_simpson_methods():
     ts = jnp.linspace(0.0, 3.0, 7)
     a = -0.4
     exact = _closed_scalar(a, ts)
-    gl = oi.cumulative_integral(SCALAR, _sin_integrand, 1.0, {"a": a}, ts=ts,
-                                method="gauss_legendre", order=4)
+    gl = oi.cumulative_integral(
+        SCALAR, _sin_integrand, 1.0, {"a": a}, ts=ts, method="gauss_legendre", order=4
+    )
     np.testing.assert_allclose(gl, exact, atol=1e-7)
-    simpson = oi.cumulative_integral(SCALAR, _sin_integrand, 1.0, {"a": a}, ts=ts,
-                                     method="simpson")
+    simpson = oi.cumulative_integral(
+        SCALAR, _sin_integrand, 1.0, {"a": a}, ts=ts, method="simpson"
+    )
     trapezoid = oi.cumulative_trapezoid(
         np.exp(a * np.asarray(ts)) * np.sin(np.asarray(ts)), np.asarray(ts)
     )
@@ -120,10 +137,15 @@ def test_integral_as_observable_in_a_likelihood():
     times = np.array([0.5, 1.0, 2.0])
     data = np.asarray(_closed_scalar(-0.4, times)) + np.array([0.01, -0.02, 0.015])
     experiment = oi.Experiment(
-        times, data, observables=lambda t, yq, p: yq[1], noise=oi.Gaussian(0.02),
+        times,
+        data,
+        observables=lambda t, yq, p: yq[1],
+        noise=oi.Gaussian(0.02),
         y0=lambda p: oi.integral_initial_state(_sin_integrand, jnp.array(1.0), p),
     )
     problem = oi.Problem(model, experiment, {"a": oi.Real(-0.3)})
     value = oi.log_likelihood(problem, {"a": -0.4})
-    expected = jax.scipy.stats.norm.logpdf(data, _closed_scalar(-0.4, times), 0.02).sum()
+    expected = jax.scipy.stats.norm.logpdf(
+        data, _closed_scalar(-0.4, times), 0.02
+    ).sum()
     np.testing.assert_allclose(value, expected, rtol=1e-7)

@@ -33,7 +33,8 @@ def test_continuous_noise_matches_scipy(noise, expected):
 def test_count_noise_matches_scipy():
     counts = np.array([0.0, 1.0, 3.0, 7.0])
     np.testing.assert_allclose(
-        oi.Poisson().log_prob(counts, PRED, PARAMS), stats.poisson.logpmf(counts, PRED),
+        oi.Poisson().log_prob(counts, PRED, PARAMS),
+        stats.poisson.logpmf(counts, PRED),
         rtol=1e-10,
     )
     r = 2.5
@@ -90,7 +91,9 @@ def test_event_time_exact_right_and_interval_against_scipy():
         exact.log_prob(1.25, True, {}), stats.norm.logpdf(1.3, 1.25, 0.1), rtol=1e-12
     )
     assert exact.log_prob(jnp.inf, False, {}) == -np.inf
-    right = oi.EventTimeObservation(CROSS, noise=oi.Gaussian(0.1), censoring="right", end_time=2.0)
+    right = oi.EventTimeObservation(
+        CROSS, noise=oi.Gaussian(0.1), censoring="right", end_time=2.0
+    )
     np.testing.assert_allclose(
         right.log_prob(1.9, True, {}), stats.norm.logsf(2.0, 1.9, 0.1), rtol=1e-12
     )
@@ -106,9 +109,12 @@ def test_event_time_exact_right_and_interval_against_scipy():
     far = interval.log_prob(0.2, True, {})
     assert np.isfinite(far)
     grad = jax.grad(lambda t: right.log_prob(t, True, {}))(1.9)
-    np.testing.assert_allclose(grad, stats.norm.pdf(2.0, 1.9, 0.1) / stats.norm.sf(2.0, 1.9, 0.1))
-    student = oi.EventTimeObservation(CROSS, noise=oi.StudentT(4.0, 0.1), censoring="right",
-                                      end_time=2.0)
+    np.testing.assert_allclose(
+        grad, stats.norm.pdf(2.0, 1.9, 0.1) / stats.norm.sf(2.0, 1.9, 0.1)
+    )
+    student = oi.EventTimeObservation(
+        CROSS, noise=oi.StudentT(4.0, 0.1), censoring="right", end_time=2.0
+    )
     np.testing.assert_allclose(
         student.log_prob(1.9, True, {}), stats.t.logsf(2.0, 4.0, 1.9, 0.1), rtol=1e-8
     )
@@ -133,16 +139,26 @@ TIMES = np.array([0.0, 1.0, 2.0])
 
 def test_experiment_shapes_and_masks():
     two = {"a": lambda t, y, p: y[0], "b": lambda t, y, p: y[1]}
-    e = oi.Experiment(TIMES, np.ones((3, 2)), observables=two, noise=oi.Gaussian(1.0), y0=[1.0, 2.0])
+    e = oi.Experiment(
+        TIMES, np.ones((3, 2)), observables=two, noise=oi.Gaussian(1.0), y0=[1.0, 2.0]
+    )
     assert e.n_observables == 2 and e.observable_names == ("a", "b")
     with pytest.raises(ValueError, match="column"):
-        oi.Experiment(TIMES, np.ones((3, 3)), observables=two, noise=oi.Gaussian(1.0), y0=[1.0, 2.0])
+        oi.Experiment(
+            TIMES,
+            np.ones((3, 3)),
+            observables=two,
+            noise=oi.Gaussian(1.0),
+            y0=[1.0, 2.0],
+        )
     with pytest.raises(ValueError, match="n_times"):
         oi.Experiment(TIMES, np.ones(4), noise=oi.Gaussian(1.0), y0=1.0)
     with pytest.raises(ValueError, match="mask"):
         oi.Experiment(TIMES, [1.0, np.nan, 2.0], noise=oi.Gaussian(1.0), y0=1.0)
     with pytest.raises(ValueError, match="mask"):
-        oi.Experiment(TIMES, [1.0, 2.0, 2.0], noise=oi.Gaussian(1.0), y0=1.0, mask=[True, False])
+        oi.Experiment(
+            TIMES, [1.0, 2.0, 2.0], noise=oi.Gaussian(1.0), y0=1.0, mask=[True, False]
+        )
     with pytest.raises(ValueError, match="sorted"):
         oi.Experiment(TIMES[::-1], [1.0, 2.0, 2.0], noise=oi.Gaussian(1.0), y0=1.0)
     with pytest.raises(ValueError, match="before t0"):
@@ -152,13 +168,22 @@ def test_experiment_shapes_and_masks():
     with pytest.raises(TypeError, match="noise"):
         oi.Experiment(TIMES, [1.0, 2.0, 2.0], noise=0.1, y0=1.0)
     masked = oi.Experiment(
-        TIMES, [1.0, np.nan, 2.0], noise=oi.Gaussian(1.0), y0=1.0, mask=[True, False, True]
+        TIMES,
+        [1.0, np.nan, 2.0],
+        noise=oi.Gaussian(1.0),
+        y0=1.0,
+        mask=[True, False, True],
     )
     assert masked.mask.tolist() == [[True], [False], [True]]
     assert np.isfinite(masked.data).all()  # placeholder, never used
     with pytest.raises(ValueError, match="non-finite"):
-        oi.Experiment(TIMES, [1.0, np.nan, 2.0], noise=oi.Gaussian(1.0), y0=1.0,
-                      mask=[True, True, True])
+        oi.Experiment(
+            TIMES,
+            [1.0, np.nan, 2.0],
+            noise=oi.Gaussian(1.0),
+            y0=1.0,
+            mask=[True, True, True],
+        )
 
 
 def test_dataframe_path_masks_missing_values():
@@ -172,7 +197,9 @@ def test_dataframe_path_masks_missing_values():
     )
     obs = {"x": lambda t, y, p: y[0], "v": lambda t, y, p: y[1]}
     experiments = oi.experiments_from_dataframe(
-        frame, observables=obs, noise=oi.Gaussian(0.1),
+        frame,
+        observables=obs,
+        noise=oi.Gaussian(0.1),
         y0={"A": jnp.array([1.0, 0.0]), "B": jnp.array([2.0, 0.0])},
     )
     a, b = experiments
@@ -183,17 +210,28 @@ def test_dataframe_path_masks_missing_values():
     np.testing.assert_allclose(b.times, [0.5, 1.5, 2.5])
     assert b.mask.tolist() == [[True, False], [False, False], [True, False]]
     np.testing.assert_allclose(b.y0, [2.0, 0.0])
-    single = oi.Experiment(data=frame[frame.experiment == "A"][["time", "observable", "value"]],
-                           observables=obs, noise=oi.Gaussian(0.1), y0=[1.0, 0.0])
+    single = oi.Experiment(
+        data=frame[frame.experiment == "A"][["time", "observable", "value"]],
+        observables=obs,
+        noise=oi.Gaussian(0.1),
+        y0=[1.0, 0.0],
+    )
     np.testing.assert_allclose(single.data, a.data)
     with pytest.raises(ValueError, match="repeated"):
         oi.experiments_from_dataframe(
-            pd.concat([frame, frame.iloc[:1]]), observables=obs, noise=oi.Gaussian(0.1), y0=[1.0, 0.0]
+            pd.concat([frame, frame.iloc[:1]]),
+            observables=obs,
+            noise=oi.Gaussian(0.1),
+            y0=[1.0, 0.0],
         )
     with pytest.raises(ValueError, match="not among"):
         oi.experiments_from_dataframe(
             frame, observables={"x": obs["x"]}, noise=oi.Gaussian(0.1), y0=[1.0, 0.0]
         )
     with pytest.raises(ValueError, match="lacks"):
-        oi.experiments_from_dataframe(frame.drop(columns="value"), observables=obs,
-                                      noise=oi.Gaussian(0.1), y0=[1.0, 0.0])
+        oi.experiments_from_dataframe(
+            frame.drop(columns="value"),
+            observables=obs,
+            noise=oi.Gaussian(0.1),
+            y0=[1.0, 0.0],
+        )

@@ -86,7 +86,9 @@ def experiments_from_dataframe(
     A list of [`odeinfer.Experiment`][], in the order the ids first appear.
     """
     if type(frame).__name__ != "DataFrame":
-        raise TypeError(f"`frame` must be a pandas DataFrame; got {type(frame).__name__}.")
+        raise TypeError(
+            f"`frame` must be a pandas DataFrame; got {type(frame).__name__}."
+        )
     if "experiment" in frame.columns:
         ids = list(dict.fromkeys(frame["experiment"]))
         groups = [(i, frame[frame["experiment"] == i]) for i in ids]

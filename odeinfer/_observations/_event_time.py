@@ -16,7 +16,9 @@ Censoring = Literal["right", "interval"]
 def _finite_time(value, what):
     number = np.asarray(value, dtype=float)
     if number.shape != () or not np.isfinite(number):
-        raise ValueError(f"EventTimeObservation: `{what}` must be a finite time; got {value!r}.")
+        raise ValueError(
+            f"EventTimeObservation: `{what}` must be a finite time; got {value!r}."
+        )
     return jnp.asarray(number)
 
 
@@ -111,7 +113,9 @@ class EventTimeObservation(eqx.Module):
                 )
             a, b = (_finite_time(v, "interval") for v in interval)
             if not float(a) < float(b):
-                raise ValueError(f"EventTimeObservation: need a < b in `interval`; got {interval}.")
+                raise ValueError(
+                    f"EventTimeObservation: need a < b in `interval`; got {interval}."
+                )
             self.interval = (a, b)
         self.t_max = None if t_max is None else _finite_time(t_max, "t_max")
 

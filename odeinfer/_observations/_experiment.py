@@ -70,7 +70,10 @@ class Experiment(eqx.Module):
         data=None,
         *,
         observables=None,
-        noise: AbstractNoise | Sequence[AbstractNoise] | Mapping[str, AbstractNoise] | None = None,
+        noise: AbstractNoise
+        | Sequence[AbstractNoise]
+        | Mapping[str, AbstractNoise]
+        | None = None,
         y0=None,
         t0=0.0,
         doses: Dose | Sequence[Dose] | None = None,
@@ -97,7 +100,9 @@ class Experiment(eqx.Module):
             )
         for f in fns:
             if not callable(f):
-                raise TypeError(f"Experiment `{name}`: observable {f!r} is not callable.")
+                raise TypeError(
+                    f"Experiment `{name}`: observable {f!r} is not callable."
+                )
         if data is not None and _is_dataframe(data):
             if times is not None or mask is not None:
                 raise ValueError(
@@ -136,7 +141,9 @@ class Experiment(eqx.Module):
             raise ValueError(f"Experiment `{name}`: `times` must be sorted increasing.")
         t0_np = np.asarray(t0, dtype=float)
         if t0_np.shape != () or not np.isfinite(t0_np):
-            raise ValueError(f"Experiment `{name}`: `t0` must be a finite scalar; got {t0!r}.")
+            raise ValueError(
+                f"Experiment `{name}`: `t0` must be a finite scalar; got {t0!r}."
+            )
         if times_np.size and times_np[0] < t0_np:
             raise ValueError(
                 f"Experiment `{name}`: observation time {times_np[0]} lies before t0={t0}."
@@ -232,7 +239,9 @@ class Experiment(eqx.Module):
         doses = tuple(doses)
         for d in doses:
             if not isinstance(d, Dose):
-                raise TypeError(f"Experiment `{name}`: `doses` must be oi.Dose objects.")
+                raise TypeError(
+                    f"Experiment `{name}`: `doses` must be oi.Dose objects."
+                )
         self.doses = doses
         values, named = {}, []
         for key, value in dict(overrides or {}).items():
@@ -279,7 +288,10 @@ class Experiment(eqx.Module):
             value = self.observables[0](t, y, params)
             return jnp.reshape(jnp.asarray(value, dtype=float), (self.n_observables,))
         return jnp.stack(
-            [jnp.reshape(jnp.asarray(h(t, y, params), dtype=float), ()) for h in self.observables]
+            [
+                jnp.reshape(jnp.asarray(h(t, y, params), dtype=float), ())
+                for h in self.observables
+            ]
         )
 
     def parameter_names(self) -> set[str]:

@@ -60,7 +60,9 @@ class AbstractNoise(eqx.Module):
     def scales(self) -> tuple[Scale, ...]:
         """The scales (fixed or named) this model uses."""
         return tuple(
-            v for v in (getattr(self, f) for f in self.__dataclass_fields__) if isinstance(v, Scale)
+            v
+            for v in (getattr(self, f) for f in self.__dataclass_fields__)
+            if isinstance(v, Scale)
         )
 
     def parameter_names(self) -> tuple[str, ...]:
@@ -94,10 +96,14 @@ class AbstractNoise(eqx.Module):
 
     # Event times need the distribution function too (censoring). Continuous only.
     def log_cdf(self, value, prediction, params: Mapping) -> Array:
-        raise TypeError(f"{type(self).__name__} has no distribution function for censoring.")
+        raise TypeError(
+            f"{type(self).__name__} has no distribution function for censoring."
+        )
 
     def log_survival(self, value, prediction, params: Mapping) -> Array:
-        raise TypeError(f"{type(self).__name__} has no distribution function for censoring.")
+        raise TypeError(
+            f"{type(self).__name__} has no distribution function for censoring."
+        )
 
     def standardized(self, data, prediction, params: Mapping) -> Array:
         """Residuals `r` with `log_prob = -r**2/2 + constant` (Gaussian noise with fixed
@@ -152,7 +158,11 @@ class Gaussian(AbstractNoise):
         return jstats.norm.logsf(value, prediction, self.sd(prediction, params))
 
     def standardized(self, data, prediction, params):
-        if self.proportional is not None or self.sigma is None or self.sigma.name is not None:
+        if (
+            self.proportional is not None
+            or self.sigma is None
+            or self.sigma.name is not None
+        ):
             super().standardized(data, prediction, params)
         return (data - prediction) / self.sigma.value
 
@@ -172,7 +182,11 @@ class LogNormal(AbstractNoise):
         self.sigma = Scale(sigma, "LogNormal: `sigma`")
 
     def _valid(self, prediction, params):
-        return super()._valid(prediction, params) & (prediction > 0) & jnp.isfinite(prediction)
+        return (
+            super()._valid(prediction, params)
+            & (prediction > 0)
+            & jnp.isfinite(prediction)
+        )
 
     def distribution(self, prediction, params):
         return dist.LogNormal(jnp.log(prediction), self.sigma.resolve(params))
@@ -212,7 +226,9 @@ class StudentT(AbstractNoise):
         return super()._valid(prediction, params) & jnp.isfinite(prediction)
 
     def distribution(self, prediction, params):
-        return dist.StudentT(self.df.resolve(params), prediction, self.sigma.resolve(params))
+        return dist.StudentT(
+            self.df.resolve(params), prediction, self.sigma.resolve(params)
+        )
 
     def log_cdf(self, value, prediction, params):
         return jnp.log(self.distribution(prediction, params).cdf(value))
@@ -253,7 +269,11 @@ class NegativeBinomial(AbstractNoise):
         self.concentration = Scale(concentration, "NegativeBinomial: `concentration`")
 
     def _valid(self, prediction, params):
-        return super()._valid(prediction, params) & (prediction > 0) & jnp.isfinite(prediction)
+        return (
+            super()._valid(prediction, params)
+            & (prediction > 0)
+            & jnp.isfinite(prediction)
+        )
 
     def distribution(self, prediction, params):
         return dist.NegativeBinomial2(prediction, self.concentration.resolve(params))
