@@ -22,9 +22,10 @@ import numpyro.distributions as dist
 
 import odeinfer as oi
 
-
 HERE = pathlib.Path(__file__).resolve().parent
-DATA = pathlib.Path("/work/shared/data/posteriordb/hudson_lynx_hare-lotka_volterra.json")
+DATA = pathlib.Path(
+    "/work/shared/data/posteriordb/hudson_lynx_hare-lotka_volterra.json"
+)
 if not DATA.exists():
     DATA = HERE.parent / "odeinfer" / "data" / "hudson_lynx_hare-lotka_volterra.json"
 
@@ -104,8 +105,16 @@ def make_log_likelihood(data, rtol, atol, max_steps=4096):
     def log_likelihood(p):
         z0 = jnp.stack([p["z1"], p["z2"]])
         sol = oi.solve(
-            MODEL, z0, p, t0=0.0, t1=ts[-1], saveat=ts, rtol=rtol, atol=atol,
-            max_steps=max_steps, throw=False,
+            MODEL,
+            z0,
+            p,
+            t0=0.0,
+            t1=ts[-1],
+            saveat=ts,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            throw=False,
         )
         sigma = jnp.stack([p["sigma1"], p["sigma2"]])
         ll = jnp.sum(dist.LogNormal(jnp.log(sol.ys), sigma).log_prob(y))
@@ -118,11 +127,24 @@ def make_log_likelihood(data, rtol, atol, max_steps=4096):
 def run_odeinfer(data, args, *, rtol, atol, chain_method="vectorized"):
     ll = make_log_likelihood(data, rtol, atol)
     start = time.perf_counter()
-    init = {"theta1": 0.55, "theta2": 0.028, "theta3": 0.8, "theta4": 0.024,
-            "z1": 33.0, "z2": 6.0, "sigma1": 0.25, "sigma2": 0.25}
+    init = {
+        "theta1": 0.55,
+        "theta2": 0.028,
+        "theta3": 0.8,
+        "theta4": 0.024,
+        "z1": 33.0,
+        "z2": 6.0,
+        "sigma1": 0.25,
+        "sigma2": 0.25,
+    }
     posterior = oi.sample(
-        ll, priors(), num_warmup=args.num_warmup, num_samples=args.num_samples,
-        num_chains=args.num_chains, chain_method=chain_method, seed=args.seed,
+        ll,
+        priors(),
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+        chain_method=chain_method,
+        seed=args.seed,
         init=init,
     )
     wall = time.perf_counter() - start
@@ -134,7 +156,9 @@ def run_odeinfer(data, args, *, rtol, atol, chain_method="vectorized"):
         # the draws of all chains arrive at the end of one program: the first draw is
         # available after compile + warm-up (bounded by the total)
         "time_to_first_draw_s": posterior.timing["compile"]
-        + posterior.timing["sampling"] * args.num_warmup / (args.num_warmup + args.num_samples),
+        + posterior.timing["sampling"]
+        * args.num_warmup
+        / (args.num_warmup + args.num_samples),
         "min_bulk_ess": ess,
         "min_bulk_ess_per_s": ess / wall,
         "min_bulk_ess_per_sampling_s": ess / posterior.timing["sampling"],
@@ -154,10 +178,17 @@ def run_stan(data, args):
     compile_s = time.perf_counter() - start
     start_sampling = time.perf_counter()
     fit = model.sample(
-        num_chains=args.num_chains, num_warmup=args.num_warmup,
+        num_chains=args.num_chains,
+        num_warmup=args.num_warmup,
         num_samples=args.num_samples,
-        init=[{"theta": [0.55, 0.028, 0.8, 0.024], "z_init": [33.0, 6.0],
-               "sigma": [0.25, 0.25]}] * args.num_chains,
+        init=[
+            {
+                "theta": [0.55, 0.028, 0.8, 0.024],
+                "z_init": [33.0, 6.0],
+                "sigma": [0.25, 0.25],
+            }
+        ]
+        * args.num_chains,
     )
     sampling_s = time.perf_counter() - start_sampling
     import arviz as az
@@ -191,17 +222,27 @@ def measure_levers(data, args):
     from odeinfer._inference._potential import Potential
 
     out = {}
-    u_params = {"theta1": 0.55, "theta2": 0.028, "theta3": 0.8, "theta4": 0.024,
-                "z1": 33.0, "z2": 6.0, "sigma1": 0.25, "sigma2": 0.25}
+    u_params = {
+        "theta1": 0.55,
+        "theta2": 0.028,
+        "theta3": 0.8,
+        "theta4": 0.024,
+        "z1": 33.0,
+        "z2": 6.0,
+        "sigma1": 0.25,
+        "sigma2": 0.25,
+    }
     for rtol, atol in ((1e-6, 1e-6), (1e-5, 1e-3), (1e-8, 1e-8)):
-        pot = Potential(make_log_likelihood(data, rtol, atol), priors(), record_failures=False)
+        pot = Potential(
+            make_log_likelihood(data, rtol, atol), priors(), record_failures=False
+        )
         u = pot.space.to_unconstrained(u_params)
         value = jax.jit(pot.potential)
         grad = jax.jit(jax.value_and_grad(pot.potential))
         jax.block_until_ready(value(u))
         jax.block_until_ready(grad(u))
 
-        def timeit(f, n=200):
+        def timeit(f, n=200, u=u):
             times = []
             for _ in range(5):
                 t = time.perf_counter()
@@ -213,7 +254,9 @@ def measure_levers(data, args):
 
         tv, tg = timeit(value), timeit(grad)
         out[f"rtol={rtol:g},atol={atol:g}"] = {
-            "value_us": 1e6 * tv, "value_and_grad_us": 1e6 * tg, "ratio": tg / tv,
+            "value_us": 1e6 * tv,
+            "value_and_grad_us": 1e6 * tg,
+            "ratio": tg / tv,
         }
     return out
 
@@ -227,9 +270,14 @@ def main():
     parser.add_argument("--rtol", type=float, default=1e-6)
     parser.add_argument("--atol", type=float, default=1e-6)
     parser.add_argument("--no-stan", action="store_true")
-    parser.add_argument("--levers", action="store_true",
-                        help="also time value/gradient and sequential chains")
-    parser.add_argument("--output", default=str(HERE / "results" / "nuts_lynx_hare.json"))
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="also time value/gradient and sequential chains",
+    )
+    parser.add_argument(
+        "--output", default=str(HERE / "results" / "nuts_lynx_hare.json")
+    )
     args = parser.parse_args()
     data = load_data()
 
@@ -238,7 +286,8 @@ def main():
     if args.levers:
         results["levers"] = measure_levers(data, args)
         results["odeinfer_sequential"] = run_odeinfer(
-            data, args, rtol=args.rtol, atol=args.atol, chain_method="sequential")
+            data, args, rtol=args.rtol, atol=args.atol, chain_method="sequential"
+        )
     if not args.no_stan:
         try:
             results["stan"] = run_stan(data, args)
@@ -247,27 +296,51 @@ def main():
 
     rows = [k for k in ("odeinfer", "odeinfer_sequential", "stan") if k in results]
     print(f"{'':22s}" + "".join(f"{r:>22s}" for r in rows))
-    for key in ("compile_s", "sampling_s", "wall_s", "min_bulk_ess", "min_bulk_ess_per_s",
-                "min_bulk_ess_per_sampling_s", "divergences"):
+    for key in (
+        "compile_s",
+        "sampling_s",
+        "wall_s",
+        "min_bulk_ess",
+        "min_bulk_ess_per_s",
+        "min_bulk_ess_per_sampling_s",
+        "divergences",
+    ):
         print(f"{key:22s}" + "".join(f"{results[r][key]:22.2f}" for r in rows))
     print("posterior mean (sd):")
     for n in NAMES:
-        print(f"  {n:8s}" + "".join(
-            f"   {results[r]['mean'][n]:9.4f} ({results[r]['sd'][n]:.4f})" for r in rows))
+        print(
+            f"  {n:8s}"
+            + "".join(
+                f"   {results[r]['mean'][n]:9.4f} ({results[r]['sd'][n]:.4f})"
+                for r in rows
+            )
+        )
     if "stan" in results:
         o, s = results["odeinfer"], results["stan"]
         results["ratio_ess_per_s"] = o["min_bulk_ess_per_s"] / s["min_bulk_ess_per_s"]
-        z = {n: (o["mean"][n] - s["mean"][n]) / np.hypot(s["sd"][n] / np.sqrt(s["min_bulk_ess"]),
-                                                        o["sd"][n] / np.sqrt(o["min_bulk_ess"]))
-             for n in NAMES}
+        z = {
+            n: (o["mean"][n] - s["mean"][n])
+            / np.hypot(
+                s["sd"][n] / np.sqrt(s["min_bulk_ess"]),
+                o["sd"][n] / np.sqrt(o["min_bulk_ess"]),
+            )
+            for n in NAMES
+        }
         results["mean_difference_z"] = z
         print(f"odeinfer/Stan min bulk-ESS/s: {results['ratio_ess_per_s']:.2f}")
-        print(f"odeinfer time to first draw {o['time_to_first_draw_s']:.1f} s vs Stan compile {s['compile_s']:.1f} s")
-        print("mean differences in Monte Carlo SEs:", {k: round(v, 2) for k, v in z.items()})
+        print(
+            f"odeinfer time to first draw {o['time_to_first_draw_s']:.1f} s vs Stan compile {s['compile_s']:.1f} s"
+        )
+        print(
+            "mean differences in Monte Carlo SEs:",
+            {k: round(v, 2) for k, v in z.items()},
+        )
     if "levers" in results:
         print("levers (per evaluation):")
         for k, v in results["levers"].items():
-            print(f"  {k:24s} value {v['value_us']:8.1f} us  value+grad {v['value_and_grad_us']:8.1f} us  ratio {v['ratio']:.1f}")
+            print(
+                f"  {k:24s} value {v['value_us']:8.1f} us  value+grad {v['value_and_grad_us']:8.1f} us  ratio {v['ratio']:.1f}"
+            )
     pathlib.Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.output).write_text(json.dumps(results, indent=2, default=float))
     print(f"wrote {args.output}")

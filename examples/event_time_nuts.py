@@ -36,8 +36,17 @@ def make_log_likelihood(y0, times, censored):
     y0, times, censored = map(jnp.asarray, (y0, times, censored))
 
     def crossing_time(y0_i, p):
-        found = oi.first_crossing(MODEL, y0_i, p, THRESHOLD, t0=0.0, t1=3 * FOLLOW_UP,
-                                  rtol=1e-8, atol=1e-10, throw=False)
+        found = oi.first_crossing(
+            MODEL,
+            y0_i,
+            p,
+            THRESHOLD,
+            t0=0.0,
+            t1=3 * FOLLOW_UP,
+            rtol=1e-8,
+            atol=1e-10,
+            throw=False,
+        )
         return found.time, found.result == oi.RESULTS.successful
 
     def log_likelihood(p):
@@ -60,11 +69,18 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     y0, times, censored = make_data()
-    print(f"{int(censored.sum())} of {censored.size} subjects censored at t={FOLLOW_UP}")
-    posterior = oi.sample(make_log_likelihood(y0, times, censored),
-                          {"k": dist.LogNormal(0.0, 1.0)}, num_warmup=args.num_warmup,
-                          num_samples=args.num_samples, num_chains=args.num_chains,
-                          seed=args.seed, init={"k": 1.0})
+    print(
+        f"{int(censored.sum())} of {censored.size} subjects censored at t={FOLLOW_UP}"
+    )
+    posterior = oi.sample(
+        make_log_likelihood(y0, times, censored),
+        {"k": dist.LogNormal(0.0, 1.0)},
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+        seed=args.seed,
+        init={"k": 1.0},
+    )
     print(posterior.summary()[["mean", "sd", "q5", "q95", "ess_bulk", "r_hat"]])
     print("true k = 0.8")
     return posterior

@@ -34,16 +34,26 @@ MODEL = oi.ODEModel(field, name="integral")
 
 def integral(p):
     state0 = (jnp.eye(2), jnp.zeros(2))
-    sol = oi.solve(MODEL, state0, p, t0=0.0, t1=TIMES[-1], saveat=TIMES, rtol=1e-8,
-                   atol=1e-10, throw=False)
+    sol = oi.solve(
+        MODEL,
+        state0,
+        p,
+        t0=0.0,
+        t1=TIMES[-1],
+        saveat=TIMES,
+        rtol=1e-8,
+        atol=1e-10,
+        throw=False,
+    )
     return sol.ys[1][:, 0], sol.successful
 
 
 def reference_integral(a, b, t):
     """Closed-form matrix exponential + scipy quadrature (independent check)."""
     A = np.array([[-a, 1.0], [0.0, -b]])
-    return quad(lambda s: (expm(A * s) @ np.array([1.0, np.cos(s)]))[0], 0.0, t,
-                epsabs=1e-12)[0]
+    return quad(
+        lambda s: (expm(A * s) @ np.array([1.0, np.cos(s)]))[0], 0.0, t, epsabs=1e-12
+    )[0]
 
 
 def main(argv=None):
@@ -63,12 +73,17 @@ def main(argv=None):
         predicted, ok = integral(p)
         return jnp.sum(dist.Normal(predicted, NOISE_SD).log_prob(data)), ok
 
-    posterior = oi.sample(log_likelihood, {"a": dist.LogNormal(0.0, 1.0),
-                                           "b": dist.LogNormal(0.0, 1.0)},
-                          kernel="hmc", num_steps=args.num_steps,
-                          num_warmup=args.num_warmup, num_samples=args.num_samples,
-                          num_chains=args.num_chains, seed=args.seed,
-                          init={"a": 1.0, "b": 1.0})
+    posterior = oi.sample(
+        log_likelihood,
+        {"a": dist.LogNormal(0.0, 1.0), "b": dist.LogNormal(0.0, 1.0)},
+        kernel="hmc",
+        num_steps=args.num_steps,
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+        seed=args.seed,
+        init={"a": 1.0, "b": 1.0},
+    )
     print(posterior.summary()[["mean", "sd", "q5", "q95", "ess_bulk", "r_hat"]])
     print(f"truth: {truth}")
     return posterior

@@ -1,14 +1,12 @@
 """NUTS on the lynx–hare Lotka–Volterra model (posteriordb priors) with `oi.sample`.
 
-    python examples/lynx_hare_nuts.py --num-warmup 500 --num-samples 500 --num-chains 4
+python examples/lynx_hare_nuts.py --num-warmup 500 --num-samples 500 --num-chains 4
 """
 
 import argparse
 import json
 import pathlib
 import sys
-
-import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 from nuts_lynx_hare import NAMES, load_data, make_log_likelihood, priors  # noqa: E402
@@ -26,17 +24,39 @@ def main(argv=None):
     args = parser.parse_args(argv)
     data = load_data()
     log_likelihood = make_log_likelihood(data, rtol=1e-6, atol=1e-6)
-    init = {"theta1": 0.55, "theta2": 0.028, "theta3": 0.8, "theta4": 0.024,
-            "z1": 33.0, "z2": 6.0, "sigma1": 0.25, "sigma2": 0.25}
-    posterior = oi.sample(log_likelihood, priors(), num_warmup=args.num_warmup,
-                          num_samples=args.num_samples, num_chains=args.num_chains,
-                          seed=args.seed, init=init)
+    init = {
+        "theta1": 0.55,
+        "theta2": 0.028,
+        "theta3": 0.8,
+        "theta4": 0.024,
+        "z1": 33.0,
+        "z2": 6.0,
+        "sigma1": 0.25,
+        "sigma2": 0.25,
+    }
+    posterior = oi.sample(
+        log_likelihood,
+        priors(),
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+        seed=args.seed,
+        init=init,
+    )
     table = posterior.summary()
     print(table[["mean", "sd", "q5", "q95", "ess_bulk", "r_hat"]])
-    print(f"divergences: {posterior.num_divergences}, solver failures: {posterior.num_failures}")
+    print(
+        f"divergences: {posterior.num_divergences}, solver failures: {posterior.num_failures}"
+    )
     if args.output:
-        pathlib.Path(args.output).write_text(json.dumps(
-            {n: [float(table.loc[n, "mean"]), float(table.loc[n, "sd"])] for n in NAMES}))
+        pathlib.Path(args.output).write_text(
+            json.dumps(
+                {
+                    n: [float(table.loc[n, "mean"]), float(table.loc[n, "sd"])]
+                    for n in NAMES
+                }
+            )
+        )
     return posterior
 
 

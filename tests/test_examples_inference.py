@@ -21,7 +21,9 @@ def test_integral_model_matches_quadrature_and_runs_hmc():
     reference = [module.reference_integral(0.7, 1.3, t) for t in module.TIMES]
     assert bool(ok)
     np.testing.assert_allclose(predicted, reference, rtol=1e-6, atol=1e-8)
-    post = module.main(["--num-warmup", "60", "--num-samples", "60", "--num-chains", "1"])
+    post = module.main(
+        ["--num-warmup", "60", "--num-samples", "60", "--num-chains", "1"]
+    )
     assert post.kernel == "hmc" and post.draws["a"].shape == (1, 60)
     assert abs(post.mean()["a"] - 0.7) < 0.3
 
@@ -30,5 +32,7 @@ def test_event_time_example_with_censoring():
     module = load("event_time_nuts")
     y0, times, censored = module.make_data()
     assert censored.any() and not censored.all()
-    post = module.main(["--num-warmup", "60", "--num-samples", "60", "--num-chains", "1"])
+    post = module.main(
+        ["--num-warmup", "60", "--num-samples", "60", "--num-chains", "1"]
+    )
     assert abs(post.mean()["k"] - 0.8) < 0.15

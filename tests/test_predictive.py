@@ -3,25 +3,34 @@ prediction."""
 
 import jax.numpy as jnp
 import numpy as np
+from test_posterior import make_posterior
 
 import odeinfer as oi
-from test_posterior import make_posterior
 
 
 def test_bands_of_monotone_prediction_are_predictions_at_quantiles():
     post = make_posterior(draws=2000)
     times = np.linspace(0.0, 2.0, 5)
 
-    def simulate(p):  # decreasing in b: the q-band is the prediction at b's (1-q)-quantile
+    def simulate(
+        p,
+    ):  # decreasing in b: the q-band is the prediction at b's (1-q)-quantile
         return {"y": 3.0 * jnp.exp(-p["b"] * times), "t_half": jnp.log(2.0) / p["b"]}
 
-    result = oi.predictive(None, post, simulate=simulate, num_draws=None,
-                           quantiles=(0.1, 0.5, 0.9))
+    result = oi.predictive(
+        None, post, simulate=simulate, num_draws=None, quantiles=(0.1, 0.5, 0.9)
+    )
     b = np.asarray(post.draws["b"]).reshape(-1)
     assert result.draws["y"].shape == (b.size, times.size)
     for i, q in enumerate((0.1, 0.5, 0.9)):
-        np.testing.assert_allclose(result.bands["y"][i], 3.0 * np.exp(-np.quantile(b, 1 - q) * times), rtol=2e-3)
-        np.testing.assert_allclose(result.bands["t_half"][i], np.log(2) / np.quantile(b, 1 - q), rtol=2e-3)
+        np.testing.assert_allclose(
+            result.bands["y"][i],
+            3.0 * np.exp(-np.quantile(b, 1 - q) * times),
+            rtol=2e-3,
+        )
+        np.testing.assert_allclose(
+            result.bands["t_half"][i], np.log(2) / np.quantile(b, 1 - q), rtol=2e-3
+        )
     assert result.num_failed == 0
 
 
@@ -40,20 +49,37 @@ def test_subset_of_draws_and_non_finite_event_times():
 def test_problem_predictive_uses_simulate():
     times = np.linspace(0.5, 2.0, 4)
     model = oi.ODEModel(lambda t, y, p: -p["k"] * y)
-    experiment = oi.Experiment(times, 2.0 * np.exp(-0.7 * times), observables=lambda t, y, p: y,
-                               noise=oi.Gaussian(0.1), y0=2.0)
+    experiment = oi.Experiment(
+        times,
+        2.0 * np.exp(-0.7 * times),
+        observables=lambda t, y, p: y,
+        noise=oi.Gaussian(0.1),
+        y0=2.0,
+    )
     problem = oi.Problem(model, experiment, oi.Parameters({"k": oi.Positive(init=1.0)}))
     rng = np.random.default_rng(0)
     k = rng.lognormal(np.log(0.7), 0.1, size=(2, 50))
     post = oi.Posterior(
-        names=("k",), draws={"k": k}, unconstrained=np.log(k)[..., None],
-        divergences=np.zeros((2, 50), bool), num_steps=np.ones((2, 50)),
-        accept_prob=np.ones((2, 50)), potential_energy=np.zeros((2, 50)),
-        step_size=np.ones(2), inverse_mass_matrix=np.ones((2, 1)), num_failures=0,
-        failed_params=np.zeros((0, 1)), kernel="nuts", chain_method="vectorized",
-        num_warmup=0, seed=0, timing={},
+        names=("k",),
+        draws={"k": k},
+        unconstrained=np.log(k)[..., None],
+        divergences=np.zeros((2, 50), bool),
+        num_steps=np.ones((2, 50)),
+        accept_prob=np.ones((2, 50)),
+        potential_energy=np.zeros((2, 50)),
+        step_size=np.ones(2),
+        inverse_mass_matrix=np.ones((2, 1)),
+        num_failures=0,
+        failed_params=np.zeros((0, 1)),
+        kernel="nuts",
+        chain_method="vectorized",
+        num_warmup=0,
+        seed=0,
+        timing={},
     )
     result = oi.predictive(problem, post, num_draws=None, quantiles=(0.5,))
     observables = result.draws[0].observables
     assert observables.shape[:2] == (100, times.size)
-    np.testing.assert_allclose(observables[..., 0], 2.0 * np.exp(-k.reshape(-1, 1) * times), rtol=1e-6)
+    np.testing.assert_allclose(
+        observables[..., 0], 2.0 * np.exp(-k.reshape(-1, 1) * times), rtol=1e-6
+    )

@@ -15,7 +15,6 @@ from scipy import integrate
 
 import odeinfer as oi
 
-
 # Normal–Normal conjugate model: y_i ~ N(mu, 1), mu ~ N(0, 2).
 Y = np.array([1.2, 0.4, 2.1, 1.5, 0.9])
 PRIOR_SD = 2.0
@@ -31,8 +30,12 @@ def normal_log_likelihood(p):
 @pytest.fixture(scope="module")
 def conjugate_posterior():
     return oi.sample(
-        normal_log_likelihood, {"mu": dist.Normal(0.0, PRIOR_SD)},
-        num_warmup=300, num_samples=1000, num_chains=2, seed=1,
+        normal_log_likelihood,
+        {"mu": dist.Normal(0.0, PRIOR_SD)},
+        num_warmup=300,
+        num_samples=1000,
+        num_chains=2,
+        seed=1,
     )
 
 
@@ -44,16 +47,32 @@ def test_conjugate_normal_moments(conjugate_posterior):
     assert abs(post.std()["mu"] / POST_SD - 1) < 0.1
     assert post.num_failures == 0
     table = post.summary()
-    for col in ("mean", "sd", "r_hat", "ess_bulk", "ess_tail", "mcse_mean", "q5", "q95"):
+    for col in (
+        "mean",
+        "sd",
+        "r_hat",
+        "ess_bulk",
+        "ess_tail",
+        "mcse_mean",
+        "q5",
+        "q95",
+    ):
         assert col in table.columns
     assert table.loc["mu", "r_hat"] < 1.05
 
 
 def test_static_hmc_sequential_conjugate():
     post = oi.sample(
-        normal_log_likelihood, {"mu": dist.Normal(0.0, PRIOR_SD)}, kernel="hmc",
-        num_steps=5, chain_method="sequential", num_warmup=200, num_samples=800,
-        num_chains=2, seed=3, init={"mu": 0.0},
+        normal_log_likelihood,
+        {"mu": dist.Normal(0.0, PRIOR_SD)},
+        kernel="hmc",
+        num_steps=5,
+        chain_method="sequential",
+        num_warmup=200,
+        num_samples=800,
+        num_chains=2,
+        seed=3,
+        init={"mu": 0.0},
     )
     assert post.kernel == "hmc" and post.chain_method == "sequential"
     assert np.all(post.num_steps == 5)
@@ -70,14 +89,19 @@ def decay_problem(max_steps=4096):
         times, data, observables=lambda t, y, p: y, noise=oi.Gaussian(0.05), y0=2.0
     )
     space = oi.Parameters({"k": oi.Positive(init=1.0)})
-    return oi.Problem(model, experiment, space, rtol=1e-6, atol=1e-8, max_steps=max_steps), times, data
+    return (
+        oi.Problem(model, experiment, space, rtol=1e-6, atol=1e-8, max_steps=max_steps),
+        times,
+        data,
+    )
 
 
 def test_problem_posterior_matches_quadrature():
     problem, times, data = decay_problem()
     prior = dist.LogNormal(0.0, 1.0)
-    post = oi.sample(problem, {"k": prior}, num_warmup=150, num_samples=400, num_chains=2,
-                     seed=2)
+    post = oi.sample(
+        problem, {"k": prior}, num_warmup=150, num_samples=400, num_chains=2, seed=2
+    )
 
     def unnormalised(k):
         pred = 2.0 * np.exp(-k * times)
@@ -90,7 +114,12 @@ def test_problem_posterior_matches_quadrature():
     lo, hi = 0.55, 0.85
     z = integrate.quad(unnormalised, lo, hi, points=[0.7], limit=200)[0]
     mean = integrate.quad(lambda k: k * unnormalised(k), lo, hi, limit=200)[0] / z
-    var = integrate.quad(lambda k: (k - mean) ** 2 * unnormalised(k), lo, hi, limit=200)[0] / z
+    var = (
+        integrate.quad(lambda k: (k - mean) ** 2 * unnormalised(k), lo, hi, limit=200)[
+            0
+        ]
+        / z
+    )
     assert abs(post.mean()["k"] - mean) < 4 * np.sqrt(var) / np.sqrt(200)
     assert abs(post.std()["k"] / np.sqrt(var) - 1) < 0.15
 
@@ -101,8 +130,15 @@ def test_solver_failure_is_rejected_and_counted():
     def failing(p):
         return normal_log_likelihood(p), p["mu"] < 1.5
 
-    post = oi.sample(failing, {"mu": dist.Normal(0.0, PRIOR_SD)}, num_warmup=100,
-                     num_samples=200, num_chains=2, seed=4, init={"mu": 0.0})
+    post = oi.sample(
+        failing,
+        {"mu": dist.Normal(0.0, PRIOR_SD)},
+        num_warmup=100,
+        num_samples=200,
+        num_chains=2,
+        seed=4,
+        init={"mu": 0.0},
+    )
     assert post.num_failures > 0
     assert post.failed_params.shape[1] == 1
     assert np.all(post.failed_params[:, 0] >= 1.5)
@@ -116,9 +152,16 @@ def test_nan_log_likelihood_region_is_rejected():
         ll = normal_log_likelihood(p)
         return jnp.where(p["mu"] > 2.0, jnp.nan, ll)
 
-    post = oi.sample(nan_above, {"mu": dist.Normal(0.0, PRIOR_SD)}, num_warmup=100,
-                     num_samples=200, num_chains=1, seed=5, init={"mu": 0.0},
-                     chain_method="sequential")
+    post = oi.sample(
+        nan_above,
+        {"mu": dist.Normal(0.0, PRIOR_SD)},
+        num_warmup=100,
+        num_samples=200,
+        num_chains=1,
+        seed=5,
+        init={"mu": 0.0},
+        chain_method="sequential",
+    )
     assert np.all(post.draws["mu"] <= 2.0)
     assert post.num_failures > 0
 
@@ -149,8 +192,12 @@ def test_prior_support_must_match_transform():
 def test_parallel_needs_enough_devices():
     n = jax.device_count() + 1
     with pytest.raises(ValueError, match="xla_force_host_platform_device_count"):
-        oi.sample(normal_log_likelihood, {"mu": dist.Normal(0, 1)}, num_chains=n,
-                  chain_method="parallel")
+        oi.sample(
+            normal_log_likelihood,
+            {"mu": dist.Normal(0, 1)},
+            num_chains=n,
+            chain_method="parallel",
+        )
 
 
 def test_non_finite_initial_point_is_an_error():
@@ -158,8 +205,13 @@ def test_non_finite_initial_point_is_an_error():
         return jnp.nan * p["mu"]
 
     with pytest.raises(ValueError, match="not finite at the initial point.*init="):
-        oi.sample(bad, {"mu": dist.Normal(0, 1)}, num_warmup=1, num_samples=1,
-                  init={"mu": 0.0})
+        oi.sample(
+            bad,
+            {"mu": dist.Normal(0, 1)},
+            num_warmup=1,
+            num_samples=1,
+            init={"mu": 0.0},
+        )
 
 
 def test_bad_options():
@@ -192,10 +244,18 @@ PARALLEL_SCRIPT = textwrap.dedent(
 
 
 def test_parallel_chains_across_host_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", PARALLEL_SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PARALLEL_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
 

@@ -22,15 +22,32 @@ def test_simulation_based_calibration_decay():
     ranks = []
     for i in range(n_sims):
         k_true = float(prior.sample(jax.random.key(i)))
-        data = 2.0 * np.exp(-k_true * np.asarray(times)) + 0.1 * rng.normal(size=times.size)
+        data = 2.0 * np.exp(-k_true * np.asarray(times)) + 0.1 * rng.normal(
+            size=times.size
+        )
 
         def ll(p, data=data):
-            sol = oi.solve(model, jnp.array(2.0), p, t0=0.0, t1=3.0, saveat=times,
-                           throw=False, max_steps=256)
+            sol = oi.solve(
+                model,
+                jnp.array(2.0),
+                p,
+                t0=0.0,
+                t1=3.0,
+                saveat=times,
+                throw=False,
+                max_steps=256,
+            )
             return jnp.sum(dist.Normal(sol.ys, 0.1).log_prob(data)), sol.successful
 
-        post = oi.sample(ll, {"k": prior}, num_warmup=200, num_samples=n_draws * 3,
-                         num_chains=1, seed=i, init={"k": 0.6})
+        post = oi.sample(
+            ll,
+            {"k": prior},
+            num_warmup=200,
+            num_samples=n_draws * 3,
+            num_chains=1,
+            seed=i,
+            init={"k": 0.6},
+        )
         thinned = post.draws["k"][0, ::3]
         ranks.append(int(np.sum(thinned < k_true)))
     counts = np.bincount(np.asarray(ranks) * bins // (n_draws + 1), minlength=bins)

@@ -14,7 +14,6 @@ import odeinfer as oi
 from odeinfer._inference._potential import Potential
 from odeinfer._inference._variational import unconstrained_model
 
-
 # y_i ~ N(mu_j, 1) for two independent means, mu_j ~ N(0, 2): known Gaussian posterior.
 Y = np.array([[1.2, 0.4, 2.1, 1.5, 0.9], [-0.3, 0.2, -1.1, 0.0, -0.6]])
 POST_PREC = 1 / 4 + Y.shape[1]
@@ -31,8 +30,16 @@ def conjugate_ll(p):
 
 @pytest.mark.parametrize("guide", ["meanfield", "fullrank"])
 def test_conjugate_normal(guide):
-    result = oi.variational(conjugate_ll, PRIORS, guide=guide, num_steps=2000,
-                            learning_rate=0.02, num_particles=8, num_draws=4000, seed=0)
+    result = oi.variational(
+        conjugate_ll,
+        PRIORS,
+        guide=guide,
+        num_steps=2000,
+        learning_rate=0.02,
+        num_particles=8,
+        num_draws=4000,
+        seed=0,
+    )
     assert result.elbo.shape == (2000,)
     assert result.elbo[-100:].mean() > result.elbo[:10].mean()
     for i, n in enumerate(("mu1", "mu2")):
@@ -43,7 +50,8 @@ def test_conjugate_normal(guide):
 def mixture_ll(p):
     x = p["x"]
     return jnp.log(0.5) + jnp.logaddexp(
-        jax.scipy.stats.norm.logpdf(x, -3.0, 1.0), jax.scipy.stats.norm.logpdf(x, 3.0, 1.0)
+        jax.scipy.stats.norm.logpdf(x, -3.0, 1.0),
+        jax.scipy.stats.norm.logpdf(x, 3.0, 1.0),
     )
 
 
@@ -57,20 +65,33 @@ def centred_guide():
 
 
 def quadrature_elbo(s):
-    integrand = lambda x: stats.norm.pdf(x, 0, s) * (  # noqa: E731
-        np.log(0.5) + np.logaddexp(stats.norm.logpdf(x, -3, 1), stats.norm.logpdf(x, 3, 1))
-    )
-    return integrate.quad(integrand, -12 * s, 12 * s, limit=200)[0] + 0.5 * np.log(
-        2 * np.pi * np.e * s**2
-    )
+    def integrand(x):
+        log_p = np.log(0.5) + np.logaddexp(
+            stats.norm.logpdf(x, -3, 1), stats.norm.logpdf(x, 3, 1)
+        )
+        return stats.norm.pdf(x, 0, s) * log_p
+
+    expected = integrate.quad(integrand, -12 * s, 12 * s, limit=200)[0]
+    return expected + 0.5 * np.log(2 * np.pi * np.e * s**2)
 
 
 def test_mixture_elbo_optimum_matches_quadrature():
-    best = optimize.minimize_scalar(lambda s: -quadrature_elbo(s), bounds=(0.5, 6),
-                                    method="bounded", options={"xatol": 1e-8})
+    best = optimize.minimize_scalar(
+        lambda s: -quadrature_elbo(s),
+        bounds=(0.5, 6),
+        method="bounded",
+        options={"xatol": 1e-8},
+    )
     assert abs(best.x - 2.74) < 0.01  # the value
-    result = oi.variational(mixture_ll, MIXTURE_PRIOR, guide=centred_guide,
-                            num_steps=2000, learning_rate=0.02, num_particles=16, seed=1)
+    result = oi.variational(
+        mixture_ll,
+        MIXTURE_PRIOR,
+        guide=centred_guide,
+        num_steps=2000,
+        learning_rate=0.02,
+        num_particles=16,
+        seed=1,
+    )
     s_fit = float(result.guide_params["s"])
     assert abs(s_fit - best.x) < 0.15
     # the reported ELBO (averaged over the last steps) is the quadrature ELBO
@@ -105,11 +126,15 @@ def test_elbo_gradient_matches_finite_differences():
 
     def loss_big(log_s):
         def guide():
-            numpyro.sample("u", dist.Normal(0.0, jnp.exp(log_s)).expand([1]).to_event(1))
+            numpyro.sample(
+                "u", dist.Normal(0.0, jnp.exp(log_s)).expand([1]).to_event(1)
+            )
 
         return big.loss(jax.random.key(4), {}, model, guide)
 
-    d_quad = (quadrature_elbo(s * np.exp(1e-4)) - quadrature_elbo(s * np.exp(-1e-4))) / 2e-4
+    d_quad = (
+        quadrature_elbo(s * np.exp(1e-4)) - quadrature_elbo(s * np.exp(-1e-4))
+    ) / 2e-4
     assert abs(-float(jax.jit(jax.grad(loss_big))(np.log(s))) - d_quad) < 0.08
 
 

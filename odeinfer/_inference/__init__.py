@@ -1,11 +1,11 @@
 """Bayesian inference: `sample`, `variational`, `predictive`, `prior_stress_test`."""
 
-from ._posterior import load_posterior as load_posterior
 from ._posterior import Posterior as Posterior
-from ._sample import sample as sample
-from ._variational import variational as variational
-from ._variational import VariationalResult as VariationalResult
-from ._predictive import predictive as predictive
+from ._posterior import load_posterior as load_posterior
 from ._predictive import PredictiveResult as PredictiveResult
-from ._stress import prior_stress_test as prior_stress_test
+from ._predictive import predictive as predictive
+from ._sample import sample as sample
 from ._stress import StressTestResult as StressTestResult
+from ._stress import prior_stress_test as prior_stress_test
+from ._variational import VariationalResult as VariationalResult
+from ._variational import variational as variational

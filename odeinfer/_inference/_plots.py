@@ -7,7 +7,9 @@ def plot_trace(posterior, **kwargs):
     """Trace plot of every parameter (arviz `plot_trace`). Returns the axes."""
     import arviz as az
 
-    return az.plot_trace(posterior.to_arviz(), var_names=list(posterior.names), **kwargs)
+    return az.plot_trace(
+        posterior.to_arviz(), var_names=list(posterior.names), **kwargs
+    )
 
 
 def plot_rank(posterior, **kwargs):
@@ -17,7 +19,9 @@ def plot_rank(posterior, **kwargs):
     return az.plot_rank(posterior.to_arviz(), var_names=list(posterior.names), **kwargs)
 
 
-def plot_predictive_bands(times, bands, *, data=None, quantiles=None, ax=None, label=None):
+def plot_predictive_bands(
+    times, bands, *, data=None, quantiles=None, ax=None, label=None
+):
     """Data against posterior predictive bands.
 
     **Arguments:**
@@ -36,7 +40,9 @@ def plot_predictive_bands(times, bands, *, data=None, quantiles=None, ax=None, l
         _, ax = plt.subplots()
     bands = np.asarray(bands)
     mid = bands.shape[0] // 2
-    ax.fill_between(times, bands[0], bands[-1], alpha=0.3, label=label or "predictive band")
+    ax.fill_between(
+        times, bands[0], bands[-1], alpha=0.3, label=label or "predictive band"
+    )
     ax.plot(times, bands[mid], lw=1.5)
     if data is not None:
         ax.plot(times, data, "o", ms=3, color="k", label="data")

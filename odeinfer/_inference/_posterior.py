@@ -72,9 +72,7 @@ class Posterior(eqx.Module):
         timing,
     ):
         self.names = tuple(names)
-        self.draws = types.MappingProxyType(
-            {n: _frozen(draws[n]) for n in self.names}
-        )
+        self.draws = types.MappingProxyType({n: _frozen(draws[n]) for n in self.names})
         self.unconstrained = _frozen(unconstrained)
         self.divergences = _frozen(np.asarray(divergences, bool))
         self.num_steps = _frozen(num_steps)

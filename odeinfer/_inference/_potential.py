@@ -19,7 +19,6 @@ import numpyro.distributions as dist
 from jax.custom_batching import custom_vmap
 from numpyro.distributions.transforms import biject_to
 
-
 _MAX_RECORDED_FAILURES = 1000
 
 
@@ -274,7 +273,9 @@ class Potential:
         return self.space.from_unconstrained(u)
 
     def free_vector(self, params: Mapping[str, Any]):
-        return jnp.concatenate([jnp.ravel(jnp.asarray(params[n], float)) for n in self.names])
+        return jnp.concatenate(
+            [jnp.ravel(jnp.asarray(params[n], float)) for n in self.names]
+        )
 
     def log_density(self, u):
         """`(log posterior density, ok)` at `u`, without failure handling."""

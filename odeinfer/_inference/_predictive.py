@@ -32,12 +32,19 @@ class PredictiveResult(eqx.Module):
 
 def _param_draws(posterior, num_draws, key):
     names = tuple(posterior.names)
-    flat = {n: np.asarray(posterior.draws[n]).reshape((-1,) + np.shape(posterior.draws[n])[2:]) for n in names}
+    flat = {
+        n: np.asarray(posterior.draws[n]).reshape(
+            (-1,) + np.shape(posterior.draws[n])[2:]
+        )
+        for n in names
+    }
     total = next(iter(flat.values())).shape[0]
     if num_draws is None or num_draws >= total:
         index = np.arange(total)
     else:
-        index = np.sort(np.asarray(jax.random.choice(key, total, (num_draws,), replace=False)))
+        index = np.sort(
+            np.asarray(jax.random.choice(key, total, (num_draws,), replace=False))
+        )
     return {n: flat[n][index] for n in names}
 
 

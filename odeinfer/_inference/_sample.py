@@ -15,7 +15,6 @@ from numpyro.infer.hmc import hmc
 from ._posterior import Posterior
 from ._potential import Potential
 
-
 _MAX_INIT_TRIES = 100
 
 
@@ -29,11 +28,15 @@ def _prior_init(potential: Potential, key, num_chains: int) -> np.ndarray:
     def draw(k, size):
         params = {
             n: potential.priors[n].sample(keys_k, (size,))
-            for n, keys_k in zip(potential.names, jax.random.split(k, len(keys)))
+            for n, keys_k in zip(
+                potential.names, jax.random.split(k, len(keys)), strict=True
+            )
         }
-        return jax.vmap(lambda *xs: space.to_unconstrained(dict(zip(potential.names, xs))))(
-            *[params[n] for n in potential.names]
-        )
+        return jax.vmap(
+            lambda *xs: space.to_unconstrained(
+                dict(zip(potential.names, xs, strict=True))
+            )
+        )(*[params[n] for n in potential.names])
 
     chosen = np.zeros((num_chains, len(potential.names)))
     done = np.zeros(num_chains, bool)
@@ -57,7 +60,9 @@ def _initial_points(potential: Potential, init, key, num_chains, jitter):
     space = potential.space
     if isinstance(init, str):
         if init != "prior":
-            raise ValueError(f"`init` must be None, 'prior', a dict or a FitResult; got {init!r}.")
+            raise ValueError(
+                f"`init` must be None, 'prior', a dict or a FitResult; got {init!r}."
+            )
         return _prior_init(potential, key, num_chains)
     if init is None:
         if potential.problem is None:
@@ -76,7 +81,9 @@ def _initial_points(potential: Potential, init, key, num_chains, jitter):
             f"got {type(init).__name__}."
         )
     u0 = np.asarray(u0, float)
-    noise = jax.random.uniform(key, (num_chains, u0.shape[0]), minval=-jitter, maxval=jitter)
+    noise = jax.random.uniform(
+        key, (num_chains, u0.shape[0]), minval=-jitter, maxval=jitter
+    )
     return u0[None, :] + np.asarray(noise)
 
 
@@ -89,9 +96,17 @@ def _check_initial(potential: Potential, u: np.ndarray):
     bad = ~np.isfinite(values) | ~np.isfinite(grads).all(axis=1)
     if bad.any():
         chain = int(np.argmax(bad))
-        params = {k: float(v) for k, v in potential.params(jnp.asarray(u[chain])).items() if k in potential.names}
+        params = {
+            k: float(v)
+            for k, v in potential.params(jnp.asarray(u[chain])).items()
+            if k in potential.names
+        }
         lp, ok = raw(jnp.asarray(u[chain : chain + 1]))
-        reason = "the solve failed" if not bool(np.asarray(ok).all()) else f"the log density is {float(np.asarray(lp)[0])}"
+        reason = (
+            "the solve failed"
+            if not bool(np.asarray(ok).all())
+            else f"the log density is {float(np.asarray(lp)[0])}"
+        )
         raise ValueError(
             f"The log density is not finite at the initial point of chain {chain} "
             f"({reason}) at {params}. Pass `init=` values where the model solves and "
@@ -108,13 +123,20 @@ class _Progress:
     def __call__(self, i):
         i = int(np.asarray(i).reshape(-1)[0]) + 1
         elapsed = time.perf_counter() - self.start
-        print(f"\r{self.label}: {i}/{self.total} ({elapsed:.1f} s)", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r{self.label}: {i}/{self.total} ({elapsed:.1f} s)",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         if i >= self.total:
             print(file=sys.stderr)
 
 
 def _make_run_chain(potential, *, kernel, num_warmup, num_samples, options, progress):
-    init_kernel, sample_kernel = hmc(potential_fn=potential.potential, algo=kernel.upper())
+    init_kernel, sample_kernel = hmc(
+        potential_fn=potential.potential, algo=kernel.upper()
+    )
     total = num_warmup + num_samples
     every = max(total // 20, 1)
 
@@ -129,7 +151,13 @@ def _make_run_chain(potential, *, kernel, num_warmup, num_samples, options, prog
                     lambda: jax.debug.callback(progress, i),
                     lambda: None,
                 )
-            out = (state.z, state.diverging, state.num_steps, state.accept_prob, state.potential_energy)
+            out = (
+                state.z,
+                state.diverging,
+                state.num_steps,
+                state.accept_prob,
+                state.potential_energy,
+            )
             return state, out
 
         # One scan over warm-up and draws: two scans would compile the NUTS kernel twice.
@@ -204,7 +232,11 @@ def sample(
             "`chain_method` must be 'sequential', 'vectorized' or 'parallel', got "
             f"{chain_method!r}."
         )
-    for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
+    for name, value in (
+        ("num_warmup", num_warmup),
+        ("num_samples", num_samples),
+        ("num_chains", num_chains),
+    ):
         if int(value) != value or value < (1 if name != "num_warmup" else 0):
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if chain_method == "parallel" and num_chains > jax.device_count():
@@ -239,8 +271,12 @@ def sample(
     if progress_bar:
         progress = _Progress(num_warmup + num_samples, 1, f"{kernel} ({chain_method})")
     run_chain = _make_run_chain(
-        potential, kernel=kernel, num_warmup=num_warmup, num_samples=num_samples,
-        options=options, progress=progress,
+        potential,
+        kernel=kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        options=options,
+        progress=progress,
     )
     keys = jax.random.split(run_key, num_chains)
     u0 = jnp.asarray(u0)
@@ -266,8 +302,11 @@ def sample(
         sharding = NamedSharding(mesh, PartitionSpec("chains"))
         keys = jax.device_put(keys, sharding)
         u0 = jax.device_put(u0, sharding)
-        sharded = jax.jit(jax.vmap(run_chain), in_shardings=(sharding, sharding),
-                          out_shardings=sharding)
+        sharded = jax.jit(
+            jax.vmap(run_chain),
+            in_shardings=(sharding, sharding),
+            out_shardings=sharding,
+        )
         compiled = sharded.lower(keys, u0).compile()
         compile_time = time.perf_counter() - start
         outs = compiled(keys, u0)
@@ -294,5 +333,9 @@ def sample(
         chain_method=chain_method,
         num_warmup=num_warmup,
         seed=seed,
-        timing={"compile": compile_time, "sampling": total_time - compile_time, "total": total_time},
+        timing={
+            "compile": compile_time,
+            "sampling": total_time - compile_time,
+            "total": total_time,
+        },
     )

@@ -68,7 +68,7 @@ def prior_stress_test(
     keys = jax.random.split(jax.random.key(seed), len(potential.names))
     params = {
         name: np.asarray(potential.priors[name].sample(k, (n,)))
-        for name, k in zip(potential.names, keys)
+        for name, k in zip(potential.names, keys, strict=True)
     }
 
     @jax.jit
@@ -80,7 +80,9 @@ def prior_stress_test(
 
     values, oks = [], []
     for start in range(0, n, batch_size):
-        batch = {k: jnp.asarray(v[start : start + batch_size]) for k, v in params.items()}
+        batch = {
+            k: jnp.asarray(v[start : start + batch_size]) for k, v in params.items()
+        }
         value, ok = evaluate(batch)
         values.append(np.asarray(value))
         oks.append(np.asarray(ok))

@@ -6,7 +6,6 @@ from typing import Literal
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -19,7 +18,6 @@ from numpyro.infer.autoguide import (
 )
 
 from ._potential import Potential
-
 
 _GUIDES = {
     "meanfield": AutoNormal,
@@ -89,7 +87,9 @@ def _make_guide(guide, model):
         return guide(model), guide.__name__
     if callable(guide):
         return guide, getattr(guide, "__name__", type(guide).__name__)
-    raise TypeError(f"`guide` must be a string, an AutoGuide class or a callable, got {type(guide).__name__}.")
+    raise TypeError(
+        f"`guide` must be a string, an AutoGuide class or a callable, got {type(guide).__name__}."
+    )
 
 
 def variational(
@@ -125,12 +125,16 @@ def variational(
     potential = Potential(problem, priors)
     model = unconstrained_model(potential)
     guide_obj, guide_name = _make_guide(guide, model)
-    svi = SVI(model, guide_obj, numpyro.optim.Adam(learning_rate), Trace_ELBO(num_particles))
+    svi = SVI(
+        model, guide_obj, numpyro.optim.Adam(learning_rate), Trace_ELBO(num_particles)
+    )
     key_fit, key_draw = jax.random.split(jax.random.key(seed))
     start = time.perf_counter()
     result = svi.run(key_fit, num_steps, progress_bar=False)
     params = result.params
-    u = numpyro.infer.Predictive(guide_obj, params=params, num_samples=num_draws)(key_draw)[SITE]
+    u = numpyro.infer.Predictive(guide_obj, params=params, num_samples=num_draws)(
+        key_draw
+    )[SITE]
     constrained = jax.jit(jax.vmap(potential.space.from_unconstrained))(u)
     elapsed = time.perf_counter() - start
     return VariationalResult(
