@@ -9,7 +9,7 @@ threshold at the end of follow-up are right-censored: their likelihood is the
 probability that the event happens later. Censoring makes the likelihood non-Gaussian,
 so `fit` uses BFGS.
 
-    python examples/pk_censored_fit.py [--subjects 6] [--follow-up 24] [--seed 0]
+    python examples/pk_censored_fit.py [--subjects 4] [--follow-up 15] [--seed 0]
 """
 
 import argparse
@@ -78,8 +78,8 @@ def make_problem(subjects, times, follow_up):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=6)
-    parser.add_argument("--follow-up", type=float, default=24.0, help="hours")
+    parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--follow-up", type=float, default=15.0, help="hours")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
