@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jla
 import numpy as np
+
 import odeinfer as oi
 
 B = jnp.array([1.0, 0.5])
@@ -46,7 +47,9 @@ MODEL = oi.ODEModel(vector_field, name="integral_of_expm")
 
 def closed_form(times, p):
     a = matrix(p)
-    return jax.vmap(lambda t: jnp.linalg.solve(a, (jla.expm(a * t) - jnp.eye(2)) @ B))(times)
+    return jax.vmap(lambda t: jnp.linalg.solve(a, (jla.expm(a * t) - jnp.eye(2)) @ B))(
+        times
+    )
 
 
 def trapezoid(t, p, n):
@@ -67,9 +70,15 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     data = truth + args.noise * rng.standard_normal(truth.shape)
     experiment = oi.Experiment(
-        times, data, observables=integral, noise=oi.Gaussian(args.noise), y0=initial_state
+        times,
+        data,
+        observables=integral,
+        noise=oi.Gaussian(args.noise),
+        y0=initial_state,
     )
-    space = oi.Parameters({n: oi.Real(init=-0.3 if n in ("a11", "a22") else 0.0) for n in NAMES})
+    space = oi.Parameters(
+        {n: oi.Real(init=-0.3 if n in ("a11", "a22") else 0.0) for n in NAMES}
+    )
     problem = oi.Problem(MODEL, experiment, space, rtol=1e-10, atol=1e-12)
 
     fit = oi.fit(problem)
@@ -78,7 +87,9 @@ def main(argv=None):
     # Gradient of the log-likelihood w.r.t. A: ODE solve vs closed form.
     def closed_log_likelihood(p):
         r = (data - closed_form(jnp.asarray(times), p)) / args.noise
-        return -0.5 * jnp.sum(r**2) - r.size * jnp.log(args.noise * jnp.sqrt(2 * jnp.pi))
+        return -0.5 * jnp.sum(r**2) - r.size * jnp.log(
+            args.noise * jnp.sqrt(2 * jnp.pi)
+        )
 
     point = {n: jnp.asarray(v) for n, v in TRUE.items()}
     grad_ode = jax.grad(lambda p: oi.log_likelihood(problem, p))(point)

@@ -19,6 +19,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 import odeinfer as oi
 
 DATA = (

@@ -16,6 +16,7 @@ import argparse
 
 import jax.numpy as jnp
 import numpy as np
+
 import odeinfer as oi
 
 TRUE = {"ka": 1.2, "ke": 0.15, "V": 20.0}
@@ -71,7 +72,11 @@ def make_problem(subjects, times, follow_up):
             )
         )
     space = oi.Parameters(
-        {"ka": oi.Positive(init=0.5), "ke": oi.Positive(init=0.3), "V": oi.Positive(init=10.0)}
+        {
+            "ka": oi.Positive(init=0.5),
+            "ke": oi.Positive(init=0.3),
+            "V": oi.Positive(init=10.0),
+        }
     )
     return oi.Problem(MODEL, experiments, space, rtol=1e-10, atol=1e-10)
 
@@ -91,7 +96,9 @@ def main(argv=None):
     fit = oi.fit(problem)
     print(fit.summary())
     for name, (lo, hi) in fit.intervals().items():
-        print(f"  true {name} = {TRUE[name]}: {'inside' if lo <= TRUE[name] <= hi else 'outside'}")
+        print(
+            f"  true {name} = {TRUE[name]}: {'inside' if lo <= TRUE[name] <= hi else 'outside'}"
+        )
     return fit, censored
 
 

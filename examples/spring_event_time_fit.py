@@ -15,6 +15,7 @@ import argparse
 
 import jax.numpy as jnp
 import numpy as np
+
 import odeinfer as oi
 
 
@@ -63,8 +64,14 @@ def simulate_event_times(k, heights, noise, seed):
     times = []
     for z0 in heights:
         hit = oi.first_crossing(
-            MODEL, initial_state(z0), {"k": k}, CROSSING, t0=0.0, t1=2.0,
-            rtol=1e-12, atol=1e-12,
+            MODEL,
+            initial_state(z0),
+            {"k": k},
+            CROSSING,
+            t0=0.0,
+            t1=2.0,
+            rtol=1e-12,
+            atol=1e-12,
         )
         times.append(float(hit.time) + noise * rng.standard_normal())
     return np.array(times)
@@ -84,7 +91,9 @@ def main(argv=None):
     fit = oi.fit(problem)
     print(fit.summary())
     lo, hi = fit.intervals()["k"]
-    print(f"true k = {args.k}: {'inside' if lo <= args.k <= hi else 'outside'} the interval")
+    print(
+        f"true k = {args.k}: {'inside' if lo <= args.k <= hi else 'outside'} the interval"
+    )
     return fit
 
 

@@ -31,7 +31,9 @@ def test_spring_event_time_fit():
 
 @pytest.mark.slow
 def test_pk_censored_fit():
-    fit, censored = _main("pk_censored_fit.py")(["--subjects", "3", "--follow-up", "12"])
+    fit, censored = _main("pk_censored_fit.py")(
+        ["--subjects", "3", "--follow-up", "12"]
+    )
     assert censored >= 1 and bool(fit.successful)
     assert abs(float(fit.estimates["ke"]) - 0.15) < 0.05
 
