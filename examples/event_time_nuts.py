@@ -19,7 +19,7 @@ import odeinfer as oi
 
 MODEL = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay")
 THRESHOLD = oi.Crossing(lambda t, y, p: y, 0.3, direction="falling")
-FOLLOW_UP = 4.0
+FOLLOW_UP = 2.5
 TIMING_SD = 0.1
 
 
