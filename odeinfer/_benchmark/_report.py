@@ -85,7 +85,8 @@ class BenchmarkResults:
         return "\n".join(lines)
 
     def plot(self, path=None, *, x: str = "time_s", y: str = "error", problem=None):
-        """A work-precision diagram: `y` against `x`, log-log, one line per solver.
+        """A work-precision diagram: `y` against `x`, log-log, one line per solver
+        (failed runs left out).
 
         **Arguments:**
 
@@ -109,14 +110,20 @@ class BenchmarkResults:
             r["solver"] for r in self.rows if r["problem"] == problem
         )
         for solver in solvers:
-            points = sorted(
-                (r[x], r[y])
-                for r in self.rows
-                if r["problem"] == problem
-                and r["solver"] == solver
-                and _positive(r.get(x))
-                and _positive(r.get(y))
+            # Joined in tolerance order, so noisy timings show as noise, not zigzags.
+            rows = sorted(
+                (
+                    r
+                    for r in self.rows
+                    if r["problem"] == problem and r["solver"] == solver
+                ),
+                key=lambda r: -r["rtol"],
             )
+            points = [
+                (r[x], r[y])
+                for r in rows
+                if r["success"] and _positive(r.get(x)) and _positive(r.get(y))
+            ]
             if points:
                 xs, ys = zip(*points, strict=True)
                 style = "o-" if solver.startswith("odeinfer") else "s--"
