@@ -22,6 +22,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m slow
 
+bench: $(STAMP)
+	$(PY) benchmarks/work_precision.py
+	$(PY) benchmarks/gradient_cost.py
+	$(PY) benchmarks/compile_time.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check odeinfer tests examples benchmarks
 
