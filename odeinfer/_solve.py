@@ -488,6 +488,8 @@ def solve(
             )
         dose.apply(y0, 0.0)  # a wrong `target` fails here, before any work.
     validate.check_user_functions(model, crossings, y0, params, t0)
+    y0 = validate.as_arrays(y0)
+    params = validate.as_arrays(params)
     rtol = jnp.asarray(rtol, dtype=float_dtype)
     atol = jnp.asarray(atol, dtype=float_dtype)
     if max_step_size is not None:

@@ -75,13 +75,26 @@ def trace_user_function(name: str, fn, *args):
     """`jax.eval_shape(fn, *args)`, turning numpy-on-tracer errors into an explanation."""
     try:
         return jax.eval_shape(fn, *args)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError) as e:
-        raise NumpyInTracedCodeError(_NUMPY_HINT.format(name=name, error=e)) from None
     except jax.errors.TracerBoolConversionError as e:
+        # Checked first: it is a subclass of ConcretizationTypeError.
         raise TypeError(
             f"`{name}` uses Python `if`/`and`/`or` on a traced value. Use "
             f"`jnp.where(cond, a, b)` instead.\nOriginal error: {e}"
         ) from None
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError) as e:
+        raise NumpyInTracedCodeError(_NUMPY_HINT.format(name=name, error=e)) from None
+
+
+def as_arrays(tree):
+    """Numbers and numpy arrays in `tree` as JAX arrays: `eqx.filter_jit` treats Python
+    numbers as static, so a new value would otherwise mean a new compilation."""
+
+    def convert(x):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.ndarray, np.generic)):
+            return x
+        return jnp.asarray(x)
+
+    return jtu.tree_map(convert, tree)
 
 
 def _describe(tree) -> str:

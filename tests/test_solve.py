@@ -121,11 +121,6 @@ def test_evaluate_without_dense_raises(logistic):
         sol.evaluate(1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: Python-float leaves of params/y0 are static under eqx.filter_jit, so "
-    "each new value recompiles the whole solve",
-)
 def test_new_python_float_parameter_does_not_recompile(logistic):
     def run(k):
         return oi.solve(logistic.model, 0.5, {"k": k}, t0=0.0, t1=10.0).y_final

@@ -127,12 +127,6 @@ def test_numpy_in_crossing_function():
     assert "_numpy_crossing" in str(error.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: _validation.trace_user_function catches ConcretizationTypeError (a "
-    "base class of TracerBoolConversionError) first, so a Python `if` on a traced "
-    "value is reported as a numpy call instead of suggesting jnp.where",
-)
 def test_python_branch_on_traced_value():
     model = oi.ODEModel(lambda t, y, p: -y if p["k"] > 0 else y)
     with pytest.raises(TypeError, match="jnp.where"):
