@@ -111,9 +111,7 @@ def main():
             "reverse (RecursiveCheckpointAdjoint)": jax.grad(
                 output(n, diffrax.RecursiveCheckpointAdjoint())
             ),
-            "backsolve (BacksolveAdjoint)": jax.grad(
-                output(n, diffrax.BacksolveAdjoint())
-            ),
+            "backsolve (diffrax BacksolveAdjoint)": jax.grad(backsolve_output(n)),
         }
         grads = {}
         for mode, fn in modes.items():
