@@ -402,7 +402,8 @@ def solve(
     - `saveat`: sorted times in `[t0, t1]` at which to save the state, or `None`.
     - `solver`: a diffrax solver. The default `diffrax.Tsit5()` is for non-stiff
         problems; for stiff ones use `diffrax.Kvaerno5()` (or `Kvaerno3` at loose
-        tolerances, `KenCarp4` for IMEX splits).
+        tolerances). IMEX solvers (`KenCarp4`) need a split vector field, which `solve`
+        does not take.
     - `rtol`, `atol`: tolerances of the PID step-size controller. Traced: changing them
         does not recompile.
     - `events`: one [`odeinfer.Crossing`][] or a sequence; each occurrence is recorded in
@@ -425,7 +426,8 @@ def solve(
           few parameters.
         - `diffrax.DirectAdjoint()`: every mode and order, `jax.hessian` included, at
           a higher cost (and much higher under `jax.vmap`).
-        - `diffrax.BacksolveAdjoint` is refused by diffrax with events.
+        - `diffrax.BacksolveAdjoint` is refused (diffrax cannot use it with events
+          or split saving).
     - `throw`: raise on failure. Under `jax.vmap` set `throw=False` and read
         `solution.result`.
 
@@ -459,11 +461,12 @@ def solve(
             f"`solver` must be a diffrax solver instance such as diffrax.Tsit5(); got "
             f"{solver!r}."
         )
-    if crossings and isinstance(adjoint, diffrax.BacksolveAdjoint):
+    if isinstance(adjoint, diffrax.BacksolveAdjoint):
         raise ValueError(
-            "`adjoint=diffrax.BacksolveAdjoint()` cannot differentiate through events. "
+            "`adjoint=diffrax.BacksolveAdjoint()` is not supported by odeinfer.solve: "
+            "diffrax refuses it with events and with the split saving that solve uses. "
             "Use diffrax.RecursiveCheckpointAdjoint() (reverse mode) or "
-            "diffrax.ForwardMode() (forward mode)."
+            "diffrax.ForwardMode() (forward mode), or call diffrax.diffeqsolve directly."
         )
     float_dtype = jnp.result_type(float)
     t0 = jnp.asarray(t0, dtype=float_dtype)
