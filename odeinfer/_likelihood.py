@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ._crossings import first_crossing
+from ._fast import solve_at_times
 from ._model import ODEModel
 from ._observations import Experiment
 from ._parameters import Parameters
@@ -31,8 +32,15 @@ class Problem(eqx.Module):
     - `experiments`: one [`odeinfer.Experiment`][] or a list; they share parameters
         (experiment-specific values through each experiment's `overrides`).
     - `parameters`: an [`odeinfer.Parameters`][] (or a dict of specs).
-    - `solver`, `rtol`, `atol`, `max_steps`, `max_step_size`: passed to
-        [`odeinfer.solve`][].
+    - `solver`: `None` (default) chooses per solve: observations of an experiment
+        without doses use the fused Dormand–Prince forward-sensitivity path
+        [`odeinfer.solve_at_times`][] (a gradient costs a few values instead of 10–20;
+        see `benchmarks/gradient_speed.py`), and event-time observations and doses use
+        [`odeinfer.solve`][] with `diffrax.Tsit5()`. A diffrax solver (e.g.
+        `diffrax.Kvaerno5()` for stiff models) makes every solve use
+        [`odeinfer.solve`][] with it.
+    - `rtol`, `atol`, `max_steps`, `max_step_size`: passed to the solves (setting
+        `max_step_size` also selects [`odeinfer.solve`][]).
     - `adjoint`: how derivatives of the solves are taken:
         - `diffrax.RecursiveCheckpointAdjoint()` (default): reverse mode, for
           `jax.grad` (gradient-based samplers, BFGS).
@@ -48,7 +56,7 @@ class Problem(eqx.Module):
     model: ODEModel
     experiments: tuple[Experiment, ...]
     parameters: Parameters
-    solver: diffrax.AbstractSolver
+    solver: diffrax.AbstractSolver | None
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
@@ -61,7 +69,7 @@ class Problem(eqx.Module):
         experiments: Experiment | Sequence[Experiment],
         parameters: Parameters | Mapping,
         *,
-        solver: diffrax.AbstractSolver = _DEFAULT_SOLVER,
+        solver: diffrax.AbstractSolver | None = None,
         rtol: float = 1e-8,
         atol: float = 1e-10,
         max_steps: int = 4096,
@@ -128,7 +136,7 @@ class Problem(eqx.Module):
 
 def _solve_options(problem: Problem) -> dict:
     return dict(
-        solver=problem.solver,
+        solver=_DEFAULT_SOLVER if problem.solver is None else problem.solver,
         rtol=problem.rtol,
         atol=problem.atol,
         max_steps=problem.max_steps,
@@ -156,6 +164,14 @@ class Simulation(eqx.Module):
     ok: Bool[Array, ""]
 
 
+def _uses_fast_path(problem: Problem, experiment: Experiment) -> bool:
+    return (
+        problem.solver is None
+        and not experiment.doses
+        and problem.max_step_size is None
+    )
+
+
 def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulation:
     p = experiment.parameters_for(params)
     y0 = experiment.initial_state(p)
@@ -167,19 +183,32 @@ def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulatio
         t0 = experiment.t0
         # A solve needs t1 > t0; observations all at t0 are y0 itself.
         t1 = jnp.maximum(experiment.t_end, t0 + 1.0)
-        solution = solve(
-            problem.model,
-            y0,
-            p,
-            t0=t0,
-            t1=t1,
-            saveat=experiment.times,
-            doses=doses,
-            **options,
-        )
-        ok = ok & is_successful(solution.result)
+        if _uses_fast_path(problem, experiment):
+            ys, solved = solve_at_times(
+                problem.model,
+                y0,
+                p,
+                experiment.times,
+                t0=t0,
+                rtol=problem.rtol,
+                atol=problem.atol,
+                max_steps=problem.max_steps,
+            )
+        else:
+            solution = solve(
+                problem.model,
+                y0,
+                p,
+                t0=t0,
+                t1=t1,
+                saveat=experiment.times,
+                doses=doses,
+                **options,
+            )
+            ys, solved = solution.ys, is_successful(solution.result)
+        ok = ok & solved
         predicted = jax.vmap(experiment.observe, in_axes=(0, 0, None))(
-            experiment.times, solution.ys, p
+            experiment.times, ys, p
         )
     else:
         predicted = jnp.zeros((0, experiment.n_observables))
