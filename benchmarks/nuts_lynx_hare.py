@@ -104,22 +104,15 @@ def make_log_likelihood(data, rtol, atol, max_steps=4096):
 
     def log_likelihood(p):
         z0 = jnp.stack([p["z1"], p["z2"]])
-        sol = oi.solve(
-            MODEL,
-            z0,
-            p,
-            t0=0.0,
-            t1=ts[-1],
-            saveat=ts,
-            rtol=rtol,
-            atol=atol,
-            max_steps=max_steps,
-            throw=False,
+        # The fused forward-sensitivity path (what oi.Problem uses by default for
+        # observations without events or doses): a gradient costs ~2-4 values.
+        ys, ok = oi.solve_at_times(
+            MODEL, z0, p, ts, t0=0.0, rtol=rtol, atol=atol, max_steps=max_steps
         )
         sigma = jnp.stack([p["sigma1"], p["sigma2"]])
-        ll = jnp.sum(dist.LogNormal(jnp.log(sol.ys), sigma).log_prob(y))
+        ll = jnp.sum(dist.LogNormal(jnp.log(ys), sigma).log_prob(y))
         ll = ll + jnp.sum(dist.LogNormal(jnp.log(z0), sigma).log_prob(y_init))
-        return ll, sol.successful
+        return ll, ok
 
     return log_likelihood
 
