@@ -14,6 +14,7 @@ def _main(name):
     return runpy.run_path(str(EXAMPLES / name), run_name="example")["main"]
 
 
+@pytest.mark.slow  # compile-heavy: kept out of the default suite's time budget
 def test_lynx_hare_fit():
     fit, multi = _main("lynx_hare_fit.py")(["--n-starts", "2", "--sigma", "0.25"])
     assert bool(fit.successful)
@@ -23,6 +24,7 @@ def test_lynx_hare_fit():
     assert multi.num_converged >= 1
 
 
+@pytest.mark.slow  # compile-heavy: kept out of the default suite's time budget
 def test_spring_event_time_fit():
     fit = _main("spring_event_time_fit.py")(["--heights", "0.7", "0.6"])
     lo, hi = fit.intervals()["k"]
