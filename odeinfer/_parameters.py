@@ -177,6 +177,8 @@ class Parameters(eqx.Module):
     """
 
     specs: dict[str, AbstractParameter]
+    # JAX flattens dicts in sorted key order; the user's order is kept here.
+    order: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(self, specs: Mapping[str, AbstractParameter | float]):
         if isinstance(specs, Parameters):
@@ -201,20 +203,24 @@ class Parameters(eqx.Module):
                 )
             checked[name] = spec
         self.specs = checked
+        self.order = tuple(checked)
+
+    def _items(self):
+        return [(name, self.specs[name]) for name in self.order]
 
     @property
     def names(self) -> tuple[str, ...]:
         """The free (estimated) parameter names, in order."""
-        return tuple(n for n, s in self.specs.items() if not isinstance(s, Fixed))
+        return tuple(n for n, s in self._items() if not isinstance(s, Fixed))
 
     @property
     def all_names(self) -> tuple[str, ...]:
-        return tuple(self.specs)
+        return self.order
 
     @property
     def fixed(self) -> dict[str, Array]:
         """The fixed parameters and their values."""
-        return {n: s.init for n, s in self.specs.items() if isinstance(s, Fixed)}
+        return {n: s.init for n, s in self._items() if isinstance(s, Fixed)}
 
     @property
     def size(self) -> int:
@@ -223,7 +229,7 @@ class Parameters(eqx.Module):
 
     def initial(self) -> dict[str, Array]:
         """All parameters (constrained) at their initial values, fixed ones included."""
-        return {n: s.init for n, s in self.specs.items()}
+        return {n: s.init for n, s in self._items()}
 
     def complete(self, params: Mapping[str, ArrayLike]) -> dict[str, Array]:
         """Check `params` (free names, optionally fixed ones too) and fill in the fixed
@@ -245,7 +251,7 @@ class Parameters(eqx.Module):
                 f"of {list(self.names)} (fixed ones {list(self.fixed)} are filled in)."
             )
         out = {}
-        for name, spec in self.specs.items():
+        for name, spec in self._items():
             value = params[name] if name in params else spec.init
             value = jnp.asarray(value, dtype=float)
             if value.shape != spec.shape:
@@ -283,7 +289,7 @@ class Parameters(eqx.Module):
         out = dict(self.fixed)
         for name, spec, piece in self._split(u):
             out[name] = spec.transform()(piece)
-        return {n: out[n] for n in self.specs}
+        return {n: out[n] for n in self.order}
 
     def log_abs_det_jacobian(self, u: Float[ArrayLike, " n"]) -> Float[Array, ""]:
         """`log |d params / d u|`: add it to a log density in `params` to get one in `u`."""

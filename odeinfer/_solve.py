@@ -104,7 +104,8 @@ def _solve(
     n_doses = sum(int(d.times.shape[0]) for d in doses)
     if n_doses:
         dose_times, dose_amounts, dose_owner = _dose_schedule(doses)
-    max_segments = max_events + n_doses + 1
+    # Without crossings only the doses split the interval.
+    max_segments = (max_events if crossings else 0) + n_doses + 1
 
     term = diffrax.ODETerm(lambda t, y, args: model(t, y, args[0]))
     controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmax=max_step_size)
