@@ -1,4 +1,5 @@
 """odeinfer: differentiable ODE solves with events, for estimation and inference."""
+# ruff: noqa: I001 -- x64 is enabled before anything else is imported
 
 from ._config import enable_x64 as _enable_x64
 

@@ -1,7 +1,6 @@
 """`first_crossing` and `all_crossings`: event-time problems in one call."""
 
 import equinox as eqx
-
 import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
@@ -145,4 +144,3 @@ def _check_single(crossing):
             f"`crossing` must be one odeinfer.Crossing; got {type(crossing).__name__}. "
             "For several crossings in one solve use odeinfer.solve(..., events=[...])."
         )
-

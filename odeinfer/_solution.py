@@ -48,7 +48,9 @@ class EventLog(eqx.Module):
         """The log restricted to crossing number `index`, compacted to the front."""
         keep = self.which == index
         size = self.which.shape[-1]
-        order = jnp.argsort(jnp.where(keep, 0, 1) * size + jnp.arange(size), stable=True)
+        order = jnp.argsort(
+            jnp.where(keep, 0, 1) * size + jnp.arange(size), stable=True
+        )
 
         def pick(x, fill):
             x = jnp.take(x, order, axis=0)

@@ -128,7 +128,9 @@ def _solve(
         )
 
     # Inputs that cannot be checked outside jit (traced values) become a result code.
-    valid = (t1 > t0) & _all_finite((y0, params)) & jnp.all(rtol > 0) & jnp.all(atol > 0)
+    valid = (
+        (t1 > t0) & _all_finite((y0, params)) & jnp.all(rtol > 0) & jnp.all(atol > 0)
+    )
     result0 = RESULTS.where(valid, RESULTS.successful, RESULTS.invalid_input)
 
     def fill(tree, size):
@@ -196,7 +198,9 @@ def _solve(
         y_end = _take_last(sol.ys[0])
         shift = jnp.where(fired, 0.0, t_stop_traced - t_stop)  # zero, with a tangent
         t_end = t_end + shift
-        y_end = jtu.tree_map(lambda y_, f_: y_ + f_ * shift, y_end, model(t_end, y_end, params))
+        y_end = jtu.tree_map(
+            lambda y_, f_: y_ + f_ * shift, y_end, model(t_end, y_end, params)
+        )
         failed = jnp.invert(fired | (sol.result == diffrax.RESULTS.successful))
 
         # Which crossing fired, its reset, and its behaviour around the crossing.
@@ -256,7 +260,9 @@ def _solve(
 
         def write(buffer, value):
             return jtu.tree_map(
-                lambda b, v: b.at[slot].set(jnp.where(record, v, b[slot])), buffer, value
+                lambda b, v: b.at[slot].set(jnp.where(record, v, b[slot])),
+                buffer,
+                value,
             )
 
         log = EventLog(
@@ -274,7 +280,9 @@ def _solve(
             failed | terminal | overflow | nonfinite | reached_end
         )
         code = RESULTS.where(failed, RESULTS.promote(sol.result), RESULTS.successful)
-        code = RESULTS.where(nonfinite & jnp.invert(failed), RESULTS.nonfinite_state, code)
+        code = RESULTS.where(
+            nonfinite & jnp.invert(failed), RESULTS.nonfinite_state, code
+        )
         code = RESULTS.where(overflow, RESULTS.event_buffer_full, code)
         code = RESULTS.where(record & tangent, RESULTS.tangent_crossing, code)
         keep_first = (carry["result"] == RESULTS.successful) & jnp.invert(done)
@@ -475,7 +483,9 @@ def solve(
     if saveat is not None:
         saveat = jnp.atleast_1d(jnp.asarray(saveat, dtype=float_dtype))
         if saveat.ndim != 1:
-            raise ValueError(f"`saveat` must be a 1-D array of times; got {saveat.shape}.")
+            raise ValueError(
+                f"`saveat` must be a 1-D array of times; got {saveat.shape}."
+            )
         if validate.is_concrete((saveat, t0, t1)):
             if bool(jnp.any(jnp.diff(saveat) < 0)):
                 raise ValueError("`saveat` times must be sorted in increasing order.")

@@ -33,7 +33,9 @@ def check_time_span(t0, t1) -> None:
         if is_concrete(t):
             value = np.asarray(t)
             if value.shape != ():
-                raise ValueError(f"`{name}` must be a scalar time; got shape {value.shape}.")
+                raise ValueError(
+                    f"`{name}` must be a scalar time; got shape {value.shape}."
+                )
             if not np.isfinite(value):
                 raise ValueError(f"`{name}` must be finite; got {value}.")
     if is_concrete((t0, t1)) and not float(t1) > float(t0):
@@ -81,7 +83,10 @@ def trace_user_function(name: str, fn, *args):
             f"`{name}` uses Python `if`/`and`/`or` on a traced value. Use "
             f"`jnp.where(cond, a, b)` instead.\nOriginal error: {e}"
         ) from None
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError) as e:
+    except (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.ConcretizationTypeError,
+    ) as e:
         raise NumpyInTracedCodeError(_NUMPY_HINT.format(name=name, error=e)) from None
 
 
@@ -90,7 +95,9 @@ def as_arrays(tree):
     numbers as static, so a new value would otherwise mean a new compilation."""
 
     def convert(x):
-        if isinstance(x, bool) or not isinstance(x, (int, float, np.ndarray, np.generic)):
+        if isinstance(x, bool) or not isinstance(
+            x, (int, float, np.ndarray, np.generic)
+        ):
             return x
         return jnp.asarray(x)
 
@@ -105,7 +112,9 @@ def check_same_structure(name: str, produced, expected, fix: str) -> None:
     same_tree = jtu.tree_structure(produced) == jtu.tree_structure(expected)
     same_shapes = same_tree and all(
         jnp.shape(a) == jnp.shape(b)
-        for a, b in zip(jtu.tree_leaves(produced), jtu.tree_leaves(expected))
+        for a, b in zip(
+            jtu.tree_leaves(produced), jtu.tree_leaves(expected), strict=True
+        )
     )
     if not same_shapes:
         raise ValueError(
@@ -117,12 +126,19 @@ def check_same_structure(name: str, produced, expected, fix: str) -> None:
 def check_user_functions(model, crossings, y0, params, t0) -> None:
     """Trace the vector field, crossing and reset functions once on abstract values."""
     t = jax.ShapeDtypeStruct((), jnp.result_type(float))
-    y_abstract = jtu.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), y0)
+    y_abstract = jtu.tree_map(
+        lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), y0
+    )
     del t0
     name = getattr(model.vector_field, "__name__", "vector_field")
-    dy = trace_user_function(f"vector_field ({name})", model.vector_field, t, y_abstract, params)
+    dy = trace_user_function(
+        f"vector_field ({name})", model.vector_field, t, y_abstract, params
+    )
     check_same_structure(
-        "vector_field", dy, y_abstract, "dy/dt must have the same structure and shapes as y."
+        "vector_field",
+        dy,
+        y_abstract,
+        "dy/dt must have the same structure and shapes as y.",
     )
     for i, crossing in enumerate(crossings):
         label = f"Crossing {i} ({crossing.name}).fn"
@@ -138,5 +154,8 @@ def check_user_functions(model, crossings, y0, params, t0) -> None:
             label = f"Crossing {i} ({crossing.name}).reset"
             new_y = trace_user_function(label, crossing.reset, t, y_abstract, params)
             check_same_structure(
-                label, new_y, y_abstract, "reset(t, y, params) must return a new state like y."
+                label,
+                new_y,
+                y_abstract,
+                "reset(t, y, params) must return a new state like y.",
             )

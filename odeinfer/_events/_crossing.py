@@ -51,7 +51,9 @@ class Crossing(eqx.Module):
         name: str | None = None,
     ):
         if not callable(fn):
-            raise TypeError(f"Crossing: `fn` must be callable fn(t, y, params); got {fn!r}.")
+            raise TypeError(
+                f"Crossing: `fn` must be callable fn(t, y, params); got {fn!r}."
+            )
         if direction not in _DIFFRAX_DIRECTION:
             raise ValueError(
                 f"Crossing: `direction` must be 'rising', 'falling' or 'either'; "
@@ -97,4 +99,3 @@ class Crossing(eqx.Module):
         fn = fields.pop("fn")
         level = fields.pop("level")
         return Crossing(fn, level, **fields)
-

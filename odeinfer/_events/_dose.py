@@ -63,7 +63,9 @@ def _add_at(y, path, amount):
     head, rest = path[0], path[1:]
     if isinstance(y, dict):
         if head not in y:
-            raise KeyError(f"Dose: target key {head!r} not in the state keys {list(y)}.")
+            raise KeyError(
+                f"Dose: target key {head!r} not in the state keys {list(y)}."
+            )
         return {**y, head: _add_at(y[head], rest, amount)}
     if isinstance(y, (tuple, list)):
         items = list(y)
@@ -72,6 +74,8 @@ def _add_at(y, path, amount):
     if jtu.treedef_is_leaf(jtu.tree_structure(y)):
         y = jnp.asarray(y)
         if rest:
-            raise ValueError(f"Dose: target path {path} is deeper than the array state.")
+            raise ValueError(
+                f"Dose: target path {path} is deeper than the array state."
+            )
         return y.at[head].add(amount)
     raise TypeError(f"Dose: cannot index a state of type {type(y).__name__}.")
