@@ -52,7 +52,7 @@ parameters {
   array[2] real<lower=0> sigma;
 }
 transformed parameters {
-  array[N] vector[2] z = ode_rk45_tol(dz_dt, z_init, 0, ts, 1e-5, 1e-3, 5e2, theta);
+  array[N] vector[2] z = ode_rk45_tol(dz_dt, z_init, 0, ts, 1e-5, 1e-3, 500, theta);
 }
 model {
   theta[{1, 3}] ~ normal(1, 0.5);
