@@ -14,6 +14,19 @@ def _frozen(array) -> np.ndarray:
     return array
 
 
+# The array fields that `Posterior.save` writes and `load_posterior` reads.
+_ARRAY_FIELDS = (
+    "unconstrained",
+    "divergences",
+    "num_steps",
+    "accept_prob",
+    "potential_energy",
+    "step_size",
+    "inverse_mass_matrix",
+    "failed_params",
+)
+
+
 class Posterior(eqx.Module):
     """Draws from [`odeinfer.sample`][], by chain. Immutable: arrays are read-only NumPy
     arrays and `draws` is a read-only mapping.
@@ -159,16 +172,7 @@ class Posterior(eqx.Module):
             "timing": dict(self.timing),
         }
         arrays = {f"draws/{n}": self.draws[n] for n in self.names}
-        for field in (
-            "unconstrained",
-            "divergences",
-            "num_steps",
-            "accept_prob",
-            "potential_energy",
-            "step_size",
-            "inverse_mass_matrix",
-            "failed_params",
-        ):
+        for field in _ARRAY_FIELDS:
             arrays[field] = getattr(self, field)
         with open(path, "wb") as f:
             np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
@@ -198,19 +202,7 @@ def load_posterior(path) -> Posterior:
         meta = json.loads(str(data["__meta__"]))
         names = meta["names"]
         draws = {n: data[f"draws/{n}"] for n in names}
-        fields = {
-            k: data[k]
-            for k in (
-                "unconstrained",
-                "divergences",
-                "num_steps",
-                "accept_prob",
-                "potential_energy",
-                "step_size",
-                "inverse_mass_matrix",
-                "failed_params",
-            )
-        }
+        fields = {k: data[k] for k in _ARRAY_FIELDS}
     return Posterior(
         names=names,
         draws=draws,
