@@ -96,53 +96,58 @@ def lotka_volterra(t, z, p):
 
 MODEL = oi.ODEModel(lotka_volterra, name="lotka_volterra")
 
-
-def make_log_likelihood(data, rtol, atol, max_steps=4096):
-    ts = jnp.asarray(data["ts"], float)
-    y = jnp.asarray(data["y"], float)
-    y_init = jnp.asarray(data["y_init"], float)
-
-    def log_likelihood(p):
-        z0 = jnp.stack([p["z1"], p["z2"]])
-        # The fused forward-sensitivity path (what oi.Problem uses by default for
-        # observations without events or doses): a gradient costs ~2-4 values.
-        ys, ok = oi.solve_at_times(
-            MODEL, z0, p, ts, t0=0.0, rtol=rtol, atol=atol, max_steps=max_steps
-        )
-        sigma = jnp.stack([p["sigma1"], p["sigma2"]])
-        ll = jnp.sum(dist.LogNormal(jnp.log(ys), sigma).log_prob(y))
-        ll = ll + jnp.sum(dist.LogNormal(jnp.log(z0), sigma).log_prob(y_init))
-        return ll, ok
-
-    return log_likelihood
+INIT = {
+    "theta1": 0.55,
+    "theta2": 0.028,
+    "theta3": 0.8,
+    "theta4": 0.024,
+    "z1": 33.0,
+    "z2": 6.0,
+    "sigma1": 0.25,
+    "sigma2": 0.25,
+}
 
 
-def run_odeinfer(data, args, *, rtol, atol, chain_method="vectorized"):
-    ll = make_log_likelihood(data, rtol, atol)
+def make_problem(data, rtol=1e-6, atol=1e-6, max_steps=4096):
+    """posteriordb's model as an `oi.Problem`: the pelts at t = 1..20 and the initial
+    counts `y_init` at t = 0, each species with its own log-normal noise."""
+    times = np.concatenate([[0.0], np.asarray(data["ts"], float)])
+    pelts = np.concatenate(
+        [np.asarray(data["y_init"], float)[None], np.asarray(data["y"], float)]
+    )
+    experiment = oi.Experiment(
+        times,
+        pelts,
+        observables={"hare": lambda t, z, p: z[0], "lynx": lambda t, z, p: z[1]},
+        noise=[oi.LogNormal("sigma1"), oi.LogNormal("sigma2")],
+        y0=lambda p: jnp.stack([p["z1"], p["z2"]]),
+        t0=0.0,
+    )
+    parameters = oi.Parameters({n: oi.Positive(init=INIT[n]) for n in NAMES})
+    return oi.Problem(
+        MODEL, experiment, parameters, rtol=rtol, atol=atol, max_steps=max_steps
+    )
+
+
+def run_odeinfer(data, args, *, rtol, atol, **options):
+    """`oi.sample` with its defaults, except for `options`."""
+    problem = make_problem(data, rtol, atol)
     start = time.perf_counter()
-    init = {
-        "theta1": 0.55,
-        "theta2": 0.028,
-        "theta3": 0.8,
-        "theta4": 0.024,
-        "z1": 33.0,
-        "z2": 6.0,
-        "sigma1": 0.25,
-        "sigma2": 0.25,
-    }
     posterior = oi.sample(
-        ll,
+        problem,
         priors(),
         num_warmup=args.num_warmup,
         num_samples=args.num_samples,
         num_chains=args.num_chains,
-        chain_method=chain_method,
         seed=args.seed,
-        init=init,
+        init=INIT,
+        **options,
     )
     wall = time.perf_counter() - start
     ess = posterior.min_bulk_ess()
     return {
+        "chain_method": posterior.chain_method,
+        "dense_mass": posterior.inverse_mass_matrix.ndim == 3,
         "wall_s": wall,
         "compile_s": posterior.timing["compile"],
         "sampling_s": posterior.timing["sampling"],
@@ -155,6 +160,7 @@ def run_odeinfer(data, args, *, rtol, atol, chain_method="vectorized"):
         "min_bulk_ess": ess,
         "min_bulk_ess_per_s": ess / wall,
         "min_bulk_ess_per_sampling_s": ess / posterior.timing["sampling"],
+        "leapfrog_steps_per_draw": float(posterior.num_steps.mean()),
         "divergences": posterior.num_divergences,
         "solver_failures": posterior.num_failures,
         "mean": posterior.mean(),
@@ -215,21 +221,9 @@ def measure_levers(data, args):
     from odeinfer._inference._potential import Potential
 
     out = {}
-    u_params = {
-        "theta1": 0.55,
-        "theta2": 0.028,
-        "theta3": 0.8,
-        "theta4": 0.024,
-        "z1": 33.0,
-        "z2": 6.0,
-        "sigma1": 0.25,
-        "sigma2": 0.25,
-    }
     for rtol, atol in ((1e-6, 1e-6), (1e-5, 1e-3), (1e-8, 1e-8)):
-        pot = Potential(
-            make_log_likelihood(data, rtol, atol), priors(), record_failures=False
-        )
-        u = pot.space.to_unconstrained(u_params)
+        pot = Potential(make_problem(data, rtol, atol), priors(), record_failures=False)
+        u = pot.space.to_unconstrained(INIT)
         value = jax.jit(pot.potential)
         grad = jax.jit(jax.value_and_grad(pot.potential))
         jax.block_until_ready(value(u))
@@ -275,58 +269,90 @@ def main():
     data = load_data()
 
     results = {"config": vars(args)}
-    results["odeinfer"] = run_odeinfer(data, args, rtol=args.rtol, atol=args.atol)
+    tolerances = dict(rtol=args.rtol, atol=args.atol)
+    # odeinfer's defaults (threaded chains on a CPU, dense metric for 8 parameters),
+    # then Stan's metric (diagonal) for a like-for-like sampler.
+    results["odeinfer"] = run_odeinfer(data, args, **tolerances)
+    results["odeinfer_diag"] = run_odeinfer(data, args, **tolerances, dense_mass=False)
     if args.levers:
         results["levers"] = measure_levers(data, args)
-        results["odeinfer_sequential"] = run_odeinfer(
-            data, args, rtol=args.rtol, atol=args.atol, chain_method="sequential"
-        )
+        for method in ("vectorized", "sequential"):
+            results[f"odeinfer_{method}"] = run_odeinfer(
+                data, args, **tolerances, chain_method=method
+            )
     if not args.no_stan:
         try:
             results["stan"] = run_stan(data, args)
         except ImportError:
             print("pystan is not installed (pip install pystan); Stan skipped")
 
-    rows = [k for k in ("odeinfer", "odeinfer_sequential", "stan") if k in results]
-    print(f"{'':22s}" + "".join(f"{r:>22s}" for r in rows))
+    rows = [
+        k
+        for k in (
+            "odeinfer",
+            "odeinfer_diag",
+            "odeinfer_vectorized",
+            "odeinfer_sequential",
+            "stan",
+        )
+        if k in results
+    ]
+    print(f"{'':28s}" + "".join(f"{r:>20s}" for r in rows))
     for key in (
         "compile_s",
         "sampling_s",
         "wall_s",
+        "time_to_first_draw_s",
         "min_bulk_ess",
         "min_bulk_ess_per_s",
         "min_bulk_ess_per_sampling_s",
+        "leapfrog_steps_per_draw",
         "divergences",
     ):
-        print(f"{key:22s}" + "".join(f"{results[r][key]:22.2f}" for r in rows))
+        print(
+            f"{key:28s}"
+            + "".join(f"{results[r].get(key, float('nan')):20.2f}" for r in rows)
+        )
     print("posterior mean (sd):")
     for n in NAMES:
         print(
             f"  {n:8s}"
             + "".join(
-                f"   {results[r]['mean'][n]:9.4f} ({results[r]['sd'][n]:.4f})"
+                f"  {results[r]['mean'][n]:9.4f} ({results[r]['sd'][n]:.4f})"
                 for r in rows
             )
         )
     if "stan" in results:
-        o, s = results["odeinfer"], results["stan"]
-        results["ratio_ess_per_s"] = o["min_bulk_ess_per_s"] / s["min_bulk_ess_per_s"]
-        z = {
-            n: (o["mean"][n] - s["mean"][n])
-            / np.hypot(
-                s["sd"][n] / np.sqrt(s["min_bulk_ess"]),
-                o["sd"][n] / np.sqrt(o["min_bulk_ess"]),
-            )
-            for n in NAMES
-        }
+        s = results["stan"]
+        ratios, z = {}, {}
+        for r in rows[:-1]:
+            o = results[r]
+            ratios[r] = {
+                "ess_per_wall_s": o["min_bulk_ess_per_s"] / s["min_bulk_ess_per_s"],
+                "ess_per_sampling_s": o["min_bulk_ess_per_sampling_s"]
+                / s["min_bulk_ess_per_sampling_s"],
+            }
+            # difference of the means in units of its Monte Carlo standard error
+            z[r] = {
+                n: (o["mean"][n] - s["mean"][n])
+                / np.hypot(
+                    s["sd"][n] / np.sqrt(s["min_bulk_ess"]),
+                    o["sd"][n] / np.sqrt(o["min_bulk_ess"]),
+                )
+                for n in NAMES
+            }
+        results["ratio_to_stan"] = ratios
         results["mean_difference_z"] = z
-        print(f"odeinfer/Stan min bulk-ESS/s: {results['ratio_ess_per_s']:.2f}")
+        for r in rows[:-1]:
+            print(
+                f"{r}/Stan min bulk-ESS per wall second {ratios[r]['ess_per_wall_s']:.2f}, "
+                f"per sampling second {ratios[r]['ess_per_sampling_s']:.2f}; "
+                f"max |mean difference| {max(abs(v) for v in z[r].values()):.2f} MCSE"
+            )
+        o = results["odeinfer"]
         print(
-            f"odeinfer time to first draw {o['time_to_first_draw_s']:.1f} s vs Stan compile {s['compile_s']:.1f} s"
-        )
-        print(
-            "mean differences in Monte Carlo SEs:",
-            {k: round(v, 2) for k, v in z.items()},
+            f"odeinfer time to first draw {o['time_to_first_draw_s']:.1f} s vs Stan "
+            f"compile {s['compile_s']:.1f} s"
         )
     if "levers" in results:
         print("levers (per evaluation):")

@@ -9,7 +9,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
-from nuts_lynx_hare import NAMES, load_data, make_log_likelihood, priors  # noqa: E402
+from nuts_lynx_hare import INIT, NAMES, load_data, make_problem, priors  # noqa: E402
 
 import odeinfer as oi  # noqa: E402
 
@@ -23,25 +23,15 @@ def main(argv=None):
     parser.add_argument("--output", default=None, help="write the summary as JSON here")
     args = parser.parse_args(argv)
     data = load_data()
-    log_likelihood = make_log_likelihood(data, rtol=1e-6, atol=1e-6)
-    init = {
-        "theta1": 0.55,
-        "theta2": 0.028,
-        "theta3": 0.8,
-        "theta4": 0.024,
-        "z1": 33.0,
-        "z2": 6.0,
-        "sigma1": 0.25,
-        "sigma2": 0.25,
-    }
+    problem = make_problem(data, rtol=1e-6, atol=1e-6)
     posterior = oi.sample(
-        log_likelihood,
+        problem,
         priors(),
         num_warmup=args.num_warmup,
         num_samples=args.num_samples,
         num_chains=args.num_chains,
         seed=args.seed,
-        init=init,
+        init=INIT,
     )
     table = posterior.summary()
     print(table[["mean", "sd", "q5", "q95", "ess_bulk", "r_hat"]])

@@ -216,3 +216,50 @@ def test_bad_input_raises_before_work(kwargs, error, match):
         oi.solve_at_times(LV, LV_Z0, LV_THETA, ts, **args)
     with pytest.raises(TypeError, match="ODEModel"):
         oi.solve_at_times(lotka_volterra, LV_Z0, LV_THETA, LV_TS)
+
+
+def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradients(
+    log_data,
+):
+    # The field reads alpha..delta; "sigma" (used by the likelihood only) and "offset"
+    # (never used) get no sensitivity rows, and a parameter read only inside a
+    # lax.cond branch still counts as read.
+    from odeinfer._fast._solve_at_times import _used_parameters
+
+    def field(t, z, p):
+        u, v = z
+        alpha = jax.lax.cond(p["switch"] > 0, lambda: p["alpha"], lambda: 0.0)
+        return jnp.stack(
+            [(alpha - p["beta"] * v) * u, (-p["gamma"] + p["delta"] * u) * v]
+        )
+
+    model = oi.ODEModel(field)
+    names = ("alpha", "beta", "gamma", "delta")
+    params = {n: jnp.asarray(v) for n, v in zip(names, LV_THETA)}
+    params |= {"sigma": jnp.asarray(0.25), "offset": jnp.zeros(3), "switch": 1.0}
+    # Flattened (sorted keys): alpha beta delta gamma offset[3] sigma switch.
+    assert _used_parameters(model, 0.0, jnp.asarray(LV_Z0), lambda y: y, params) == (
+        0,
+        1,
+        2,
+        3,
+        8,
+    )
+
+    def log_density(p):
+        z, ok = oi.solve_at_times(model, jnp.asarray(LV_Z0), p, LV_TS, t0=0.0, **TOL)
+        resid = (jnp.log(z) - log_data) / p["sigma"]
+        return -0.5 * jnp.sum(resid**2) - log_data.size * jnp.log(p["sigma"])
+
+    grad = jax.jit(jax.grad(log_density))(params)
+    theta_grad = np.array([grad[n] for n in names])
+    expected = jax.grad(lambda th: lv_log_density(jnp.asarray(LV_Z0), th, log_data))(
+        jnp.asarray(LV_THETA)
+    )
+    # lv_log_density has sigma = 0.25 built in: the theta gradients must coincide.
+    np.testing.assert_allclose(theta_grad, expected, rtol=1e-10)
+    # d/dsigma of -0.5 r²/σ² - N log σ is (Σ r²/σ² - N)/σ, from the solved states.
+    z = np.asarray(lv_states(jnp.asarray(LV_Z0), jnp.asarray(LV_THETA))[0])
+    r2 = np.sum((np.log(z) - log_data) ** 2) / 0.25**2
+    np.testing.assert_allclose(grad["sigma"], (r2 - log_data.size) / 0.25, rtol=1e-9)
+    np.testing.assert_array_equal(grad["offset"], np.zeros(3))

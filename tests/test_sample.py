@@ -61,6 +61,45 @@ def test_conjugate_normal_moments(conjugate_posterior):
     assert table.loc["mu", "r_hat"] < 1.05
 
 
+def test_default_runs_threaded_chains_with_a_dense_metric(conjugate_posterior):
+    # On a CPU the default chains run in threads; with few parameters the metric is
+    # dense (one (d, d) inverse mass matrix per chain).
+    if jax.default_backend() == "cpu" and jax.device_count() < 2:
+        assert conjugate_posterior.chain_method == "threaded"
+    assert conjugate_posterior.inverse_mass_matrix.shape == (2, 1, 1)
+
+
+def test_threaded_chains_equal_sequential_chains_draw_for_draw():
+    # The same compiled chain with the same keys: running the chains concurrently in
+    # threads must not change a single draw. A 2-D correlated Gaussian, diagonal metric.
+    cov = np.array([[1.0, 0.9], [0.9, 1.0]])
+    prec = np.linalg.inv(cov)
+
+    def log_likelihood(p):
+        x = jnp.stack([p["a"], p["b"]])
+        return -0.5 * x @ prec @ x
+
+    priors = {"a": dist.Normal(0.0, 100.0), "b": dist.Normal(0.0, 100.0)}
+    runs = {
+        method: oi.sample(
+            log_likelihood,
+            priors,
+            num_warmup=100,
+            num_samples=100,
+            num_chains=3,
+            chain_method=method,
+            dense_mass=False,
+            seed=4,
+        )
+        for method in ("threaded", "sequential")
+    }
+    for n in ("a", "b"):
+        np.testing.assert_array_equal(
+            runs["threaded"].draws[n], runs["sequential"].draws[n]
+        )
+    assert runs["threaded"].inverse_mass_matrix.shape == (3, 2)
+
+
 def test_static_hmc_sequential_conjugate():
     post = oi.sample(
         normal_log_likelihood,
