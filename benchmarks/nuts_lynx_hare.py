@@ -172,6 +172,17 @@ def run_odeinfer(data, args, *, rtol, atol, **options):
 def run_stan(data, args):
     import stan  # pystan 3: an optional peer, never a dependency
 
+    if not args.stan_warm:
+        # httpstan keeps compiled models between runs: delete this one, so that Stan's
+        # compile time is a cold compile, like odeinfer's.
+        import httpstan.cache
+        import httpstan.models
+
+        name = httpstan.models.calculate_model_name(STAN_CODE)
+        try:
+            httpstan.cache.delete_model_directory(name)
+        except (FileNotFoundError, KeyError):
+            pass
     start = time.perf_counter()
     model = stan.build(STAN_CODE, data=data, random_seed=args.seed)
     compile_s = time.perf_counter() - start
@@ -205,6 +216,8 @@ def run_stan(data, args):
         "wall_s": wall,
         "compile_s": compile_s,
         "sampling_s": sampling_s,
+        "time_to_first_draw_s": compile_s
+        + sampling_s * args.num_warmup / (args.num_warmup + args.num_samples),
         "min_bulk_ess": ess,
         "min_bulk_ess_per_s": ess / wall,
         "min_bulk_ess_per_sampling_s": ess / sampling_s,
@@ -257,6 +270,11 @@ def main():
     parser.add_argument("--rtol", type=float, default=1e-6)
     parser.add_argument("--atol", type=float, default=1e-6)
     parser.add_argument("--no-stan", action="store_true")
+    parser.add_argument(
+        "--stan-warm",
+        action="store_true",
+        help="reuse httpstan's cached compiled model (default: compile cold)",
+    )
     parser.add_argument(
         "--levers",
         action="store_true",
