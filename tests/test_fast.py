@@ -235,7 +235,7 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
 
     model = oi.ODEModel(field)
     names = ("alpha", "beta", "gamma", "delta")
-    params = {n: jnp.asarray(v) for n, v in zip(names, LV_THETA)}
+    params = {n: jnp.asarray(v) for n, v in zip(names, LV_THETA, strict=True)}
     params |= {"sigma": jnp.asarray(0.25), "offset": jnp.zeros(3), "switch": 1.0}
     # Flattened (sorted keys): alpha beta delta gamma offset[3] sigma switch.
     assert _used_parameters(model, 0.0, jnp.asarray(LV_Z0), lambda y: y, params) == (

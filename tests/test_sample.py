@@ -163,14 +163,75 @@ def test_problem_posterior_matches_quadrature():
     assert abs(post.std()["k"] / np.sqrt(var) - 1) < 0.15
 
 
+DECAY = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay")
+
+
+def _decay_state(t, y, p):
+    return y
+
+
+def test_new_data_of_the_same_shape_reuses_the_compiled_chain():
+    # Two data sets from k = 0.7 and k = 1.2: the second run must not compile, and its
+    # posterior must be that of its own data (the data are inputs of the program).
+    times = np.linspace(0.5, 3.0, 6)
+    rng = np.random.default_rng(5)
+    space = oi.Parameters({"k": oi.Positive(init=1.0)})
+    posteriors = []
+    for k_true in (0.7, 1.2):
+        data = 2.0 * np.exp(-k_true * times) + 0.02 * rng.normal(size=times.size)
+        experiment = oi.Experiment(
+            times, data, observables=_decay_state, noise=oi.Gaussian(0.02), y0=2.0
+        )
+        problem = oi.Problem(DECAY, experiment, space, rtol=1e-8, atol=1e-10)
+        posteriors.append(
+            oi.sample(
+                problem,
+                {"k": dist.LogNormal(0.0, 1.0)},
+                num_warmup=150,
+                num_samples=200,
+                num_chains=2,
+                seed=7,
+            )
+        )
+    assert posteriors[0].timing["compile"] > 0
+    assert posteriors[1].timing["compile"] == 0.0
+    # The posterior sd of k is ~0.01 here: each mean is within 0.05 of its own truth.
+    assert abs(posteriors[0].mean()["k"] - 0.7) < 0.05
+    assert abs(posteriors[1].mean()["k"] - 1.2) < 0.05
+
+
+def failing_log_likelihood(p):
+    # The "solve" fails for mu > 1.5.
+    return normal_log_likelihood(p), p["mu"] < 1.5
+
+
+def test_reused_program_reports_failures_to_its_own_run():
+    # The second run reuses the compiled chain (same function, new prior values) and
+    # must count its own failures, leaving the first run's record untouched.
+    runs = []
+    for prior_sd in (PRIOR_SD, 3.0):
+        runs.append(
+            oi.sample(
+                failing_log_likelihood,
+                {"mu": dist.Normal(0.0, prior_sd)},
+                num_warmup=100,
+                num_samples=100,
+                num_chains=2,
+                seed=4,
+                init={"mu": 0.0},
+            )
+        )
+    assert runs[1].timing["compile"] == 0.0
+    # Were the log baked into the program, the second run would record nothing.
+    assert runs[0].num_failures > 0 and runs[1].num_failures > 0
+    assert np.all(runs[1].failed_params[:, 0] >= 1.5)
+
+
 def test_solver_failure_is_rejected_and_counted():
     # The "solve" fails for mu > 1.5: the sampler must run through, never accept a
     # draw there, and report the failures with their parameters.
-    def failing(p):
-        return normal_log_likelihood(p), p["mu"] < 1.5
-
     post = oi.sample(
-        failing,
+        failing_log_likelihood,
         {"mu": dist.Normal(0.0, PRIOR_SD)},
         num_warmup=100,
         num_samples=200,

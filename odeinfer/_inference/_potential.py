@@ -7,8 +7,10 @@ rejected/divergent proposal instead of NaNs; failures are counted on the host th
 `jax.debug.callback`.
 """
 
+import itertools
 import math
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +22,10 @@ from jax.custom_batching import custom_vmap
 from numpyro.distributions.transforms import biject_to
 
 _MAX_RECORDED_FAILURES = 1000
+# Failure logs by id: a compiled program refers to its log through a traced id, so the
+# same program serves later runs (new data, new priors' values) with their own logs.
+_LOGS: "weakref.WeakValueDictionary[int, FailureLog]" = weakref.WeakValueDictionary()
+_LOG_IDS = itertools.count()
 
 
 def _is_problem(problem) -> bool:
@@ -109,6 +115,8 @@ class FailureLog:
         self.count = 0
         self.params: list[np.ndarray] = []
         self._lock = threading.Lock()
+        self.id = next(_LOG_IDS)
+        _LOGS[self.id] = self
 
     def record(self, failed, params_vector):
         failed = np.asarray(failed).reshape(-1)
@@ -178,36 +186,41 @@ def _validate_priors(names, priors, specs=None):
             )
 
 
-def _make_reporter(record: Callable):
-    """`report(failed, params)` calls `record` on the host only when a solve failed.
+def _record(log_id, failed, params):
+    log = _LOGS.get(int(np.asarray(log_id).reshape(-1)[0]))
+    if log is not None:
+        log.record(failed, params)
+
+
+@custom_vmap
+def _report(failed, params, log_id):
+    """Record `params` in the failure log `log_id` on the host, only when `failed`.
 
     Under `vmap` a `lax.cond` on a batched predicate becomes a select that would call
     the host on every evaluation (measured: 70x slower sampling), so a custom batching
     rule gates the callback on `any(failed)` over the batch instead."""
+    jax.lax.cond(
+        failed,
+        lambda: jax.debug.callback(_record, log_id, failed, params),
+        lambda: None,
+    )
+    return failed
 
-    @custom_vmap
-    def report(failed, params):
-        jax.lax.cond(
-            failed,
-            lambda: jax.debug.callback(record, failed, params),
-            lambda: None,
-        )
-        return failed
 
-    @report.def_vmap
-    def _report_batched(axis_size, in_batched, failed, params):
-        if not in_batched[0]:
-            failed = jnp.broadcast_to(failed, (axis_size,))
-        if not in_batched[1]:
-            params = jnp.broadcast_to(params, (axis_size,) + params.shape)
-        jax.lax.cond(
-            jnp.any(failed),
-            lambda: jax.debug.callback(record, failed, params),
-            lambda: None,
-        )
-        return failed, True
-
-    return report
+@_report.def_vmap
+def _report_batched(axis_size, in_batched, failed, params, log_id):
+    if not in_batched[0]:
+        failed = jnp.broadcast_to(failed, (axis_size,))
+    if not in_batched[1]:
+        params = jnp.broadcast_to(params, (axis_size,) + params.shape)
+    if in_batched[2]:
+        log_id = log_id[0]
+    jax.lax.cond(
+        jnp.any(failed),
+        lambda: jax.debug.callback(_record, log_id, failed, params),
+        lambda: None,
+    )
+    return failed, True
 
 
 class Potential:
@@ -218,6 +231,11 @@ class Potential:
     with a failed solve mapped to `U = +inf` and gradient zero. Built from an
     [`odeinfer.Problem`][] or a callable `fn(params) -> log_likelihood` (or
     `-> (log_likelihood, ok)`).
+
+    Failures go to `self.failures`, a new [`FailureLog`][], or, inside a compiled
+    program that outlives one run, to the log whose (traced) id is `log_id`; the
+    priors are validated against the transforms unless `validate=False` (inside such
+    a program, where the outer `Potential` has validated them).
     """
 
     def __init__(
@@ -226,12 +244,15 @@ class Potential:
         priors: Mapping[str, dist.Distribution],
         *,
         record_failures: bool = True,
+        validate: bool = True,
+        log_id=None,
     ):
         if _is_problem(problem):
             from .. import log_likelihood as _log_likelihood
 
             space = problem.parameters
-            _validate_priors(space.names, priors, space.specs)
+            if validate:
+                _validate_priors(space.names, priors, space.specs)
 
             def loglik(params):
                 value, ok = _log_likelihood(problem, params, with_status=True)
@@ -240,7 +261,8 @@ class Potential:
             self.problem = problem
         elif callable(problem):
             space = _PriorSpace(priors)
-            _validate_priors(space.names, priors)
+            if validate:
+                _validate_priors(space.names, priors)
 
             def loglik(params):
                 out = problem(params)
@@ -265,6 +287,7 @@ class Potential:
         self.priors = {n: priors[n] for n in self.names}
         self.loglik = loglik
         self.failures = FailureLog(self.names)
+        self.log_id = self.failures.id if log_id is None else log_id
         self.record_failures = record_failures
         self.potential = self._build()
 
@@ -292,7 +315,7 @@ class Potential:
             value, ok = log_density(u)
             return -value, ok
 
-        failures = self.failures
+        log_id = self.log_id
         record = self.record_failures
         free_vector = self.free_vector
         params_fn = self.space.from_unconstrained
@@ -313,12 +336,12 @@ class Potential:
             grad = jnp.where(good, grad, 0.0)
             return value, jnp.dot(grad, du)
 
-        report = _make_reporter(failures.record)
-
         def _mask(value, ok, u, record):
             good = ok & jnp.isfinite(value)
             if record:
-                report(~good, free_vector(params_fn(u)))
+                _report(
+                    ~good, free_vector(params_fn(u)), jnp.asarray(log_id, jnp.int32)
+                )
             return jnp.where(good, value, jnp.inf)
 
         return potential

@@ -2,11 +2,10 @@
 HMC kernels, with sequential, threaded, vectorised or device-parallel chains."""
 
 import os
-import sys
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +15,7 @@ from numpyro.infer.hmc import hmc
 
 from ._posterior import Posterior
 from ._potential import Potential
+from ._programs import Progress, Target, compiled, make_target, potential_of
 
 _MAX_INIT_TRIES = 100
 # `dense_mass=None` adapts a dense metric up to this many unconstrained dimensions.
@@ -40,11 +40,25 @@ def _auto_chain_method(num_chains: int) -> str:
     return "vectorized"
 
 
-def _prior_init(potential: Potential, key, num_chains: int) -> np.ndarray:
+def _potentials(settings, target: Target, u):
+    return jax.vmap(potential_of(target, False).potential)(u)
+
+
+def _potentials_and_gradients(settings, target: Target, u):
+    return jax.vmap(jax.value_and_grad(potential_of(target, False).potential))(u)
+
+
+def _constrain(settings, target: Target, u):
+    space = potential_of(target, False).space
+    return jax.vmap(jax.vmap(space.from_unconstrained))(u)
+
+
+def _prior_init(potential: Potential, target, key, num_chains: int) -> np.ndarray:
     """Draw each chain's start from the priors, redrawing (up to 100 times) where the
     potential is not finite."""
     space = potential.space
-    pot = jax.jit(jax.vmap(potential.potential))
+    u_shape = jnp.zeros((num_chains, potential.size))
+    pot, _ = compiled(_potentials, None, target, u_shape)
     keys = jax.random.split(key, len(potential.names))
 
     def draw(k, size):
@@ -78,17 +92,17 @@ def _prior_init(potential: Potential, key, num_chains: int) -> np.ndarray:
     )
 
 
-def _initial_points(potential: Potential, init, key, num_chains, jitter):
+def _initial_points(potential: Potential, target, init, key, num_chains, jitter):
     space = potential.space
     if isinstance(init, str):
         if init != "prior":
             raise ValueError(
                 f"`init` must be None, 'prior', a dict or a FitResult; got {init!r}."
             )
-        return _prior_init(potential, key, num_chains)
+        return _prior_init(potential, target, key, num_chains)
     if init is None:
         if potential.problem is None:
-            return _prior_init(potential, key, num_chains)
+            return _prior_init(potential, target, key, num_chains)
         u0 = space.to_unconstrained(space.initial())
     elif hasattr(init, "unconstrained") and hasattr(init, "params"):  # FitResult
         u0 = space.to_unconstrained(dict(init.params))
@@ -109,8 +123,10 @@ def _initial_points(potential: Potential, init, key, num_chains, jitter):
     return u0[None, :] + np.asarray(noise)
 
 
-def _check_initial(potential: Potential, u: np.ndarray):
-    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(potential.potential)))
+def _check_initial(potential: Potential, target, u: np.ndarray):
+    value_and_grad, _ = compiled(
+        _potentials_and_gradients, None, target, jnp.asarray(u)
+    )
     # Without failure handling, to tell NaN from a failed solve.
     raw = jax.jit(jax.vmap(potential.log_density))
     values, grads = value_and_grad(jnp.asarray(u))
@@ -137,58 +153,91 @@ def _check_initial(potential: Potential, u: np.ndarray):
         )
 
 
-class _Progress:
-    def __init__(self, total: int, every: int, label: str):
-        self.total, self.every, self.label = total, every, label
-        self.start = time.perf_counter()
+class _ChainSettings(NamedTuple):
+    """The static settings of a compiled chain (hashable: they select the program)."""
 
-    def __call__(self, i):
-        i = int(np.asarray(i).reshape(-1)[0]) + 1
-        elapsed = time.perf_counter() - self.start
-        print(
-            f"\r{self.label}: {i}/{self.total} ({elapsed:.1f} s)",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-        if i >= self.total:
-            print(file=sys.stderr)
+    kernel: str
+    num_warmup: int
+    num_samples: int
+    options: tuple
+    record_failures: bool
+    progress_every: int  # 0: no progress bar
 
 
-def _make_run_chain(potential, *, kernel, num_warmup, num_samples, options, progress):
+def _chain(settings: _ChainSettings, target: Target, key, u0):
+    """One chain: warm-up and draws in one `lax.scan` (two scans would compile the
+    NUTS kernel twice)."""
+    potential = potential_of(target, settings.record_failures)
     init_kernel, sample_kernel = hmc(
-        potential_fn=potential.potential, algo=kernel.upper()
+        potential_fn=potential.potential, algo=settings.kernel.upper()
     )
-    total = num_warmup + num_samples
-    every = max(total // 20, 1)
+    total = settings.num_warmup + settings.num_samples
+    every = settings.progress_every
+    state = init_kernel(u0, settings.num_warmup, rng_key=key, **dict(settings.options))
 
-    def run_chain(key, u0):
-        state = init_kernel(u0, num_warmup, rng_key=key, **options)
-
-        def step(state, i):
-            state = sample_kernel(state)
-            if progress is not None:
-                jax.lax.cond(
-                    ((i + 1) % every == 0) | (i + 1 == total),
-                    lambda: jax.debug.callback(progress, i),
-                    lambda: None,
-                )
-            out = (
-                state.z,
-                state.diverging,
-                state.num_steps,
-                state.accept_prob,
-                state.potential_energy,
+    def step(state, i):
+        state = sample_kernel(state)
+        if every:
+            jax.lax.cond(
+                ((i + 1) % every == 0) | (i + 1 == total),
+                lambda: jax.debug.callback(Progress.report, target.progress_id, i),
+                lambda: None,
             )
-            return state, out
+        out = (
+            state.z,
+            state.diverging,
+            state.num_steps,
+            state.accept_prob,
+            state.potential_energy,
+        )
+        return state, out
 
-        # One scan over warm-up and draws: two scans would compile the NUTS kernel twice.
-        state, draws = jax.lax.scan(step, state, jnp.arange(total))
-        draws = jax.tree.map(lambda x: x[num_warmup:], draws)
-        adapt = state.adapt_state
-        return draws, adapt.step_size, adapt.inverse_mass_matrix
+    state, draws = jax.lax.scan(step, state, jnp.arange(total))
+    draws = jax.tree.map(lambda x: x[settings.num_warmup :], draws)
+    adapt = state.adapt_state
+    return draws, adapt.step_size, adapt.inverse_mass_matrix
 
-    return run_chain
+
+def _chains(settings: _ChainSettings, target: Target, keys, u0):
+    return jax.vmap(lambda key, u: _chain(settings, target, key, u))(keys, u0)
+
+
+def _run_chains(chain_method, settings, target, keys, u0):
+    """**Returns:** `(outputs stacked over chains, compile seconds)`."""
+    num_chains = u0.shape[0]
+    if chain_method in ("sequential", "threaded"):
+        run, seconds = compiled(_chain, settings, target, keys[0], u0[0])
+        workers = 1 if chain_method == "sequential" else min(num_chains, _num_cores())
+
+        def run_one(c):
+            return jax.block_until_ready(run(keys[c], u0[c]))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outs = list(pool.map(run_one, range(num_chains)))
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs), seconds
+    if chain_method == "vectorized":
+        run, seconds = compiled(_chains, settings, target, keys, u0)
+        return run(keys, u0), seconds
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    # The vectorised program with the chain axis sharded over devices (GSPMD). Not
+    # `shard_map`/`pmap`: equinox's closure conversion inside diffrax rejects the
+    # per-device (varying-axis) types they give traced values, which is how numpyro's
+    # chain_method="parallel" crashes inside diffrax.
+    mesh = Mesh(np.array(jax.devices()[:num_chains]), ("chains",))
+    chains = NamedSharding(mesh, PartitionSpec("chains"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    keys, u0 = jax.device_put(keys, chains), jax.device_put(u0, chains)
+    run, seconds = compiled(
+        _chains,
+        settings,
+        target,
+        keys,
+        u0,
+        in_shardings=(replicated, chains, chains),
+        out_shardings=chains,
+    )
+    return run(keys, u0), seconds
 
 
 def sample(
@@ -292,13 +341,21 @@ def sample(
     if kernel == "hmc" and num_steps is None and trajectory_length is None:
         trajectory_length = 2 * np.pi
 
+    start = time.perf_counter()
     potential = Potential(problem, priors, record_failures=record_failures)
+    progress = None
+    if progress_bar:
+        progress = Progress(num_warmup + num_samples, f"{kernel} ({chain_method})")
+    target = make_target(
+        problem,
+        potential.priors,
+        potential.failures.id,
+        progress.id if progress is not None else 0,
+    )
     key = jax.random.key(seed)
     init_key, run_key = jax.random.split(key)
-    u0 = _initial_points(potential, init, init_key, num_chains, init_jitter)
-    _check_initial(potential, u0)
-    potential.failures.count = 0
-    potential.failures.params.clear()
+    u0 = _initial_points(potential, target, init, init_key, num_chains, init_jitter)
+    _check_initial(potential, target, u0)
     if dense_mass is None:
         dense_mass = u0.shape[1] <= _DENSE_MASS_MAX_DIM
 
@@ -311,65 +368,27 @@ def sample(
         options["num_steps"] = num_steps
         if trajectory_length is not None and num_steps is None:
             options["trajectory_length"] = trajectory_length
-    progress = None
-    if progress_bar:
-        progress = _Progress(num_warmup + num_samples, 1, f"{kernel} ({chain_method})")
-    run_chain = _make_run_chain(
-        potential,
+    total = num_warmup + num_samples
+    settings = _ChainSettings(
         kernel=kernel,
         num_warmup=num_warmup,
         num_samples=num_samples,
-        options=options,
-        progress=progress,
+        options=tuple(sorted(options.items())),
+        record_failures=record_failures,
+        progress_every=max(total // 20, 1) if progress_bar else 0,
     )
     keys = jax.random.split(run_key, num_chains)
     u0 = jnp.asarray(u0)
+    setup_time = time.perf_counter() - start
 
     start = time.perf_counter()
-    if chain_method == "sequential":
-        compiled = jax.jit(run_chain).lower(keys[0], u0[0]).compile()
-        compile_time = time.perf_counter() - start
-        outs = [compiled(keys[c], u0[c]) for c in range(num_chains)]
-        outs = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
-    elif chain_method == "threaded":
-        compiled = jax.jit(run_chain).lower(keys[0], u0[0]).compile()
-        compile_time = time.perf_counter() - start
-
-        def run_one(c):
-            return jax.block_until_ready(compiled(keys[c], u0[c]))
-
-        with ThreadPoolExecutor(max_workers=min(num_chains, _num_cores())) as pool:
-            outs = list(pool.map(run_one, range(num_chains)))
-        outs = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
-    elif chain_method == "vectorized":
-        compiled = jax.jit(jax.vmap(run_chain)).lower(keys, u0).compile()
-        compile_time = time.perf_counter() - start
-        outs = compiled(keys, u0)
-    else:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-        # The vectorised program with the chain axis sharded over devices (GSPMD).
-        # Not `shard_map`/`pmap`: equinox's closure conversion inside diffrax rejects
-        # the per-device (varying-axis) types they give traced values, which is how
-        # numpyro's chain_method="parallel" crashes inside diffrax.
-        mesh = Mesh(np.array(jax.devices()[:num_chains]), ("chains",))
-        sharding = NamedSharding(mesh, PartitionSpec("chains"))
-        keys = jax.device_put(keys, sharding)
-        u0 = jax.device_put(u0, sharding)
-        sharded = jax.jit(
-            jax.vmap(run_chain),
-            in_shardings=(sharding, sharding),
-            out_shardings=sharding,
-        )
-        compiled = sharded.lower(keys, u0).compile()
-        compile_time = time.perf_counter() - start
-        outs = compiled(keys, u0)
+    outs, compile_time = _run_chains(chain_method, settings, target, keys, u0)
     outs = jax.block_until_ready(outs)
     total_time = time.perf_counter() - start
     (z, diverging, steps, accept, energy), step_size, inverse_mass = outs
 
-    to_params = jax.jit(jax.vmap(jax.vmap(potential.space.from_unconstrained)))
-    params = to_params(z)
+    constrain, _ = compiled(_constrain, None, target, z)
+    params = constrain(z)
     draws = {n: np.asarray(params[n]) for n in potential.names}
     return Posterior(
         names=potential.names,
@@ -388,8 +407,9 @@ def sample(
         num_warmup=num_warmup,
         seed=seed,
         timing={
+            "setup": setup_time,
             "compile": compile_time,
             "sampling": total_time - compile_time,
-            "total": total_time,
+            "total": setup_time + total_time,
         },
     )
