@@ -151,9 +151,9 @@ def run_odeinfer(data, args, *, rtol, atol, **options):
         "wall_s": wall,
         "compile_s": posterior.timing["compile"],
         "sampling_s": posterior.timing["sampling"],
-        # the draws of all chains arrive at the end of one program: the first draw is
-        # available after compile + warm-up (bounded by the total)
-        "time_to_first_draw_s": posterior.timing["compile"]
+        # the draws arrive at the end of the chains' programs: the first draw is
+        # taken after the setup (checks and compile, overlapped) and the warm-up
+        "time_to_first_draw_s": posterior.timing["until_sampling"]
         + posterior.timing["sampling"]
         * args.num_warmup
         / (args.num_warmup + args.num_samples),

@@ -44,7 +44,10 @@ class Posterior(eqx.Module):
         were given log density `-inf`; `failed_params`: `(k, n)` the constrained free
         parameters of (up to 1000 of) them.
     - `kernel`, `chain_method`, `num_warmup`, `seed`; `timing`: seconds for
-        `"compile"`, `"sampling"` (warm-up + draws) and `"total"`.
+        `"compile"` (the chains' program; 0 when a compiled one was reused),
+        `"until_sampling"` (from the call to the start of sampling: checks,
+        initial points and the compile, which overlap), `"sampling"` (warm-up +
+        draws) and `"total"`.
     """
 
     names: tuple[str, ...]

@@ -12,6 +12,7 @@ over, for the same reason.
 import collections
 import itertools
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from ._potential import Potential
 
 _CACHE_SIZE = 16
 _CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
+_CACHE_LOCK = threading.Lock()  # programs compile in a background thread too
 
 
 class Target(eqx.Module):
@@ -120,9 +122,12 @@ def compiled(
         hash(key)
     except TypeError:  # an unhashable static part: compile without caching
         key = None
-    if key is not None and key in _CACHE:
-        _CACHE.move_to_end(key)
-        program, seconds = _CACHE[key], 0.0
+    with _CACHE_LOCK:
+        program = _CACHE.get(key) if key is not None else None
+        if program is not None:
+            _CACHE.move_to_end(key)
+    if program is not None:
+        seconds = 0.0
     else:
         start = time.perf_counter()
 
@@ -135,9 +140,10 @@ def compiled(
         program = jax.jit(run, **options).lower(dynamic, *args).compile()
         seconds = time.perf_counter() - start
         if key is not None:
-            _CACHE[key] = program
-            if len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
+            with _CACHE_LOCK:
+                _CACHE[key] = program
+                if len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.popitem(last=False)
     return (lambda *args: program(dynamic, *args)), seconds
 
 

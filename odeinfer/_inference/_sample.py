@@ -202,8 +202,11 @@ def _chains(settings: _ChainSettings, target: Target, keys, u0):
     return jax.vmap(lambda key, u: _chain(settings, target, key, u))(keys, u0)
 
 
-def _run_chains(chain_method, settings, target, keys, u0):
-    """**Returns:** `(outputs stacked over chains, compile seconds)`."""
+def _compile_chains(chain_method, settings, target, keys, u0):
+    """The chains' program, compiled (or cached).
+
+    **Returns:** `(run, compile seconds)`; `run()` runs all chains and returns their
+    outputs stacked over chains."""
     num_chains = u0.shape[0]
     if chain_method in ("sequential", "threaded"):
         run, seconds = compiled(_chain, settings, target, keys[0], u0[0])
@@ -212,12 +215,15 @@ def _run_chains(chain_method, settings, target, keys, u0):
         def run_one(c):
             return jax.block_until_ready(run(keys[c], u0[c]))
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            outs = list(pool.map(run_one, range(num_chains)))
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *outs), seconds
+        def run_all():
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outs = list(pool.map(run_one, range(num_chains)))
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+        return run_all, seconds
     if chain_method == "vectorized":
         run, seconds = compiled(_chains, settings, target, keys, u0)
-        return run(keys, u0), seconds
+        return (lambda: run(keys, u0)), seconds
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     # The vectorised program with the chain axis sharded over devices (GSPMD). Not
@@ -237,7 +243,7 @@ def _run_chains(chain_method, settings, target, keys, u0):
         in_shardings=(replicated, chains, chains),
         out_shardings=chains,
     )
-    return run(keys, u0), seconds
+    return (lambda: run(keys, u0)), seconds
 
 
 def sample(
@@ -355,10 +361,8 @@ def sample(
     key = jax.random.key(seed)
     init_key, run_key = jax.random.split(key)
     u0 = _initial_points(potential, target, init, init_key, num_chains, init_jitter)
-    _check_initial(potential, target, u0)
     if dense_mass is None:
         dense_mass = u0.shape[1] <= _DENSE_MASS_MAX_DIM
-
     options = dict(
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth,
@@ -379,11 +383,20 @@ def sample(
     )
     keys = jax.random.split(run_key, num_chains)
     u0 = jnp.asarray(u0)
-    setup_time = time.perf_counter() - start
-
-    start = time.perf_counter()
-    outs, compile_time = _run_chains(chain_method, settings, target, keys, u0)
-    outs = jax.block_until_ready(outs)
+    # The chains compile in the background while the initial points are checked (both
+    # mostly XLA compilation, which runs outside the GIL).
+    pool = ThreadPoolExecutor(max_workers=1)
+    compiling = pool.submit(_compile_chains, chain_method, settings, target, keys, u0)
+    try:
+        _check_initial(potential, target, u0)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    run_chains, compile_time = compiling.result()
+    pool.shutdown()
+    ready = time.perf_counter()
+    outs = jax.block_until_ready(run_chains())
+    sampling_time = time.perf_counter() - ready
     total_time = time.perf_counter() - start
     (z, diverging, steps, accept, energy), step_size, inverse_mass = outs
 
@@ -407,9 +420,9 @@ def sample(
         num_warmup=num_warmup,
         seed=seed,
         timing={
-            "setup": setup_time,
             "compile": compile_time,
-            "sampling": total_time - compile_time,
-            "total": setup_time + total_time,
+            "until_sampling": ready - start,
+            "sampling": sampling_time,
+            "total": total_time,
         },
     )
