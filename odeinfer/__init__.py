@@ -60,6 +60,8 @@ from ._inference import PredictiveResult as PredictiveResult  # noqa: E402
 from ._inference import StressTestResult as StressTestResult  # noqa: E402
 from ._inference import VariationalResult as VariationalResult  # noqa: E402
 from ._inference import load_posterior as load_posterior  # noqa: E402
+from ._inference import plot_event_times as plot_event_times  # noqa: E402
+from ._inference import plot_predictive_bands as plot_predictive_bands  # noqa: E402
 from ._inference import predictive as predictive  # noqa: E402
 from ._inference import prior_stress_test as prior_stress_test  # noqa: E402
 from ._inference import sample as sample  # noqa: E402

@@ -1,5 +1,7 @@
 """Bayesian inference: `sample`, `variational`, `predictive`, `prior_stress_test`."""
 
+from ._plots import plot_event_times as plot_event_times
+from ._plots import plot_predictive_bands as plot_predictive_bands
 from ._posterior import Posterior as Posterior
 from ._posterior import load_posterior as load_posterior
 from ._predictive import PredictiveResult as PredictiveResult
