@@ -9,11 +9,17 @@
    Checked against scipy `solve_ivp` (DOP853, rtol = atol = 1e-13) and central finite
    differences of scipy's event times.
 
+3. NUTS on the lynx–hare Lotka–Volterra posterior (posteriordb), a short run of
+   `oi.sample` with its defaults: posterior means against Stan's (pystan, 4000 draws,
+   stored by `benchmarks/nuts_lynx_hare.py` in `benchmarks/results/`), within four
+   combined Monte Carlo standard errors. `--no-nuts` skips it.
+
 Prints a table of every check, writes `demo_output/spring_crossings.png` and exits with
 status 1 if any check fails. Run: `python examples/demo.py` (or `make demo`).
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -259,16 +265,53 @@ def plot(grid, ys, times, output):
     print(f"\nwrote {output}")
 
 
+# ---------------------------------------------------------------- 3. lynx–hare NUTS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lynx_hare_demo(checks):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from nuts_lynx_hare import NAMES, load_data, make_problem, priors
+
+    stan = json.loads((ROOT / "benchmarks/results/nuts_lynx_hare.json").read_text())
+    stan = stan["stan"]
+    start = time.perf_counter()
+    posterior = oi.sample(
+        make_problem(load_data()),
+        priors(),
+        num_warmup=500,
+        num_samples=500,
+    )
+    table = posterior.summary()
+    print(
+        f"lynx-hare NUTS: 4 x (500 + 500) in {time.perf_counter() - start:.1f} s "
+        f"({posterior.timing['compile']:.1f} s compile), min bulk ESS "
+        f"{posterior.min_bulk_ess():.0f}, {posterior.num_divergences} divergences"
+    )
+    for name in NAMES:
+        mcse = np.hypot(table.loc[name, "mcse_mean"], stan["mcse_mean"][name])
+        checks.add(
+            f"lynx-hare posterior mean {name} vs Stan",
+            table.loc[name, "mean"],
+            stan["mean"][name],
+            4 * mcse,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--output", type=Path, default=Path("demo_output") / "spring_crossings.png"
     )
+    parser.add_argument("--no-nuts", action="store_true", help="skip the NUTS run")
     args = parser.parse_args()
     start = time.perf_counter()
     checks = Checks()
     logistic_demo(checks)
     spring_demo(checks, args.output)
+    if not args.no_nuts:
+        lynx_hare_demo(checks)
     checks.print()
     print(
         f"\n{'all checks passed' if checks.passed else 'SOME CHECKS FAILED'} "

@@ -375,3 +375,22 @@ def test_reparameterised_log_prob_has_zero_location_gradient():
     x = 0.7 + 1.9 * eps
     g_score = jax.grad(lambda mu: jnp.sum(dist.Normal(mu, 1.9).log_prob(x)))(0.7)
     np.testing.assert_allclose(g_score, jnp.sum(eps) / 1.9, rtol=1e-12)
+
+
+@pytest.mark.parametrize("chain_method", ["threaded", "vectorized"])
+def test_progress_bar_counts_every_iteration_of_every_chain(chain_method, capfd):
+    oi.sample(
+        normal_log_likelihood,
+        {"mu": dist.Normal(0.0, PRIOR_SD)},
+        num_warmup=30,
+        num_samples=27,
+        num_chains=3,
+        chain_method=chain_method,
+        progress_bar=True,
+        seed=0,
+    )
+    err = capfd.readouterr().err
+    counts = [int(part.split("/")[0].split()[-1]) for part in err.split("\r")[1:]]
+    assert counts == sorted(counts)
+    assert counts[-1] == 3 * 57
+    assert "171/171 iterations" in err

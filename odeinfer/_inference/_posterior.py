@@ -143,12 +143,15 @@ class Posterior(eqx.Module):
 
     def summary(self, hdi_prob: float = 0.9):
         """A pandas table per parameter: mean, sd, the 5/50/95% quantiles, MCSE of
-        mean and sd, bulk and tail ESS and split R-hat (rank-normalised, via arviz)."""
+        mean and sd, bulk and tail ESS and split R-hat (rank-normalised, via arviz),
+        unrounded. With one chain R-hat is NaN (arviz needs two chains)."""
         import arviz as az
         import pandas as pd
 
         idata = self.to_arviz()
-        table = az.summary(idata, var_names=list(self.names), hdi_prob=hdi_prob)
+        table = az.summary(
+            idata, var_names=list(self.names), hdi_prob=hdi_prob, round_to="none"
+        )
         quantiles = {
             f"q{int(q * 100)}": [np.quantile(self.draws[n], q) for n in self.names]
             for q in (0.05, 0.5, 0.95)

@@ -148,28 +148,42 @@ def compiled(
 
 
 class Progress:
-    """A progress line on stderr, updated from inside a compiled program through
-    `report(progress_id, i)`."""
+    """One progress line on stderr for all the chains of a run, updated from inside the
+    compiled chains through `report(progress_id, i)`: a chain calls it after every
+    `every`-th iteration `i` and after its last one.
+
+    - `per_chain`: iterations per chain (warm-up + draws); `num_chains`: chains.
+    - `weight`: chains advanced by one call (all of them in a `vmap`ed program,
+        whose iteration counter is shared; 1 when chains run as separate programs).
+    """
 
     _ids = itertools.count(1)
     _live: "weakref.WeakValueDictionary[int, Progress]" = weakref.WeakValueDictionary()
 
-    def __init__(self, total: int, label: str):
-        self.total, self.label = total, label
+    def __init__(self, per_chain: int, num_chains: int, every: int, weight: int, label):
+        self.per_chain, self.every, self.weight = per_chain, every, weight
+        self.total = per_chain * num_chains
+        self.done = 0
+        self.label = label
         self.start = time.perf_counter()
+        self._lock = threading.Lock()
         self.id = next(self._ids)
         Progress._live[self.id] = self
 
     def update(self, i):
         i = int(np.asarray(i).reshape(-1)[0]) + 1
+        step = self.every if i % self.every == 0 else i % self.every
+        with self._lock:
+            self.done = min(self.done + step * self.weight, self.total)
+            done = self.done
         elapsed = time.perf_counter() - self.start
         print(
-            f"\r{self.label}: {i}/{self.total} ({elapsed:.1f} s)",
+            f"\r{self.label}: {done}/{self.total} iterations ({elapsed:.1f} s)",
             end="",
             file=sys.stderr,
             flush=True,
         )
-        if i >= self.total:
+        if done >= self.total:
             print(file=sys.stderr)
 
     @staticmethod

@@ -349,9 +349,17 @@ def sample(
 
     start = time.perf_counter()
     potential = Potential(problem, priors, record_failures=record_failures)
+    total = num_warmup + num_samples
+    every = max(total // 20, 1)
     progress = None
     if progress_bar:
-        progress = Progress(num_warmup + num_samples, f"{kernel} ({chain_method})")
+        progress = Progress(
+            total,
+            num_chains,
+            every,
+            weight=num_chains if chain_method in ("vectorized", "parallel") else 1,
+            label=f"{kernel}, {num_chains} chains ({chain_method})",
+        )
     target = make_target(
         problem,
         potential.priors,
@@ -372,14 +380,13 @@ def sample(
         options["num_steps"] = num_steps
         if trajectory_length is not None and num_steps is None:
             options["trajectory_length"] = trajectory_length
-    total = num_warmup + num_samples
     settings = _ChainSettings(
         kernel=kernel,
         num_warmup=num_warmup,
         num_samples=num_samples,
         options=tuple(sorted(options.items())),
         record_failures=record_failures,
-        progress_every=max(total // 20, 1) if progress_bar else 0,
+        progress_every=every if progress_bar else 0,
     )
     keys = jax.random.split(run_key, num_chains)
     u0 = jnp.asarray(u0)
