@@ -173,18 +173,17 @@ class Progress:
     def update(self, i):
         i = int(np.asarray(i).reshape(-1)[0]) + 1
         step = self.every if i % self.every == 0 else i % self.every
-        with self._lock:
+        with self._lock:  # chains in threads call this concurrently
             self.done = min(self.done + step * self.weight, self.total)
-            done = self.done
-        elapsed = time.perf_counter() - self.start
-        print(
-            f"\r{self.label}: {done}/{self.total} iterations ({elapsed:.1f} s)",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-        if done >= self.total:
-            print(file=sys.stderr)
+            elapsed = time.perf_counter() - self.start
+            print(
+                f"\r{self.label}: {self.done}/{self.total} iterations ({elapsed:.1f} s)",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+            if self.done >= self.total:
+                print(file=sys.stderr)
 
     @staticmethod
     def report(progress_id, i):
