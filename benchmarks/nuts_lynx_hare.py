@@ -72,6 +72,18 @@ def load_data():
     return data
 
 
+def reference_posterior():
+    """posteriordb's reference posterior means and their MCSE (shipped with odeinfer),
+    keyed by `NAMES`."""
+    path = HERE.parent / "odeinfer" / "data"
+    path = path / "hudson_lynx_hare-lotka_volterra.reference_mean.json"
+    reference = json.loads(path.read_text())
+    return {
+        "mean": dict(zip(NAMES, reference["mean"], strict=True)),
+        "mcse_mean": dict(zip(NAMES, reference["mcse_mean"], strict=True)),
+    }
+
+
 def priors():
     # posteriordb: theta ~ N+(.) (truncated at 0 by the <lower=0> declaration),
     # z_init ~ LogNormal(log 10, 1), sigma ~ LogNormal(-1, 1).
@@ -145,6 +157,7 @@ def run_odeinfer(data, args, *, rtol, atol, **options):
     )
     wall = time.perf_counter() - start
     ess = posterior.min_bulk_ess()
+    table = posterior.summary()
     return {
         "chain_method": posterior.chain_method,
         "dense_mass": posterior.inverse_mass_matrix.ndim == 3,
@@ -165,7 +178,8 @@ def run_odeinfer(data, args, *, rtol, atol, **options):
         "solver_failures": posterior.num_failures,
         "mean": posterior.mean(),
         "sd": posterior.std(),
-        "rhat_max": float(posterior.summary()["r_hat"].max()),
+        "mcse_mean": {n: float(table.loc[n, "mcse_mean"]) for n in NAMES},
+        "rhat_max": float(table["r_hat"].max()),
     }
 
 
@@ -339,6 +353,21 @@ def main():
                 f"  {results[r]['mean'][n]:9.4f} ({results[r]['sd'][n]:.4f})"
                 for r in rows
             )
+        )
+    # Every run against posteriordb's reference posterior: mean differences in units
+    # of their combined Monte Carlo standard error.
+    reference = reference_posterior()
+    results["reference_difference_z"] = {}
+    for r in rows:
+        z = {
+            n: (results[r]["mean"][n] - reference["mean"][n])
+            / np.hypot(results[r]["mcse_mean"][n], reference["mcse_mean"][n])
+            for n in NAMES
+        }
+        results["reference_difference_z"][r] = z
+        print(
+            f"{r} vs posteriordb reference means: max |difference| "
+            f"{max(abs(v) for v in z.values()):.2f} MCSE"
         )
     if "stan" in results:
         s = results["stan"]

@@ -10,16 +10,15 @@
    differences of scipy's event times.
 
 3. NUTS on the lynx–hare Lotka–Volterra posterior (posteriordb), a short run of
-   `oi.sample` with its defaults: posterior means against Stan's (pystan, 4000 draws,
-   stored by `benchmarks/nuts_lynx_hare.py` in `benchmarks/results/`), within four
-   combined Monte Carlo standard errors. `--no-nuts` skips it.
+   `oi.sample` with its defaults: posterior means against posteriordb's reference
+   posterior (Stan, shipped in `odeinfer/data/`), within four combined Monte Carlo
+   standard errors. `--no-nuts` skips it.
 
 Prints a table of every check, writes `demo_output/spring_crossings.png` and exits with
 status 1 if any check fails. Run: `python examples/demo.py` (or `make demo`).
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -272,10 +271,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lynx_hare_demo(checks):
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from nuts_lynx_hare import NAMES, load_data, make_problem, priors
+    from nuts_lynx_hare import (
+        NAMES,
+        load_data,
+        make_problem,
+        priors,
+        reference_posterior,
+    )
 
-    stan = json.loads((ROOT / "benchmarks/results/nuts_lynx_hare.json").read_text())
-    stan = stan["stan"]
+    reference = reference_posterior()
     start = time.perf_counter()
     posterior = oi.sample(
         make_problem(load_data()),
@@ -290,11 +294,11 @@ def lynx_hare_demo(checks):
         f"{posterior.min_bulk_ess():.0f}, {posterior.num_divergences} divergences"
     )
     for name in NAMES:
-        mcse = np.hypot(table.loc[name, "mcse_mean"], stan["mcse_mean"][name])
+        mcse = np.hypot(table.loc[name, "mcse_mean"], reference["mcse_mean"][name])
         checks.add(
-            f"lynx-hare posterior mean {name} vs Stan",
+            f"lynx-hare posterior mean {name} vs posteriordb",
             table.loc[name, "mean"],
-            stan["mean"][name],
+            reference["mean"][name],
             4 * mcse,
         )
 
