@@ -224,7 +224,9 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
     # The field reads alpha..delta; "sigma" (used by the likelihood only) and "offset"
     # (never used) get no sensitivity rows, and a parameter read only inside a
     # lax.cond branch still counts as read.
-    from odeinfer._fast._solve_at_times import _used_parameters
+    from jax.flatten_util import ravel_pytree
+
+    from odeinfer._fast._solve_at_times import _Config, _used_parameters
 
     def field(t, z, p):
         u, v = z
@@ -238,13 +240,10 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
     params = {n: jnp.asarray(v) for n, v in zip(names, LV_THETA, strict=True)}
     params |= {"sigma": jnp.asarray(0.25), "offset": jnp.zeros(3), "switch": 1.0}
     # Flattened (sorted keys): alpha beta delta gamma offset[3] sigma switch.
-    assert _used_parameters(model, 0.0, jnp.asarray(LV_Z0), lambda y: y, params) == (
-        0,
-        1,
-        2,
-        3,
-        8,
-    )
+    theta, unravel_params = ravel_pytree(params)
+    config = _Config(model, lambda y: y, unravel_params, 4096, False, "jvp")
+    used = _used_parameters(config, 0.0, jnp.asarray(LV_Z0), theta)
+    assert used == (0, 1, 2, 3, 8)
 
     def log_density(p):
         z, ok = oi.solve_at_times(model, jnp.asarray(LV_Z0), p, LV_TS, t0=0.0, **TOL)

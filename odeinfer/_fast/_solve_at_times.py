@@ -37,8 +37,6 @@ class _Config(eqx.Module):
     max_steps: int = eqx.field(static=True)
     sensitivity_error_control: bool = eqx.field(static=True)
     sensitivity_mode: str = eqx.field(static=True)
-    # Indices of the flat parameters the vector field reads (see `_used_parameters`).
-    used_parameters: tuple[int, ...] = eqx.field(static=True)
 
     def flat_field(self, t, y, theta):
         dy = self.model(t, self.unravel_y(y), self.unravel_params(theta))
@@ -77,9 +75,9 @@ def _solve_jvp(config: _Config, primals, tangents):
     dy0, dtheta, dts, dt0, _, _ = tangents
     n, p = y0.shape[0], theta.shape[0]
     with_y0 = not (_is_zero(dy0) and _is_zero(dt0))
-    used = np.asarray(config.used_parameters, dtype=int)
     # Parameters the vector field never reads (noise scales, observation parameters)
     # have zero sensitivity: no directions for them.
+    used = np.asarray(_used_parameters(config, t0, y0, theta), dtype=int)
     with_theta = not _is_zero(dtheta) and used.size > 0
     # The directions: the components of y0 (if needed), then those of theta (if needed).
     # S starts at [I; 0] for y0 directions and 0 for theta directions; Θ is the theta part.
@@ -197,21 +195,22 @@ def solve_at_times(
     )
 
 
-def _used_parameters(model, t0, y0_flat, unravel_y, params) -> tuple[int, ...]:
-    """The indices of the flattened `params` that the vector field reads.
+def _used_parameters(config: _Config, t0, y0, theta) -> tuple[int, ...]:
+    """The indices of the flat parameters `theta` that the vector field reads.
 
-    A conservative structural analysis: the vector field is traced to a jaxpr with one
-    input per leaf of `params`, and a leaf counts as read when any equation (or the
-    output) refers to it. A leaf that is never referred to cannot change dy/dt, so its
-    sensitivities are exactly zero and are not integrated. Likelihood parameters that
-    sit in the same dict as the model's (noise scales, say) would otherwise each cost a
-    row of sensitivities at every stage."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+    A conservative structural analysis at trace time: the vector field is traced to a
+    jaxpr with one input per leaf of the parameter pytree, and a leaf counts as read
+    when any equation (or the output) refers to it. A leaf that is never referred to
+    cannot change dy/dt, so its sensitivities are exactly zero and are not integrated.
+    Likelihood parameters that sit in the same dict as the model's (noise scales, say)
+    would otherwise each cost a row of sensitivities at every stage."""
+    leaves, treedef = jax.tree_util.tree_flatten(config.unravel_params(theta))
 
     def field(t, y, *leaves):
-        return model(t, unravel_y(y), jax.tree_util.tree_unflatten(treedef, leaves))
+        params = jax.tree_util.tree_unflatten(treedef, leaves)
+        return config.model(t, config.unravel_y(y), params)
 
-    jaxpr = jax.make_jaxpr(field)(t0, y0_flat, *leaves).jaxpr
+    jaxpr = jax.make_jaxpr(field)(t0, y0, *leaves).jaxpr
     referenced = {id(v) for eqn in jaxpr.eqns for v in eqn.invars}
     referenced |= {id(v) for v in jaxpr.outvars}
     used, start = [], 0
@@ -263,17 +262,6 @@ def _solve_at_times(
     y0_flat, unravel_y = ravel_pytree(y0)
     theta, unravel_params = ravel_pytree(params)
     theta = theta.astype(jnp.result_type(theta.dtype, float_dtype))
-
-    def flat_field(t, y, theta):
-        return ravel_pytree(model(t, unravel_y(y), unravel_params(theta)))[0]
-
-    out = validate.trace_user_function("vector_field", flat_field, t0, y0_flat, theta)
-    if out.shape != y0_flat.shape:
-        raise ValueError(
-            f"The vector field of {model.name!r} returns {out.shape[0] if out.ndim else 1}"
-            f" values for a state of {y0_flat.shape[0]}: it must return dy/dt with the "
-            "structure and shapes of `y0`."
-        )
     config = _Config(
         model,
         unravel_y,
@@ -281,8 +269,16 @@ def _solve_at_times(
         max_steps,
         sensitivity_error_control,
         sensitivity_mode,
-        _used_parameters(model, t0, y0_flat, unravel_y, params),
     )
+    out = validate.trace_user_function(
+        "vector_field", config.flat_field, t0, y0_flat, theta
+    )
+    if out.shape != y0_flat.shape:
+        raise ValueError(
+            f"The vector field of {model.name!r} returns {out.shape[0] if out.ndim else 1}"
+            f" values for a state of {y0_flat.shape[0]}: it must return dy/dt with the "
+            "structure and shapes of `y0`."
+        )
     rtol = jnp.asarray(rtol, float_dtype)
     atol = jnp.asarray(atol, float_dtype)
     ys, ok = _solve(config, y0_flat, theta, ts, t0, rtol, atol)
