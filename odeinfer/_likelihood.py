@@ -1,6 +1,7 @@
 """`Problem`, `log_likelihood`, `residuals`, `simulate`: a model, experiments and
 parameters turned into pure functions of a params dict."""
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import diffrax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from . import _validation as validate
 from ._crossings import first_crossing
 from ._fast import solve_at_times
 from ._model import ODEModel
@@ -120,18 +122,81 @@ class Problem(eqx.Module):
                             "must be positive."
                         )
             p = e.parameters_for(params)
-            try:
+            where = f"Problem: experiment `{e.name}`:"
+            label = f"(experiment '{e.name}')"
+            if e.y0_fn is not None:
+                y_shape = _trace(f"y0 {label}", e.initial_state, p, known)
+            else:
                 y_shape = jax.eval_shape(e.initial_state, p)
-                if e.times.shape[0]:
-                    jax.eval_shape(e.observe, e.times[0], y_shape, p)
-            except TypeError as error:
-                if "reshape" in str(error) or "size" in str(error):
-                    raise ValueError(
-                        f"Problem: experiment `{e.name}`: the observables "
-                        f"{list(e.observable_names)} do not produce {e.n_observables} "
-                        f"value(s) per time to match the data columns. ({error})"
-                    ) from None
-                raise
+            with _named_key_error(f"{where} the model's vector field", known):
+                validate.check_user_functions(self.model, (), y_shape, p, e.t0)
+            if e.times.shape[0]:
+                _probe_observables(e, p, where)
+                try:
+                    _trace(
+                        f"observable {', '.join(e.observable_names)} {label}",
+                        e.observe,
+                        e.times[0],
+                        y_shape,
+                        p,
+                        known,
+                    )
+                except TypeError as error:
+                    if "reshape" in str(error) or "size" in str(error):
+                        raise ValueError(
+                            f"{where} the observables {list(e.observable_names)} do not "
+                            f"produce {e.n_observables} value(s) per time to match the "
+                            f"data columns. ({error})"
+                        ) from None
+                    raise
+
+
+@contextlib.contextmanager
+def _named_key_error(what: str, known):
+    """A `KeyError` from a user function (a parameter or state name that does not
+    exist) as a `ValueError` that names the function and the names that do."""
+    try:
+        yield
+    except KeyError as error:
+        raise ValueError(
+            f"{what} reads {error}, which is not defined: the parameters are "
+            f"{sorted(known)}. Add it to `parameters` (oi.Fixed(value) for a constant), "
+            "or fix the name (for a dict state, the state's keys)."
+        ) from None
+
+
+def _trace(what: str, fn, *args):
+    """`jax.eval_shape(fn, *args[:-1])` with clear errors: numpy on traced values (the
+    vector field's `NumpyInTracedCodeError`) and unknown names. `args[-1]` is the set
+    of parameter names, for the message."""
+    *args, known = args
+    with _named_key_error(what, known):
+        return validate.trace_user_function(what, fn, *args)
+
+
+def _probe_observables(experiment: Experiment, params, where: str) -> None:
+    """Evaluate each observable once on numpy copies of the initial state. JAX clamps an
+    out-of-range index (`y[5]` of a 2-vector reads `y[1]`) without a word; numpy raises
+    `IndexError`, reported here. Any other failure is left to the traced check."""
+    try:
+        y0 = jax.tree_util.tree_map(np.asarray, experiment.initial_state(params))
+        p = jax.tree_util.tree_map(np.asarray, params)
+    except Exception:  # e.g. y0(params) that needs traced input: nothing to probe
+        return
+    t = float(experiment.t0)
+    for h in experiment.observables:
+        name = getattr(h, "__name__", "h")
+        try:
+            h(t, y0, p)
+        except IndexError as error:
+            shapes = jax.tree_util.tree_map(np.shape, y0)
+            raise ValueError(
+                f"{where} observable `{name}` indexes the state out of range ({error}); "
+                f"the state y0 has shape {shapes}. JAX would silently clamp the index and "
+                "observe the wrong state: fix the index."
+            ) from None
+        except Exception:  # left to the traced check below
+            pass
 
 
 def _solve_options(problem: Problem) -> dict:
@@ -298,7 +363,9 @@ def _log_likelihood(problem, params):
         simulation = _simulate_one(problem, experiment, params)
         values.append(_experiment_log_likelihood(experiment, simulation, params))
         oks.append(simulation.ok)
-    ok = jnp.stack(oks)
+    # Outside a parameter's declared support (reachable only with traced values; concrete
+    # ones raise in `log_likelihood`) the likelihood is -inf and no experiment is ok.
+    ok = jnp.stack(oks) & problem.parameters.inside(params)
     value = jnp.sum(jnp.stack(values))
     good = jnp.all(ok) & jnp.invert(jnp.isnan(value))
     value = jnp.where(good, value, -jnp.inf)
@@ -321,12 +388,18 @@ def log_likelihood(problem: Problem, params: Mapping, with_status: bool = False)
     fails or a prediction is outside a noise model's domain; with `with_status=True`,
     `(value, ok)` with `ok` a boolean array with one entry per experiment.
 
+    A parameter value outside its declared support (`k = -1` for `oi.Positive`, NaN,
+    outside a `oi.Bounded` interval) is a `ValueError` naming the parameter when the
+    value is concrete; under `jit`/`vmap`/`grad` it gives `-inf` with every `ok` False.
+
     Works under `jax.jit`, `jax.vmap`, `jax.grad` (default adjoint) and, with
     `Problem(adjoint=diffrax.ForwardMode())`, `jax.jacfwd(jax.jacfwd(...))` Hessians
     (`diffrax.DirectAdjoint()` for `jax.hessian`). Unknown or missing parameter names
     raise `ValueError` before any work.
     """
-    value, ok = _log_likelihood(problem, _prepare(problem, params))
+    params = _prepare(problem, params)
+    problem.parameters.check_inside(params)
+    value, ok = _log_likelihood(problem, params)
     return (value, ok) if with_status else value
 
 
@@ -355,7 +428,7 @@ def _residuals(problem, params):
             parts.append(jnp.reshape(jnp.where(found, r, jnp.inf), (1,)))
         oks.append(simulation.ok)
     r = jnp.concatenate(parts) if parts else jnp.zeros((0,))
-    ok = jnp.all(jnp.stack(oks))
+    ok = jnp.all(jnp.stack(oks)) & problem.parameters.inside(params)
     return jnp.where(ok & jnp.isfinite(r), r, jnp.inf), ok
 
 
@@ -366,8 +439,11 @@ def residuals(problem: Problem, params: Mapping, with_status: bool = False):
 
     Defined for Gaussian noise with a fixed additive `sigma` and for log-normal noise
     with fixed `sigma` (residuals on the log scale); other noise models raise
-    `TypeError`. Entries are `inf` where a solve failed (`with_status=True` also
-    returns the overall ok flag).
+    `TypeError`. Entries are `inf` where a solve failed or (traced) a parameter is
+    outside its support (`with_status=True` also returns the overall ok flag); a
+    concrete value outside its support is a `ValueError`, as in `log_likelihood`.
     """
-    r, ok = _residuals(problem, _prepare(problem, params))
+    params = _prepare(problem, params)
+    problem.parameters.check_inside(params)
+    r, ok = _residuals(problem, params)
     return (r, ok) if with_status else r

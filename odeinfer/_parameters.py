@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
@@ -253,7 +253,13 @@ class Parameters(eqx.Module):
         out = {}
         for name, spec in self._items():
             value = params[name] if name in params else spec.init
-            value = jnp.asarray(value, dtype=float)
+            try:
+                value = jnp.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"`params['{name}']` must be a number or an array of numbers; got "
+                    f"{value!r:.100}."
+                ) from None
             if value.shape != spec.shape:
                 raise ValueError(
                     f"`params['{name}']` has shape {value.shape}; its spec has shape "
@@ -300,6 +306,18 @@ class Parameters(eqx.Module):
                 transform.log_abs_det_jacobian(piece, transform(piece))
             )
         return total
+
+    def inside(self, params: Mapping[str, ArrayLike]) -> Bool[Array, ""]:
+        """Whether every free value in `params` is finite and strictly inside its spec's
+        range `(lower, upper)`; works on traced values (a JAX boolean)."""
+        ok = jnp.array(True)
+        for name in self.names:
+            spec = self.specs[name]
+            value = jnp.asarray(params[name], dtype=float)
+            ok = ok & jnp.all(
+                jnp.isfinite(value) & (value > spec.lower) & (value < spec.upper)
+            )
+        return ok
 
     def check_inside(
         self, params: Mapping[str, ArrayLike], what: str = "params"

@@ -120,14 +120,14 @@ class Experiment(eqx.Module):
             times_np = np.zeros((0,))
             data_np = np.zeros((0, len(fns)))
         else:
-            times_np = np.asarray(times, dtype=float)
+            times_np = _as_float_array(times, f"Experiment `{name}`: `times`")
             if times_np.ndim != 1:
                 raise ValueError(
                     f"Experiment `{name}`: `times` must be 1-D; got shape {times_np.shape}."
                 )
             if data is None:
                 raise ValueError(f"Experiment `{name}`: `times` given without `data`.")
-            data_np = np.asarray(data, dtype=float)
+            data_np = _as_float_array(data, f"Experiment `{name}`: `data`")
             if data_np.ndim == 1:
                 data_np = data_np[:, None]
             if data_np.ndim != 2 or data_np.shape[0] != times_np.shape[0]:
@@ -135,11 +135,30 @@ class Experiment(eqx.Module):
                     f"Experiment `{name}`: `data` must have shape (n_times,) or (n_times, "
                     f"n_observables) with n_times={times_np.shape[0]}; got {np.shape(data)}."
                 )
+        if times_np.size == 0 and not event_times:
+            raise ValueError(
+                f"Experiment `{name}`: no data. Give `times` and `data` (at least one "
+                "observation) or `event_times`; an experiment without data adds nothing "
+                "to the likelihood, and a fit of it would report success at its start."
+            )
         if not np.all(np.isfinite(times_np)):
-            raise ValueError(f"Experiment `{name}`: `times` must be finite.")
+            bad = int(np.flatnonzero(~np.isfinite(times_np))[0])
+            raise ValueError(
+                f"Experiment `{name}`: `times` must be finite; entry {bad} is "
+                f"{times_np[bad]}. Drop that observation (or mask its data)."
+            )
         if np.any(np.diff(times_np) < 0):
-            raise ValueError(f"Experiment `{name}`: `times` must be sorted increasing.")
-        t0_np = np.asarray(t0, dtype=float)
+            first = int(np.flatnonzero(np.diff(times_np) < 0)[0])
+            raise ValueError(
+                f"Experiment `{name}`: `times` must be sorted increasing; entry "
+                f"{first + 1} ({times_np[first + 1]}) comes before entry {first} "
+                f"({times_np[first]}). Sort `times` and the rows of `data` together, e.g. "
+                "`order = np.argsort(times)`."
+            )
+        try:
+            t0_np = np.asarray(t0, dtype=float)
+        except (TypeError, ValueError):
+            t0_np = np.asarray(np.nan)
         if t0_np.shape != () or not np.isfinite(t0_np):
             raise ValueError(
                 f"Experiment `{name}`: `t0` must be a finite scalar; got {t0!r}."
@@ -182,6 +201,11 @@ class Experiment(eqx.Module):
                     f"Experiment `{name}`: `data` is non-finite where `mask` is True; mark "
                     "those entries False (missing)."
                 )
+        if mask_np.size and not mask_np.any() and not event_times:
+            raise ValueError(
+                f"Experiment `{name}`: `mask` is False everywhere, so there is no data; "
+                "mark the observed entries True (or give `event_times`)."
+            )
         # A valid placeholder at masked entries keeps every log density finite.
         filled = data_np.copy()
         for j in range(n_columns):
@@ -219,7 +243,15 @@ class Experiment(eqx.Module):
             )
         for n in noises:
             if not isinstance(n, AbstractNoise):
-                raise TypeError(f"Experiment `{name}`: {n!r} is not a noise model.")
+                raise TypeError(
+                    f"Experiment `{name}`: `noise` {n!r} is not a noise model; give e.g. "
+                    "oi.Gaussian(0.1), oi.LogNormal(0.1) or oi.Poisson()."
+                )
+        for j, n in enumerate(noises):
+            n.check_data(
+                data_np[mask_np[:, j], j],
+                f"Experiment `{name}`: `data` column {j} ({names[j]!r})",
+            )
         self.noise = noises
         # Initial state.
         if y0 is None:
@@ -243,12 +275,25 @@ class Experiment(eqx.Module):
                     f"Experiment `{name}`: `doses` must be oi.Dose objects."
                 )
         self.doses = doses
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise TypeError(
+                f"Experiment `{name}`: `overrides` must be a dict {{name: value or other "
+                f"parameter's name}}; got {overrides!r}."
+            )
         values, named = {}, []
         for key, value in dict(overrides or {}).items():
             if isinstance(value, str):
                 named.append((str(key), value))
-            else:
-                values[str(key)] = jnp.asarray(value, dtype=float)
+                continue
+            number = _as_float_array(
+                value, f"Experiment `{name}`: `overrides[{key!r}]`"
+            )
+            if not np.all(np.isfinite(number)):
+                raise ValueError(
+                    f"Experiment `{name}`: `overrides[{key!r}]` must be finite; got "
+                    f"{value!r}."
+                )
+            values[str(key)] = jnp.asarray(number)
         self.override_values = values
         self.override_names = tuple(named)
         events = tuple(event_times or ())
@@ -302,6 +347,21 @@ class Experiment(eqx.Module):
         for e in self.event_times:
             names.update(e.noise.parameter_names())
         return names
+
+
+def _as_float_array(value, what: str) -> np.ndarray:
+    """`value` as a float array, or a `TypeError` naming `what` (strings, objects,
+    complex numbers, ragged lists)."""
+    try:
+        array = np.asarray(value)
+        if np.iscomplexobj(array):
+            raise TypeError
+        return np.asarray(array, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what} must be real numbers (an array or a list of floats); got "
+            f"{value!r:.200}."
+        ) from None
 
 
 def _is_dataframe(x) -> bool:

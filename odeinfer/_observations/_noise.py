@@ -77,6 +77,12 @@ class AbstractNoise(eqx.Module):
     def _safe_prediction(self, prediction):
         return prediction
 
+    def check_data(self, data: np.ndarray, what: str) -> None:
+        """Raise `ValueError` if observed (concrete, unmasked) `data` lie outside this
+        model's support, where every parameter value would give `-inf`. Called by
+        [`odeinfer.Experiment`][] when it is built; `what` names the data column."""
+        del data, what
+
     def log_prob(self, data, prediction, params: Mapping) -> Array:
         """Elementwise log density (mass) of `data` given `prediction`; `-inf` where the
         prediction or a scale is outside the model's domain (never NaN)."""
@@ -191,6 +197,17 @@ class LogNormal(AbstractNoise):
     def distribution(self, prediction, params):
         return dist.LogNormal(jnp.log(prediction), self.sigma.resolve(params))
 
+    def check_data(self, data, what):
+        _check_support(
+            data,
+            data > 0,
+            what,
+            "LogNormal",
+            "positive",
+            "Use oi.Gaussian for data that can be zero or negative, or mask those "
+            "entries (`mask=`) if they are below a detection limit.",
+        )
+
     def _z(self, value, prediction, params):
         return (jnp.log(value) - jnp.log(prediction)) / self.sigma.resolve(params)
 
@@ -251,6 +268,9 @@ class Poisson(AbstractNoise):
     def distribution(self, prediction, params):
         return dist.Poisson(prediction)
 
+    def check_data(self, data, what):
+        _check_counts(data, what, "Poisson")
+
 
 class NegativeBinomial(AbstractNoise):
     """Negative-binomial counts with mean the prediction and variance
@@ -277,3 +297,28 @@ class NegativeBinomial(AbstractNoise):
 
     def distribution(self, prediction, params):
         return dist.NegativeBinomial2(prediction, self.concentration.resolve(params))
+
+    def check_data(self, data, what):
+        _check_counts(data, what, "NegativeBinomial")
+
+
+def _check_support(data, inside, what, model, kind, fix):
+    bad = np.flatnonzero(~inside)
+    if bad.size:
+        raise ValueError(
+            f"{what}: {model} noise needs {kind} data, but {bad.size} value(s) are not "
+            f"(e.g. {float(data[bad[0]])!r}); the likelihood would be -inf for "
+            f"every parameter value. {fix}"
+        )
+
+
+def _check_counts(data, what, model):
+    _check_support(
+        data,
+        (data >= 0) & (data == np.round(data)),
+        what,
+        model,
+        "non-negative integer (count)",
+        "Counts must be 0, 1, 2, ...; for continuous data use oi.Gaussian or "
+        "oi.LogNormal.",
+    )
