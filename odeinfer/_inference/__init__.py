@@ -3,6 +3,7 @@
 from ._plots import plot_event_times as plot_event_times
 from ._plots import plot_predictive_bands as plot_predictive_bands
 from ._posterior import Posterior as Posterior
+from ._posterior import SamplingWarning as SamplingWarning
 from ._posterior import load_posterior as load_posterior
 from ._predictive import PredictiveResult as PredictiveResult
 from ._predictive import predictive as predictive

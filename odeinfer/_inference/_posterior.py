@@ -2,6 +2,7 @@
 
 import json
 import types
+import warnings
 from collections.abc import Mapping
 
 import equinox as eqx
@@ -12,6 +13,22 @@ def _frozen(array) -> np.ndarray:
     array = np.array(array, copy=True)
     array.setflags(write=False)
     return array
+
+
+# Thresholds of `Posterior.diagnostics`: Vehtari, Gelman, Simpson, Carpenter, Bürkner
+# (2021), "Rank-normalization, folding, and localization: an improved R-hat", Bayesian
+# Analysis 16(2): split R-hat < 1.01 and bulk ESS > 100 per chain (400 for 4 chains).
+_MAX_RHAT = 1.01
+_MIN_ESS_PER_CHAIN = 100
+# Failed evaluations per post-warm-up leapfrog step above which `sample` warns.
+_MAX_FAILURE_RATE = 0.01
+
+
+class SamplingWarning(UserWarning):
+    """[`odeinfer.sample`][] finished, but its draws may not represent the posterior
+    (chains that do not agree, too few effective draws, divergences, failed solves).
+    The message names the cause and what to try; `Posterior.diagnostics()` lists the
+    same findings."""
 
 
 # The array fields that `Posterior.save` writes and `load_posterior` reads.
@@ -43,7 +60,8 @@ class Posterior(eqx.Module):
     - `num_failures`: potential evaluations (warm-up included) whose solve failed and
         were given log density `-inf`; `failed_params`: `(k, n)` the constrained free
         parameters of (up to 1000 of) them.
-    - `kernel`, `chain_method`, `num_warmup`, `seed`; `timing`: seconds for
+    - `kernel`, `chain_method`, `num_warmup`, `seed` (`-1` when a JAX key was given
+        as `key=`); `timing`: seconds for
         `"compile"` (the chains' program; 0 when a compiled one was reused),
         `"until_sampling"` (from the call to the start of sampling: checks,
         initial points and the compile, which overlap), `"sampling"` (warm-up +
@@ -165,6 +183,72 @@ class Posterior(eqx.Module):
         ess = az.ess(self.to_arviz(), method="bulk", var_names=list(self.names))
         return float(min(float(ess[n]) for n in self.names))
 
+    def diagnostics(
+        self,
+        *,
+        max_rhat: float = _MAX_RHAT,
+        min_ess_per_chain: float = _MIN_ESS_PER_CHAIN,
+        max_failure_rate: float = _MAX_FAILURE_RATE,
+    ) -> list[str]:
+        """Reasons to distrust these draws, one message each (empty when none):
+
+        - split R-hat (rank-normalised, arviz) above `max_rhat` for any parameter
+            (needs two or more chains);
+        - bulk ESS below `min_ess_per_chain × num_chains`;
+        - divergent transitions after warm-up;
+        - failed solves (evaluations rejected with log density `-inf`, warm-up
+            included) more than `max_failure_rate` times the post-warm-up leapfrog
+            steps: a few while warm-up searches for a step size are harmless.
+
+        [`odeinfer.sample`][] warns with each of them (`SamplingWarning`).
+        """
+        import arviz as az
+
+        found = []
+        idata = self.to_arviz()
+        names = list(self.names)
+        if self.num_chains >= 2:
+            rhat = az.rhat(idata, var_names=names)
+            worst = {n: float(np.nanmax(np.asarray(rhat[n]))) for n in names}
+            bad = {n: r for n, r in worst.items() if not r <= max_rhat}
+            if bad:
+                found.append(
+                    "split R-hat above "
+                    f"{max_rhat} for {_describe(bad)}: the chains disagree, so the draws "
+                    "are not from one posterior (a chain stuck in a mode or not yet "
+                    "mixed). Run longer warm-up (`num_warmup`), start from a fit "
+                    "(`init=oi.fit(...)`), or check for multimodality with "
+                    "`Posterior.plot_trace()`."
+                )
+        ess = az.ess(idata, method="bulk", var_names=names)
+        low = {n: float(np.nanmin(np.asarray(ess[n]))) for n in names}
+        need = min_ess_per_chain * self.num_chains
+        low = {n: e for n, e in low.items() if not e >= need}
+        if low:
+            found.append(
+                f"bulk ESS below {need:g} ({min_ess_per_chain:g} per chain) for "
+                f"{_describe(low)}: too few effective draws for reliable means and "
+                "quantiles. Draw more (`num_samples`), or reparameterise."
+            )
+        if self.num_divergences:
+            found.append(
+                f"{self.num_divergences} divergent transition(s) after warm-up "
+                f"(of {self.divergences.size} draws): the sampler could not follow the "
+                "posterior's geometry there and the draws may be biased. Raise "
+                "`target_accept_prob` (e.g. 0.95), reparameterise, or look for failed "
+                "solves."
+            )
+        steps = int(np.sum(self.num_steps))
+        if self.num_failures and self.num_failures > max_failure_rate * steps:
+            found.append(
+                f"{self.num_failures} evaluation(s) of the log density failed (a failed "
+                "solve or a non-finite likelihood) and were rejected as -inf, against "
+                f"{steps} leapfrog steps after warm-up; `Posterior.failed_params` "
+                "holds where. They bias the draws away from that region: run "
+                "`oi.prior_stress_test`, tighten the priors or raise `max_steps`."
+            )
+        return found
+
     def save(self, path) -> None:
         """Write every array and field to a `.npz` file (lossless; read back with
         [`odeinfer.load_posterior`][])."""
@@ -193,6 +277,16 @@ class Posterior(eqx.Module):
         from ._plots import plot_rank
 
         return plot_rank(self, **kwargs)
+
+
+def _describe(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{n!r} ({v:.3g})" for n, v in values.items())
+
+
+def warn_if_unreliable(posterior: Posterior, stacklevel: int = 3) -> None:
+    """One `SamplingWarning` per finding of `posterior.diagnostics()`."""
+    for message in posterior.diagnostics():
+        warnings.warn(message, SamplingWarning, stacklevel=stacklevel)
 
 
 def load_posterior(path) -> Posterior:

@@ -21,6 +21,9 @@ import numpyro.distributions as dist
 from jax.custom_batching import custom_vmap
 from numpyro.distributions.transforms import biject_to
 
+from .._likelihood import Problem
+from .._validation import trace_user_function
+
 _MAX_RECORDED_FAILURES = 1000
 # Failure logs by id: a compiled program refers to its log through a traced id, so the
 # same program serves later runs (new data, new priors' values) with their own logs.
@@ -29,7 +32,7 @@ _LOG_IDS = itertools.count()
 
 
 def _is_problem(problem) -> bool:
-    return hasattr(problem, "parameters") and not callable(problem)
+    return isinstance(problem, Problem)
 
 
 def _support_bounds(constraint) -> tuple[float, float] | None:
@@ -82,8 +85,11 @@ class _PriorSpace:
     `biject_to`), used when the likelihood is a plain callable without
     [`odeinfer.Parameters`][]. Same interface as the subset of `Parameters` used here."""
 
-    def __init__(self, priors: Mapping[str, dist.Distribution]):
-        self.names = tuple(priors)
+    def __init__(self, priors: Mapping[str, dist.Distribution], names: tuple[str, ...]):
+        # `names` fixes the order of the unconstrained vector. It is passed, never read
+        # from `priors`: a dict that went through a JAX program comes back in sorted
+        # key order, which would silently swap the parameters.
+        self.names = tuple(names)
         self._transforms = {n: biject_to(priors[n].support) for n in self.names}
 
     def from_unconstrained(self, u):
@@ -135,12 +141,30 @@ class FailureLog:
         return np.stack(self.params)
 
 
-def _validate_priors(names, priors, specs=None):
+def _check_priors_mapping(priors, *, from_callable: bool) -> None:
+    """`priors` is a non-empty dict with string keys (for a callable log-likelihood the
+    parameter names come from it)."""
     if not isinstance(priors, Mapping):
         raise TypeError(
             "`priors` must be a dict mapping each free parameter name to a numpyro "
-            f"distribution, got {type(priors).__name__}."
+            f"distribution, e.g. {{'k': dist.LogNormal(0.0, 1.0)}}; got "
+            f"{type(priors).__name__}."
         )
+    if from_callable and not priors:
+        raise ValueError(
+            "`priors` is empty: a callable log-likelihood takes its parameter names "
+            "from `priors`, so give one numpyro distribution per parameter the callable "
+            "reads, e.g. `priors={'k': dist.LogNormal(0.0, 1.0)}`."
+        )
+    for name in priors:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"`priors` keys must be parameter names (strings); got {name!r}."
+            )
+
+
+def _validate_priors(names, priors, specs=None):
+    _check_priors_mapping(priors, from_callable=False)
     missing = [n for n in names if n not in priors]
     if missing:
         raise ValueError(
@@ -160,7 +184,18 @@ def _validate_priors(names, priors, specs=None):
         if not isinstance(prior, dist.Distribution):
             raise TypeError(
                 f"`priors['{n}']` must be a numpyro distribution, got "
-                f"{type(prior).__name__}."
+                f"{type(prior).__name__} {prior!r}. Pass e.g. "
+                f"`priors={{'{n}': dist.Normal(0.0, 1.0)}}` (`import "
+                "numpyro.distributions as dist`); to hold a parameter at a value, make "
+                "it `oi.Fixed(value)` in the problem's parameters, or close over it in "
+                "a callable log-likelihood."
+            )
+        if prior.support.is_discrete:
+            raise ValueError(
+                f"`priors['{n}']` is a discrete distribution "
+                f"({type(prior).__name__}); HMC/NUTS and the variational guides need a "
+                "continuous prior on an interval (e.g. `dist.Normal`, "
+                "`dist.LogNormal`, `dist.Uniform`)."
             )
         if prior.event_shape != () or prior.batch_shape != ():
             raise ValueError(
@@ -223,6 +258,36 @@ def _report_batched(axis_size, in_batched, failed, params, log_id):
     return failed, True
 
 
+def _check_log_likelihood_callable(fn, loglik, names) -> None:
+    """Trace a callable log-likelihood once on abstract scalars, before anything is
+    compiled: numpy on traced values, names it reads that `priors` lacks, and a
+    non-scalar result are reported here, naming the fix."""
+    label = getattr(fn, "__name__", type(fn).__name__)
+    abstract = {n: jax.ShapeDtypeStruct((), jnp.result_type(float)) for n in names}
+    try:
+        value, ok = trace_user_function(label, loglik, abstract)
+    except KeyError as error:
+        key = error.args[0] if error.args else None
+        if not isinstance(key, str) or key in names:
+            raise
+        raise ValueError(
+            f"The log-likelihood `{label}` reads the parameter {key!r}, which `priors` "
+            f"does not define (priors: {list(names)}). Add a prior for {key!r} or fix "
+            "the name."
+        ) from None
+    if value.shape != ():
+        raise ValueError(
+            f"The log-likelihood `{label}` must return a scalar (or a pair `(scalar, "
+            f"ok)`); it returned shape {value.shape}. Sum over the data points, e.g. "
+            "`jnp.sum(norm.logpdf(y, mu, sigma))`."
+        )
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        raise TypeError(
+            f"The log-likelihood `{label}` must return a float scalar; it returned "
+            f"dtype {value.dtype}."
+        )
+
+
 class Potential:
     """The negative log posterior density on the unconstrained space,
 
@@ -243,6 +308,7 @@ class Potential:
         problem,
         priors: Mapping[str, dist.Distribution],
         *,
+        names: tuple[str, ...] | None = None,
         record_failures: bool = True,
         validate: bool = True,
         log_id=None,
@@ -259,10 +325,14 @@ class Potential:
                 return value, jnp.all(ok)
 
             self.problem = problem
+            self.callable = None
         elif callable(problem):
-            space = _PriorSpace(priors)
             if validate:
-                _validate_priors(space.names, priors)
+                _check_priors_mapping(priors, from_callable=True)
+            names = tuple(priors) if names is None else tuple(names)
+            if validate:
+                _validate_priors(names, priors)
+            space = _PriorSpace(priors, names)
 
             def loglik(params):
                 out = problem(params)
@@ -271,7 +341,10 @@ class Potential:
                     return jnp.asarray(value), jnp.all(ok)
                 return jnp.asarray(out), jnp.asarray(True)
 
+            if validate:
+                _check_log_likelihood_callable(problem, loglik, names)
             self.problem = None
+            self.callable = problem
         else:
             raise TypeError(
                 "`problem` must be an `oi.Problem` or a callable "

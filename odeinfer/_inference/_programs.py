@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -33,12 +33,16 @@ _CACHE_LOCK = threading.Lock()  # programs compile in a background thread too
 
 class Target(eqx.Module):
     """What a compiled program is run on: the problem (an `oi.Problem` or a callable),
-    the priors, and the ids of the host-side failure log and progress bar."""
+    the priors, the free parameter names in the order of the unconstrained vector, and
+    the ids of the host-side failure log and progress bar."""
 
     problem: Any
     priors: dict
     log_id: Int[Array, ""]
     progress_id: Int[Array, ""]
+    # JAX flattens dicts in sorted key order, so `priors` comes back sorted inside a
+    # program: the order of the unconstrained vector is kept here, as outside.
+    names: tuple[str, ...] = eqx.field(static=True)
 
 
 def _as_array(x):
@@ -47,15 +51,17 @@ def _as_array(x):
     return x
 
 
-def make_target(problem, priors: Mapping, log_id: int, progress_id: int) -> Target:
+def make_target(potential: Potential, progress_id: int) -> Target:
+    """The `Target` of `potential`'s problem, priors, names and failure log."""
     # Python numbers inside the priors (`Normal(1.0, 0.5)`) become arrays: inputs of
     # the program, not constants compiled into it.
-    priors = {n: jax.tree.map(_as_array, d) for n, d in priors.items()}
+    priors = {n: jax.tree.map(_as_array, d) for n, d in potential.priors.items()}
     return Target(
-        problem,
+        potential.problem if potential.problem is not None else potential.callable,
         priors,
-        jnp.asarray(log_id, jnp.int32),
+        jnp.asarray(potential.failures.id, jnp.int32),
         jnp.asarray(progress_id, jnp.int32),
+        potential.names,
     )
 
 
@@ -64,6 +70,7 @@ def potential_of(target: Target, record_failures: bool) -> Potential:
     return Potential(
         target.problem,
         target.priors,
+        names=target.names,
         record_failures=record_failures,
         validate=False,
         log_id=target.log_id,

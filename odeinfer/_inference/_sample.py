@@ -11,11 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
 
-from ._posterior import Posterior
-from ._potential import Potential
+from .._estimation import FitResult
+from ._posterior import Posterior, warn_if_unreliable
+from ._potential import Potential, _spec_bounds, _support_bounds
 from ._programs import Progress, Target, compiled, make_target, potential_of
+from ._random import as_key
 
 _MAX_INIT_TRIES = 100
 # `dense_mass=None` adapts a dense metric up to this many unconstrained dimensions.
@@ -74,7 +77,7 @@ def _prior_init(potential: Potential, target, key, num_chains: int) -> np.ndarra
             )
         )(*[params[n] for n in potential.names])
 
-    chosen = np.zeros((num_chains, len(potential.names)))
+    chosen = np.zeros((num_chains, potential.size))
     done = np.zeros(num_chains, bool)
     for attempt in range(_MAX_INIT_TRIES):
         u = np.asarray(draw(jax.random.fold_in(key, attempt), num_chains))
@@ -92,6 +95,64 @@ def _prior_init(potential: Potential, target, key, num_chains: int) -> np.ndarra
     )
 
 
+def _init_values(potential: Potential, init: Mapping) -> dict:
+    """Check an `init` dict before anything is compiled: known names, a value for
+    every free parameter, finite numbers of the right shape inside each parameter's
+    support (where the transform to the sampler's scale is finite)."""
+    space = potential.space
+    if potential.problem is not None:
+        known = space.all_names
+    else:
+        known = potential.names
+    unknown = [n for n in init if n not in known]
+    if unknown:
+        raise ValueError(
+            f"`init` names {unknown}, which are not parameters of the problem "
+            f"(parameters: {list(known)}). Remove them or check the spelling."
+        )
+    missing = [n for n in potential.names if n not in init]
+    if missing:
+        raise ValueError(
+            f"`init` lacks values for the free parameter(s) {missing}; give a value for "
+            f"each of {list(potential.names)}, or use `init='prior'`."
+        )
+    values = {}
+    for name in init:
+        try:
+            value = np.asarray(init[name], dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"`init['{name}']` must be a number; got {init[name]!r}."
+            ) from None
+        values[name] = value
+        if name not in potential.names:
+            continue  # a fixed parameter's value: checked by the problem
+        if potential.problem is not None:
+            spec = space.specs[name]
+            shape, transform = spec.shape, spec.transform()
+            bounds = _spec_bounds(spec)
+        else:
+            prior = potential.priors[name]
+            shape, transform = (), biject_to(prior.support)
+            bounds = _support_bounds(prior.support)
+        if value.shape != tuple(shape):
+            raise ValueError(
+                f"`init['{name}']` has shape {value.shape}; the parameter has shape "
+                f"{tuple(shape)}."
+            )
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"`init['{name}']` must be finite; got {value}.")
+        unconstrained = np.asarray(transform.inv(jnp.asarray(value)))
+        if not np.all(np.isfinite(unconstrained)):
+            support = "its support" if bounds is None else f"({bounds[0]}, {bounds[1]})"
+            raise ValueError(
+                f"`init['{name}']` = {value} is outside the support of '{name}', "
+                f"{support} (the open interval: boundary values map to ±inf on the "
+                "sampler's scale). Give a value strictly inside it."
+            )
+    return values
+
+
 def _initial_points(potential: Potential, target, init, key, num_chains, jitter):
     space = potential.space
     if isinstance(init, str):
@@ -104,13 +165,10 @@ def _initial_points(potential: Potential, target, init, key, num_chains, jitter)
         if potential.problem is None:
             return _prior_init(potential, target, key, num_chains)
         u0 = space.to_unconstrained(space.initial())
-    elif hasattr(init, "unconstrained") and hasattr(init, "params"):  # FitResult
-        u0 = space.to_unconstrained(dict(init.params))
+    elif isinstance(init, FitResult):
+        u0 = space.to_unconstrained(_init_values(potential, dict(init.params)))
     elif isinstance(init, Mapping):
-        missing = [n for n in potential.names if n not in init]
-        if missing:
-            raise ValueError(f"`init` lacks values for {missing}.")
-        u0 = space.to_unconstrained(dict(init))
+        u0 = space.to_unconstrained(_init_values(potential, init))
     else:
         raise TypeError(
             "`init` must be None, 'prior', a dict of parameter values or a FitResult, "
@@ -257,7 +315,8 @@ def sample(
         "auto", "sequential", "threaded", "vectorized", "parallel"
     ] = "auto",
     kernel: Literal["nuts", "hmc"] = "nuts",
-    seed: int = 0,
+    seed: int | None = None,
+    key=None,
     init=None,
     init_jitter: float = 0.2,
     progress_bar: bool = False,
@@ -302,7 +361,8 @@ def sample(
         - `"auto"` (default): `"parallel"` when there is a device per chain, else
             `"threaded"` on a CPU and `"vectorized"` on an accelerator.
     - `kernel`: `"nuts"` or `"hmc"` (give `num_steps` or `trajectory_length`).
-    - `seed`: integer seed.
+    - `key`: a JAX PRNG key (`jax.random.key(0)`) or an int; or `seed`: an int (the
+        older spelling; give one of them, default seed 0).
     - `init`: `None` (the parameters' initial values for a Problem, prior draws for a
         callable), `"prior"`, a dict of values or a `FitResult`; jittered by
         `uniform(-init_jitter, init_jitter)` on the unconstrained scale per chain
@@ -319,6 +379,17 @@ def sample(
     - `record_failures`: count failed solves on the host (a cheap callback on failure).
 
     **Returns:** a [`odeinfer.Posterior`][].
+
+    **Warns:** `SamplingWarning` (a `UserWarning`) when the draws may not represent
+    the posterior: split R-hat above 1.01, bulk ESS below 100 per chain, divergent
+    transitions after warm-up, or failed solves (see `Posterior.diagnostics()`).
+
+    **Raises:** `ValueError`/`TypeError` naming the argument, before anything is
+    compiled, for bad options, priors that are not scalar continuous numpyro
+    distributions on the parameters' ranges, an `init` outside a parameter's support,
+    or a callable log-likelihood that calls numpy on traced values
+    ([`odeinfer.NumpyInTracedCodeError`][]), reads a name `priors` lacks, or does not
+    return a scalar.
     """
     if kernel not in ("nuts", "hmc"):
         raise ValueError(f"`kernel` must be 'nuts' or 'hmc', got {kernel!r}.")
@@ -327,13 +398,16 @@ def sample(
             f"`chain_method` must be one of {', '.join(map(repr, _CHAIN_METHODS))}, "
             f"got {chain_method!r}."
         )
-    for name, value in (
-        ("num_warmup", num_warmup),
-        ("num_samples", num_samples),
-        ("num_chains", num_chains),
-    ):
-        if int(value) != value or value < (1 if name != "num_warmup" else 0):
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    check_count("num_warmup", num_warmup, 0)
+    check_count("num_samples", num_samples, 1)
+    check_count("num_chains", num_chains, 1)
+    check_count("max_tree_depth", max_tree_depth, 1)
+    if num_steps is not None:
+        check_count("num_steps", num_steps, 1)
+    _check_options(
+        target_accept_prob, init_jitter, dense_mass, trajectory_length, progress_bar
+    )
+    key, seed = as_key(key, seed)
     if chain_method == "parallel" and num_chains > jax.device_count():
         raise ValueError(
             f"`chain_method='parallel'` runs one chain per device but num_chains="
@@ -360,13 +434,7 @@ def sample(
             weight=num_chains if chain_method in ("vectorized", "parallel") else 1,
             label=f"{kernel}, {num_chains} chains ({chain_method})",
         )
-    target = make_target(
-        problem,
-        potential.priors,
-        potential.failures.id,
-        progress.id if progress is not None else 0,
-    )
-    key = jax.random.key(seed)
+    target = make_target(potential, progress.id if progress is not None else 0)
     init_key, run_key = jax.random.split(key)
     u0 = _initial_points(potential, target, init, init_key, num_chains, init_jitter)
     if dense_mass is None:
@@ -410,7 +478,7 @@ def sample(
     constrain, _ = compiled(_constrain, None, target, z)
     params = constrain(z)
     draws = {n: np.asarray(params[n]) for n in potential.names}
-    return Posterior(
+    posterior = Posterior(
         names=potential.names,
         draws=draws,
         unconstrained=np.asarray(z),
@@ -433,3 +501,51 @@ def sample(
             "total": total_time,
         },
     )
+    warn_if_unreliable(posterior)
+    return posterior
+
+
+def check_count(name: str, value, minimum: int) -> None:
+    """`value` is an integer `>= minimum` (a bool is not)."""
+    if (
+        not isinstance(value, int | np.integer)
+        or isinstance(value, bool | np.bool_)
+        or value < minimum
+    ):
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _check_options(
+    target_accept_prob, init_jitter, dense_mass, trajectory_length, progress_bar
+):
+    if not (_is_real(target_accept_prob) and 0.0 < target_accept_prob < 1.0):
+        raise ValueError(
+            "`target_accept_prob` must be a number strictly between 0 and 1 (typical: "
+            f"0.8, or 0.95 against divergences); got {target_accept_prob!r}."
+        )
+    if not (_is_real(init_jitter) and np.isfinite(init_jitter) and init_jitter >= 0):
+        raise ValueError(
+            "`init_jitter` must be a finite number >= 0 (the half-width of the uniform "
+            f"jitter on the unconstrained scale); got {init_jitter!r}."
+        )
+    if dense_mass is not None and not isinstance(dense_mass, bool):
+        raise TypeError(
+            f"`dense_mass` must be True, False or None (automatic); got {dense_mass!r}."
+        )
+    if trajectory_length is not None and not (
+        _is_real(trajectory_length)
+        and np.isfinite(trajectory_length)
+        and trajectory_length > 0
+    ):
+        raise ValueError(
+            "`trajectory_length` must be a finite number > 0 (or None); got "
+            f"{trajectory_length!r}."
+        )
+    if not isinstance(progress_bar, bool):
+        raise TypeError(f"`progress_bar` must be True or False; got {progress_bar!r}.")
