@@ -7,7 +7,9 @@ import numpy as np
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    return isinstance(value, int | np.integer) and not isinstance(
+        value, bool | np.bool_
+    )
 
 
 def as_key(key, seed) -> tuple[jax.Array, int]:

@@ -9,6 +9,8 @@ import numpy as np
 import numpyro.distributions as dist
 
 from ._potential import Potential
+from ._random import as_key
+from ._sample import check_count
 
 
 class StressTestResult(eqx.Module):
@@ -44,9 +46,10 @@ def prior_stress_test(
     problem,
     priors: Mapping[str, dist.Distribution],
     n: int = 200,
-    seed: int = 0,
+    seed: int | None = None,
     *,
     batch_size: int = 256,
+    key=None,
 ) -> StressTestResult:
     """Draw `n` parameter sets from the priors, solve and evaluate the likelihood for
     each, and report the share and the location of failures (max steps, non-finite
@@ -55,17 +58,19 @@ def prior_stress_test(
     **Arguments:**
 
     - `problem`, `priors`: as for [`odeinfer.sample`][].
-    - `n`: number of prior draws; `seed`: seed.
+    - `n`: number of prior draws.
+    - `key`: a JAX PRNG key or an int; or `seed`: an int (give one; default seed 0).
     - `batch_size`: draws per vectorised batch (bounds memory).
 
     **Returns:** a [`odeinfer.StressTestResult`][].
     """
     import pandas as pd
 
-    if int(n) != n or n < 1:
-        raise ValueError(f"`n` must be a positive integer, got {n!r}.")
+    check_count("n", n, 1)
+    check_count("batch_size", batch_size, 1)
+    key, _ = as_key(key, seed)
     potential = Potential(problem, priors, record_failures=False)
-    keys = jax.random.split(jax.random.key(seed), len(potential.names))
+    keys = jax.random.split(key, len(potential.names))
     params = {
         name: np.asarray(potential.priors[name].sample(k, (n,)))
         for name, k in zip(potential.names, keys, strict=True)

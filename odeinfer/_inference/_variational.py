@@ -18,6 +18,8 @@ from numpyro.infer.autoguide import (
 )
 
 from ._potential import Potential
+from ._random import as_key
+from ._sample import check_count
 
 _GUIDES = {
     "meanfield": AutoNormal,
@@ -100,8 +102,9 @@ def variational(
     num_steps: int = 5000,
     learning_rate: float = 1e-2,
     num_particles: int = 1,
-    seed: int = 0,
+    seed: int | None = None,
     num_draws: int = 1000,
+    key=None,
 ) -> VariationalResult:
     """Fit a variational approximation `q(u)` to the posterior on the unconstrained
     space by maximising the ELBO `E_q[log p(u, data)] + H[q]` with numpyro's SVI
@@ -116,19 +119,36 @@ def variational(
         shape `(n,)`).
     - `num_steps`, `learning_rate`: Adam steps and step size.
     - `num_particles`: Monte Carlo samples per ELBO estimate.
-    - `seed`, `num_draws`: seed; draws from the fitted guide.
+    - `num_draws`: draws from the fitted guide (at least 2, for `std()`).
+    - `key`: a JAX PRNG key or an int; or `seed`: an int (give one; default seed 0).
 
     **Returns:** a [`odeinfer.VariationalResult`][].
+
+    **Raises:** `ValueError`/`TypeError` naming the argument, before anything is
+    compiled, for bad options or priors, and for a callable log-likelihood as
+    [`odeinfer.sample`][] does.
     """
-    if int(num_steps) != num_steps or num_steps < 1:
-        raise ValueError(f"`num_steps` must be a positive integer, got {num_steps!r}.")
+    check_count("num_steps", num_steps, 1)
+    check_count("num_particles", num_particles, 1)
+    check_count("num_draws", num_draws, 2)
+    if not (
+        isinstance(learning_rate, int | float | np.integer | np.floating)
+        and not isinstance(learning_rate, bool)
+        and np.isfinite(learning_rate)
+        and learning_rate > 0
+    ):
+        raise ValueError(
+            "`learning_rate` must be a finite number > 0 (Adam's step size, typical "
+            f"1e-3 to 1e-1); got {learning_rate!r}."
+        )
+    key, _ = as_key(key, seed)
     potential = Potential(problem, priors)
     model = unconstrained_model(potential)
     guide_obj, guide_name = _make_guide(guide, model)
     svi = SVI(
         model, guide_obj, numpyro.optim.Adam(learning_rate), Trace_ELBO(num_particles)
     )
-    key_fit, key_draw = jax.random.split(jax.random.key(seed))
+    key_fit, key_draw = jax.random.split(key)
     start = time.perf_counter()
     result = svi.run(key_fit, num_steps, progress_bar=False)
     params = result.params
