@@ -17,6 +17,11 @@ from ._results import is_successful as is_successful  # noqa: E402
 from ._solution import EventLog as EventLog  # noqa: E402
 from ._solution import Solution as Solution  # noqa: E402
 from ._solve import solve as solve  # noqa: E402
+from ._solvers import AbstractRosenbrock as AbstractRosenbrock  # noqa: E402
+from ._solvers import JacobianCheck as JacobianCheck  # noqa: E402
+from ._solvers import Rodas4 as Rodas4  # noqa: E402
+from ._solvers import Rodas5P as Rodas5P  # noqa: E402
+from ._solvers import check_jacobian as check_jacobian  # noqa: E402
 from ._fast import solve_at_times as solve_at_times  # noqa: E402
 from ._validation import NumpyInTracedCodeError as NumpyInTracedCodeError  # noqa: E402
 from ._parameters import AbstractParameter as AbstractParameter  # noqa: E402

@@ -17,6 +17,11 @@ class ODEModel(eqx.Module):
         `dy/dt` must have the same structure, shapes and dtypes. `params` is any pytree;
         a dict of named parameters (`{"k": 0.01}`) is the usual choice.
     - `name`: an optional label used in reports and benchmark tables.
+    - `jacobian`: optional `J(t, y, params) -> ∂f/∂y`, an `(n, n)` array for a 1-D state
+        of length `n`, used by the Rosenbrock solvers ([`odeinfer.Rodas5P`][]) instead
+        of `jax.jacfwd` of the vector field. It must be exact (a Rosenbrock method loses
+        its order with a wrong Jacobian): check it once with
+        [`odeinfer.check_jacobian`][].
 
     The vector field is traced by JAX: use `jax.numpy`, never `numpy` or `math`, on
     anything that depends on `t`, `y` or `params`. odeinfer checks this before solving
@@ -38,6 +43,7 @@ class ODEModel(eqx.Module):
 
     vector_field: Callable = eqx.field(static=True)
     name: str = eqx.field(static=True, default="ode")
+    jacobian: Callable | None = eqx.field(static=True, default=None)
 
     def __call__(self, t: Scalar, y: State, params: Params) -> State:
         return self.vector_field(t, y, params)

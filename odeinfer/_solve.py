@@ -13,6 +13,7 @@ crossing's condition function reports, at the segment's first point only, the si
 just after the crossing (`sign(d fn/dt)` there, or the jump a reset made).
 """
 
+import dataclasses
 from collections.abc import Sequence
 
 import diffrax
@@ -30,6 +31,9 @@ from ._events import Crossing, Dose
 from ._model import ODEModel
 from ._results import RESULTS
 from ._solution import EventLog, Segments, Solution
+from ._solvers import AbstractRosenbrock
+from ._solvers._counts import work_counts
+from ._solvers._jacobian import model_jacobian
 
 # A crossing is tangent when (d fn/dt)^2 <= _GRAZING_SAFETY * 2 |d^2 fn/dt^2| * tol_fn:
 # a perturbation of the trajectory of the size of the solver error could remove it.
@@ -59,13 +63,6 @@ def _time_derivatives(crossing: Crossing, model: ODEModel, t, y, params):
 
     slope = along_flow(value)
     return value(t, y), slope(t, y), along_flow(slope)(t, y)
-
-
-def _explicit_fevals_per_step(solver) -> int:
-    tableau = getattr(solver, "tableau", None)
-    if tableau is None or getattr(tableau, "implicit", True):
-        return -1
-    return tableau.num_stages - (1 if tableau.fsal else 0)
 
 
 def _dose_schedule(doses: Sequence[Dose]):
@@ -108,6 +105,10 @@ def _solve(
     max_segments = (max_events if crossings else 0) + n_doses + 1
 
     term = diffrax.ODETerm(lambda t, y, args: model(t, y, args[0]))
+    if isinstance(solver, AbstractRosenbrock) and model.jacobian is not None:
+        solver = dataclasses.replace(
+            solver, jacobian=lambda t, y, args: model.jacobian(t, y, args[0])
+        )
     controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmax=max_step_size)
 
     def condition(index):
@@ -327,12 +328,7 @@ def _solve(
         carry["result"],
         RESULTS.event_buffer_full,
     )
-    per_step = _explicit_fevals_per_step(solver)
-    if per_step >= 0:
-        # Per segment: one evaluation for the first stage, two for the initial step size.
-        num_fevals = per_step * carry["num_steps"] + 3 * carry["num_segments"]
-    else:
-        num_fevals = jnp.array(-1, dtype=jnp.int32)
+    counts = work_counts(solver, carry["num_steps"], carry["num_segments"])
     segments = None
     if dense:
         starts, ends, interpolations = dense_out
@@ -351,7 +347,7 @@ def _solve(
             num_accepted_steps=carry["num_accepted_steps"],
             num_rejected_steps=carry["num_rejected_steps"],
             num_segments=carry["num_segments"],
-            num_fevals=num_fevals,
+            **counts,
         ),
         segments=segments,
     )
@@ -502,6 +498,8 @@ def solve(
             )
         dose.apply(y0, 0.0)  # a wrong `target` fails here, before any work.
     validate.check_user_functions(model, crossings, y0, params, t0)
+    if isinstance(solver, AbstractRosenbrock):
+        model_jacobian(model, y0, params, t0)
     y0 = validate.as_arrays(y0)
     params = validate.as_arrays(params)
     rtol = jnp.asarray(rtol, dtype=float_dtype)
