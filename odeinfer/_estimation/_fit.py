@@ -2,8 +2,10 @@
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 
+from .._likelihood import log_likelihood
 from . import _objective as objective
 from ._laplace import laplace
 from ._result import FitResult
@@ -40,6 +42,35 @@ def choose_solver(problem, priors, solver, rtol, atol):
     return solver
 
 
+def check_options(**options) -> None:
+    """Tolerances positive and finite, `max_steps` a positive integer, `throw` a bool
+    (numbers from the user, checked before any compilation)."""
+    for name in ("rtol", "atol"):
+        if name in options:
+            value = options[name]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.number)
+                or not (np.isfinite(value) and value > 0)
+            ):
+                raise ValueError(
+                    f"`{name}` must be a positive finite number (e.g. 1e-8); got "
+                    f"{value!r}."
+                )
+    if "max_steps" in options:
+        value = options["max_steps"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | np.integer)
+            or value < 1
+        ):
+            raise ValueError(
+                f"`max_steps` must be a positive integer (e.g. 256); got {value!r}."
+            )
+    if "throw" in options and not isinstance(options["throw"], bool):
+        raise TypeError(f"`throw` must be True or False; got {options['throw']!r}.")
+
+
 def check_information(information, solver) -> str:
     if information is None:
         return "hessian"
@@ -55,11 +86,51 @@ def _optimise_jit(problem, priors, solver, u0, max_steps):
     return objective.optimise(problem, priors, solver, u0, max_steps)
 
 
+@eqx.filter_jit
+def _status_at(problem, u):
+    """Log-likelihood at unconstrained `u` and whether the solves succeeded there."""
+    problem = objective.reverse_problem(problem)
+    params = problem.parameters.from_unconstrained(u)
+    if isinstance(problem, objective.CallableProblem):
+        value = objective.log_likelihood(problem, params)
+        return value, jnp.isfinite(value)
+    value, ok = log_likelihood(problem, params, with_status=True)
+    return value, jnp.all(ok)
+
+
+def describe_failure(problem, u0, u) -> str:
+    """Where and why the log-likelihood is `-inf`: at the start `u0` or only at the
+    end point `u`; a failed solve or a prediction outside a noise model's domain."""
+    start_value, start_ok = _status_at(problem, jnp.asarray(u0))
+    at_start = not bool(jnp.isfinite(start_value))
+    point = u0 if at_start else u
+    ok = bool(start_ok) if at_start else bool(_status_at(problem, jnp.asarray(u))[1])
+    where = "the starting point" if at_start else "the end point"
+    cause = (
+        "the ODE solve failed"
+        if not ok
+        else "the log-likelihood is -inf (a prediction outside a noise model's domain)"
+    )
+    fix = (
+        "Start elsewhere (`init=`, or `odeinfer.multistart`), or make the solve "
+        "succeed there (a larger `max_steps`, a stiff solver such as "
+        "`diffrax.Kvaerno5()` in the Problem)."
+        if at_start
+        else "The optimiser stopped where the log-likelihood is -inf and its gradient "
+        "exactly 0, which is not an optimum: start elsewhere (`init=`, "
+        "`odeinfer.multistart`) or bound the parameters (`oi.Bounded`) away from "
+        "that region."
+    )
+    return f"{cause} at {where} {objective.failure_point(problem, point)}. {fix}"
+
+
 def make_result(
-    problem, priors, solver, u, result, num_steps, information
+    problem, priors, solver, u, result, num_steps, information, u0=None
 ) -> FitResult:
     approx = laplace(problem, priors, u, information)
     params = problem.parameters.from_unconstrained(u)
+    solve_ok = bool(jnp.isfinite(approx.log_likelihood))
+    failure = "" if solve_ok else describe_failure(problem, u if u0 is None else u0, u)
     return FitResult(
         names=objective.free_names(problem),
         params=dict(params),
@@ -75,10 +146,16 @@ def make_result(
         method="map" if priors else "mle",
         solver=type(solver).__name__,
         information=information,
+        solve_ok=jnp.asarray(solve_ok),
+        failure=failure,
     )
 
 
 def raise_if_failed(result, what: str) -> None:
+    if not bool(result.solve_ok):
+        raise RuntimeError(
+            f"{what} failed: {result.failure} (Pass `throw=False` to inspect the result.)"
+        )
     if not bool(result.successful):
         raise RuntimeError(
             f"{what} did not converge: {result.result}. Increase `max_steps`, try other "
@@ -90,6 +167,7 @@ def raise_if_failed(result, what: str) -> None:
 def fit(
     problem,
     *,
+    parameters=None,
     init: dict | None = None,
     priors: dict | None = None,
     solver: optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser | None = None,
@@ -107,9 +185,14 @@ def fit(
 
     **Arguments:**
 
-    - `problem`: an [`odeinfer.Problem`][].
+    - `problem`: an [`odeinfer.Problem`][], or a log-likelihood function
+        `fn(params: dict) -> value` (or `-> (value, ok)`) written with `jax.numpy`.
+    - `parameters`: for a function `problem` only: its [`odeinfer.Parameters`][] (or a
+        dict of specs, `{"k": oi.Positive(init=1.0)}`): names, starting values and
+        supports.
     - `init`: starting values `{name: value}` (constrained scale) overriding the
-        parameters' `init`; a value outside a parameter's support is a `ValueError`.
+        parameters' `init`; a value outside a parameter's support is a `ValueError`
+        naming it.
     - `priors`: `{name: numpyro distribution}` for MAP estimation (the mode of the
         posterior density of the constrained parameters).
     - `solver`: an optimistix solver. `None` chooses
@@ -125,12 +208,16 @@ def fit(
     - `rtol`, `atol`: the optimiser's convergence tolerances (on the unconstrained
         parameters and the objective).
     - `max_steps`: the optimiser's iteration budget.
-    - `throw`: raise a `RuntimeError` if the optimiser did not converge.
+    - `throw`: raise a `RuntimeError` if the optimiser did not converge or the
+        log-likelihood at the result is `-inf` (the ODE solve failed there: the message
+        says whether at the starting point or where the optimiser stopped, and the
+        parameter values).
 
     **Returns:**
 
     An [`odeinfer.FitResult`][]: `estimates`, `log_likelihood`, `result`,
-    `standard_errors`, `correlation`, `intervals(level)`, `summary()`.
+    `successful`, `solve_ok`, `message`, `standard_errors`, `correlation`,
+    `intervals(level)`, `summary()`.
 
     !!! Example
 
@@ -139,9 +226,10 @@ def fit(
         print(result.summary())
         ```
     """
-    problem = objective.canonical(problem)
+    problem = objective.canonical(problem, parameters)
     priors = objective.check_priors(priors, problem)
     u0 = objective.initial_unconstrained(problem, init)
+    check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)
     solver = choose_solver(problem, priors, solver, rtol, atol)
     information = check_information(information, solver)
     if information == "fisher" and not objective.has_gaussian_residuals(problem):
@@ -151,7 +239,9 @@ def fit(
     u, result, num_steps = _optimise_jit(
         problem, priors, solver, jnp.asarray(u0), int(max_steps)
     )
-    fit_result = make_result(problem, priors, solver, u, result, num_steps, information)
+    fit_result = make_result(
+        problem, priors, solver, u, result, num_steps, information, u0=u0
+    )
     if throw:
         raise_if_failed(fit_result, "The optimisation")
     return fit_result

@@ -9,7 +9,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from . import _objective as objective
-from ._fit import check_information, choose_solver, make_result
+from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
 
 
@@ -25,6 +25,8 @@ class MultistartResult(eqx.Module):
         (row 0 is the initial value of the parameters, or `init`).
     - `log_objective`: log-likelihood (+ log prior for MAP) at each end point.
     - `converged`: whether each start's optimiser converged to a finite optimum.
+    - `solve_failed`: whether the log-likelihood at each start's end point is `-inf`
+        (the ODE solve failed there); such starts never count as converged.
     - `num_steps`: iterations of each start.
     """
 
@@ -35,6 +37,7 @@ class MultistartResult(eqx.Module):
     log_objective: Float[Array, " starts"]
     converged: Bool[Array, " starts"]
     num_steps: Int[Array, " starts"]
+    solve_failed: Bool[Array, " starts"] | None = None
 
     @property
     def num_converged(self) -> int:
@@ -62,8 +65,14 @@ class MultistartResult(eqx.Module):
         clusters = self.clusters()
         head = ", ".join(f"{v:.6g} (x{c})" for v, c in clusters[:5])
         more = f", ... {len(clusters) - 5} more" if len(clusters) > 5 else ""
+        failed = (
+            0
+            if self.solve_failed is None
+            else int(np.sum(np.asarray(self.solve_failed)))
+        )
+        failed_text = f" ({failed} ended where the ODE solve fails)" if failed else ""
         return (
-            f"{self.num_converged}/{len(self.converged)} starts converged; "
+            f"{self.num_converged}/{len(self.converged)} starts converged{failed_text}; "
             f"{len(clusters)} distinct optima (log objective, count): {head}{more}\n"
             + self.best.summary()
         )
@@ -116,11 +125,27 @@ def _optimise_many(problem, priors, solver, starts, max_steps):
     return jax.vmap(one)(starts)
 
 
+def _as_key(key) -> PRNGKeyArray:
+    """A `jax.random` key from `key` (a key, or an int seed)."""
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        or (key.dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return key
+    raise TypeError(
+        "`key` must be a jax.random key (e.g. `jax.random.key(0)`) or an int seed; got "
+        f"{key!r:.100}."
+    )
+
+
 def multistart(
     problem,
     n_starts: int,
     *,
-    key: PRNGKeyArray,
+    key: PRNGKeyArray | int,
+    parameters=None,
     init: dict | None = None,
     priors: dict | None = None,
     spread: float = 2.0,
@@ -137,11 +162,12 @@ def multistart(
 
     **Arguments:**
 
-    - `problem`: an [`odeinfer.Problem`][].
+    - `problem`: an [`odeinfer.Problem`][], or a log-likelihood function with
+        `parameters=` (as in [`odeinfer.fit`][]).
     - `n_starts`: the number of starting points (the first is the parameters' `init`).
-    - `key`: a `jax.random` key for the starting points.
-    - `init`, `priors`, `solver`, `information`, `rtol`, `atol`, `max_steps`: as in
-        [`odeinfer.fit`][].
+    - `key`: a `jax.random` key for the starting points, or an int seed.
+    - `parameters`, `init`, `priors`, `solver`, `information`, `rtol`, `atol`,
+        `max_steps`: as in [`odeinfer.fit`][].
     - `spread`: half-width, in the unconstrained space, of the uniform box around the
         initial values for parameters without finite bounds. Bounded parameters are
         drawn uniformly within their bounds.
@@ -153,11 +179,23 @@ def multistart(
     An [`odeinfer.MultistartResult`][]: `best`, `sorted_log_objective`,
     `num_converged`, `clusters()`, `summary()`.
     """
-    if not isinstance(n_starts, int | np.integer) or n_starts < 1:
+    if (
+        isinstance(n_starts, bool)
+        or not isinstance(n_starts, int | np.integer)
+        or n_starts < 1
+    ):
         raise ValueError(f"`n_starts` must be a positive integer; got {n_starts!r}.")
-    if not spread > 0:
-        raise ValueError(f"`spread` must be positive; got {spread}.")
-    problem = objective.canonical(problem)
+    if (
+        isinstance(spread, bool)
+        or not isinstance(spread, int | float | np.number)
+        or not (np.isfinite(spread) and spread > 0)
+    ):
+        raise ValueError(
+            f"`spread` must be a positive finite number (e.g. 2.0); got {spread!r}."
+        )
+    key = _as_key(key)
+    check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)
+    problem = objective.canonical(problem, parameters)
     priors = objective.check_priors(priors, problem)
     if from_priors and not priors:
         raise ValueError("`from_priors=True` needs `priors`.")
@@ -170,13 +208,16 @@ def multistart(
     optima, codes, steps, values = _optimise_many(
         problem, priors, solver, starts, int(max_steps)
     )
-    converged = (codes == optx.RESULTS.successful) & jnp.isfinite(values)
+    solve_failed = jnp.invert(jnp.isfinite(values))
+    converged = (codes == optx.RESULTS.successful) & jnp.invert(solve_failed)
     ok = np.asarray(converged)
     if not ok.any():
         if throw:
+            failed = int(np.sum(np.asarray(solve_failed)))
             raise RuntimeError(
-                f"None of the {n_starts} starts converged; increase `max_steps` or "
-                "narrow the starting region (`spread`, bounds), or pass `throw=False`."
+                f"None of the {n_starts} starts converged ({failed} ended where the ODE "
+                "solve fails, log-likelihood -inf); increase `max_steps` or narrow the "
+                "starting region (`spread`, bounds), or pass `throw=False`."
             )
         best_index = int(np.nanargmax(np.where(np.isfinite(values), values, -np.inf)))
     else:
@@ -190,6 +231,7 @@ def multistart(
         result,
         steps[best_index],
         information,
+        u0=starts[best_index],
     )
     return MultistartResult(
         best=best,
@@ -199,4 +241,5 @@ def multistart(
         log_objective=values,
         converged=converged,
         num_steps=steps,
+        solve_failed=solve_failed,
     )

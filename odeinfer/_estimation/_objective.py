@@ -6,23 +6,75 @@ and Hessians. A *pin* fixes one coordinate of `u` (for profile likelihoods): the
 then sees the remaining coordinates only.
 """
 
+from collections.abc import Callable, Mapping
+
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import optimistix as optx
 
-from .._likelihood import log_likelihood, residuals
+from .._likelihood import Problem, residuals
+from .._likelihood import log_likelihood as problem_log_likelihood
+from .._parameters import Parameters
 
 
-def canonical(problem):
+class CallableProblem(eqx.Module):
+    """A plain log-likelihood function `fn(params) -> value` (or `-> (value, ok)`) with
+    the [`odeinfer.Parameters`][] it is a function of: what `fit`, `multistart` and
+    `profile` build from `problem=fn, parameters=...`."""
+
+    fn: Callable
+    parameters: Parameters
+
+
+def canonical(problem, parameters=None):
     """`problem` after a pytree round trip. JAX rebuilds dicts with sorted keys, so a
     problem seen inside `jax.jit` may list its parameters in another order than the one
     built by the user; estimation works on the round-tripped problem so that the
-    unconstrained vectors mean the same inside and outside compiled code."""
+    unconstrained vectors mean the same inside and outside compiled code.
+
+    A plain callable log-likelihood is wrapped with `parameters` (required for it)."""
+    if isinstance(problem, Problem | CallableProblem):
+        if parameters is not None:
+            raise ValueError(
+                "`parameters` is only for a plain log-likelihood function; an "
+                "oi.Problem carries its own parameters (leave `parameters=None`)."
+            )
+    elif callable(problem):
+        if parameters is None:
+            raise TypeError(
+                "`problem` is a plain function, so the estimator does not know its "
+                "parameters: pass `parameters=` a dict of specs, e.g. "
+                "`parameters={'k': oi.Positive(init=1.0), 'sigma': oi.Positive(0.1)}` "
+                "(the function gets a dict of those names), or pass an oi.Problem."
+            )
+        problem = CallableProblem(problem, Parameters(parameters))
+    else:
+        raise TypeError(
+            "`problem` must be an oi.Problem, or a log-likelihood function "
+            f"`fn(params) -> value` with `parameters=`; got {type(problem).__name__}."
+        )
     leaves, treedef = jax.tree_util.tree_flatten(problem)
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def log_likelihood(problem, params) -> jax.Array:
+    """The log-likelihood of an oi.Problem or of a wrapped function; `-inf` where the
+    function reports failure or returns NaN."""
+    if isinstance(problem, CallableProblem):
+        out = problem.fn(params)
+        if isinstance(out, tuple):
+            value, ok = out
+            value = jnp.where(jnp.all(ok), value, -jnp.inf)
+        else:
+            value = out
+        value = jnp.reshape(jnp.asarray(value, dtype=float), ())
+        ok = problem.parameters.inside(params) & jnp.invert(jnp.isnan(value))
+        return jnp.where(ok, value, -jnp.inf)
+    return problem_log_likelihood(problem, params)
 
 
 def free_names(problem) -> tuple[str, ...]:
@@ -39,8 +91,7 @@ def constrained_vector(problem, params) -> jax.Array:
 def with_adjoint(problem, adjoint):
     """`problem` with its diffrax adjoint replaced (forward mode for Jacobians and
     Hessians, reverse mode for gradients of a scalar)."""
-    current = getattr(problem, "adjoint", None)
-    if current is None or type(current) is type(adjoint):
+    if not isinstance(problem, Problem) or type(problem.adjoint) is type(adjoint):
         return problem
     return eqx.tree_at(lambda p: p.adjoint, problem, adjoint)
 
@@ -93,6 +144,8 @@ def residual_vector(u_rest, args):
 def has_gaussian_residuals(problem) -> bool:
     """Whether `odeinfer.residuals` is defined for `problem` (Gaussian noise with fixed
     scales, no event-time or censored data): traced abstractly, no work done."""
+    if not isinstance(problem, Problem):
+        return False
     try:
         jax.eval_shape(lambda p: residuals(problem, p), problem.parameters.initial())
     except (ValueError, TypeError, NotImplementedError):
@@ -138,23 +191,59 @@ def check_names(kind: str, given, problem) -> None:
 
 def initial_unconstrained(problem, init) -> np.ndarray:
     """The unconstrained starting point from the space's initial values updated by
-    `init`; a value outside a parameter's support is a ValueError."""
+    `init`; a value outside a parameter's support is a ValueError naming it."""
     space = problem.parameters
     params = dict(space.initial())
     if init is not None:
-        if not isinstance(init, dict):
-            raise TypeError(f"`init` must be a dict of parameter values; got {init!r}.")
+        if not isinstance(init, Mapping):
+            raise TypeError(
+                "`init` must be a dict {parameter name: starting value}; got "
+                f"{init!r:.200}."
+            )
         check_names("init", init, problem)
-        params.update({k: jnp.asarray(v, dtype=float) for k, v in init.items()})
+        for name, value in init.items():
+            try:
+                value = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"`init['{name}']` must be a number (or an array of numbers); got "
+                    f"{value!r:.100}."
+                ) from None
+            spec = space.specs[name]
+            if value.shape != spec.shape:
+                raise ValueError(
+                    f"`init['{name}']` has shape {value.shape}; parameter `{name}` has "
+                    f"shape {spec.shape}."
+                )
+            params[name] = jnp.asarray(value)
     for name in free_names(problem):
+        spec = space.specs[name]
         value = np.asarray(params[name], dtype=float)
-        u = np.asarray(space.to_unconstrained({**params, name: value}))
-        if not np.all(np.isfinite(value)) or not np.all(np.isfinite(u)):
+        u = np.asarray(spec.transform().inv(jnp.asarray(value)))
+        if not spec.contains(value) or not np.all(np.isfinite(u)):
             raise ValueError(
-                f"Starting value {name}={value} is outside the support of parameter "
-                f"`{name}` ({space.specs[name]!r}). Give a value strictly inside it."
+                f"`init['{name}']` = {value} is outside the support of parameter "
+                f"`{name}`, ({spec.lower}, {spec.upper}) for {type(spec).__name__}. "
+                "Give a value strictly inside it."
             )
     return np.asarray(space.to_unconstrained(params), dtype=float)
+
+
+def failure_point(problem, u) -> str:
+    """`θ = {name: value, ...}` at unconstrained `u`, for messages."""
+    params = problem.parameters.from_unconstrained(jnp.asarray(u))
+
+    def text(value):
+        value = np.asarray(value)
+        if value.ndim == 0:
+            return f"{float(value):.6g}"
+        return np.array2string(value, precision=6)
+
+    return (
+        "θ = {"
+        + ", ".join(f"{n}: {text(params[n])}" for n in free_names(problem))
+        + "}"
+    )
 
 
 def check_priors(priors, problem) -> dict:
@@ -167,7 +256,7 @@ def check_priors(priors, problem) -> dict:
         )
     check_names("priors", priors, problem)
     for name, prior in priors.items():
-        if not hasattr(prior, "log_prob"):
+        if not isinstance(prior, dist.Distribution):
             raise TypeError(
                 f"`priors[{name!r}]` must be a distribution with `log_prob` (e.g. "
                 f"numpyro.distributions.LogNormal(0, 1)); got {prior!r}."

@@ -9,7 +9,7 @@ import optimistix as optx
 from scipy import interpolate, optimize, stats
 
 from . import _objective as objective
-from ._fit import choose_solver
+from ._fit import check_options, choose_solver
 from ._result import FitResult
 
 
@@ -23,7 +23,9 @@ class ProfileResult(eqx.Module):
         included).
     - `log_objective`: the profile log-likelihood (+ log prior for MAP): the maximum over
         the other free parameters at each value.
-    - `converged`: whether each inner optimisation converged.
+    - `converged`: whether each inner optimisation converged (to a finite value).
+    - `solve_failed`: whether the ODE solve failed (log objective `-inf`) at each
+        value; such points are left out of the interval.
     - `others`: the other free parameters' optima (unconstrained), one row per value.
     - `estimate`, `max_log_objective`: the optimum.
     - `level`, `threshold`: the confidence level and `chi2_1` quantile `q`: the interval
@@ -42,6 +44,7 @@ class ProfileResult(eqx.Module):
     level: float
     threshold: float
     interval: tuple[float, float]
+    solve_failed: np.ndarray | None = None
 
     @property
     def deviance(self) -> np.ndarray:
@@ -50,10 +53,13 @@ class ProfileResult(eqx.Module):
 
     def summary(self) -> str:
         lo, hi = self.interval
+        failed = 0 if self.solve_failed is None else int(np.sum(self.solve_failed))
+        failed_text = f"; the ODE solve failed at {failed}" if failed else ""
         return (
             f"profile of {self.name}: estimate {self.estimate:.6g}, "
             f"{100 * self.level:g}% likelihood-ratio interval [{lo:.6g}, {hi:.6g}] "
-            f"({int(np.sum(self.converged))}/{len(self.converged)} points converged)"
+            f"({int(np.sum(self.converged))}/{len(self.converged)} points converged"
+            f"{failed_text})"
         )
 
 
@@ -104,6 +110,7 @@ def profile(
     fit_result: FitResult,
     name: str,
     *,
+    parameters=None,
     level: float = 0.95,
     n_points: int = 10,
     span: float = 4.0,
@@ -124,9 +131,13 @@ def profile(
 
     **Arguments:**
 
-    - `problem`: the [`odeinfer.Problem`][] that was fitted.
-    - `fit_result`: its [`odeinfer.FitResult`][] (the optimum and its Laplace scale).
+    - `problem`: the [`odeinfer.Problem`][] that was fitted (or the log-likelihood
+        function, with the same `parameters=` as given to `fit`).
+    - `fit_result`: its [`odeinfer.FitResult`][] (the optimum and its Laplace scale);
+        a fit whose log-likelihood is `-inf` (`fit_result.solve_ok` False) is a
+        `ValueError`.
     - `name`: a free parameter.
+    - `parameters`: for a function `problem` only, as in [`odeinfer.fit`][].
     - `level`: confidence level of the interval.
     - `n_points`: profile points on each side of the estimate.
     - `span`: how far to go on each side, in standard errors.
@@ -138,22 +149,42 @@ def profile(
 
     An [`odeinfer.ProfileResult`][].
     """
-    problem = objective.canonical(problem)
+    problem = objective.canonical(problem, parameters)
     names = objective.free_names(problem)
-    if name not in names:
+    if not isinstance(fit_result, FitResult):
+        raise TypeError(
+            "`fit_result` must be the oi.FitResult of `oi.fit(problem)` (or "
+            f"`oi.multistart(...).best`); got {type(fit_result).__name__}."
+        )
+    if not isinstance(name, str) or name not in names:
         raise ValueError(
             f"`name` must be a free parameter, one of {list(names)}; got {name!r}."
         )
     if fit_result.names != names:
         raise ValueError(
-            "`fit_result` does not belong to `problem` (different parameters)."
+            f"`fit_result` does not belong to `problem`: it has parameters "
+            f"{list(fit_result.names)}, the problem {list(names)}."
         )
-    if not 0 < level < 1:
-        raise ValueError(f"`level` must lie in (0, 1); got {level}.")
-    if n_points < 2 or not span > 0:
+    if not bool(jnp.asarray(fit_result.solve_ok)):
         raise ValueError(
-            f"Need `n_points >= 2` and `span > 0`; got {n_points}, {span}."
+            "`fit_result` is not an optimum: its log-likelihood is -inf "
+            f"({fit_result.message}). Fit again from another start before profiling."
         )
+    if isinstance(level, bool) or not (
+        isinstance(level, int | float | np.number) and 0 < level < 1
+    ):
+        raise ValueError(f"`level` must lie in (0, 1), e.g. 0.95; got {level!r}.")
+    if (
+        isinstance(n_points, bool)
+        or not isinstance(n_points, int | np.integer)
+        or n_points < 2
+    ):
+        raise ValueError(f"`n_points` must be an integer >= 2; got {n_points!r}.")
+    if isinstance(span, bool) or not (
+        isinstance(span, int | float | np.number) and np.isfinite(span) and span > 0
+    ):
+        raise ValueError(f"`span` must be a positive finite number; got {span!r}.")
+    check_options(rtol=rtol, atol=atol, max_steps=max_steps)
     priors = objective.check_priors(priors, problem)
     if (fit_result.method == "map") != bool(priors):
         raise ValueError(
@@ -183,6 +214,7 @@ def profile(
     estimate = float(fit_result.params[name])
     best = float(fit_result.log_posterior)
     ok = np.asarray(ok)
+    raw_log_values = log_values
     log_values = np.where(ok, np.asarray(log_values), np.nan)
     best = max(best, float(np.nanmax(log_values, initial=-np.inf)))
     threshold = float(stats.chi2.ppf(level, df=1))
@@ -204,6 +236,10 @@ def profile(
         [log_values[1][::-1], [float(fit_result.log_posterior)], log_values[0]]
     )
     converged = np.concatenate([ok[1][::-1], [True], ok[0]])
+    raw = np.asarray(raw_log_values)
+    solve_failed = np.concatenate(
+        [np.invert(np.isfinite(raw[1]))[::-1], [False], np.invert(np.isfinite(raw[0]))]
+    )
     u_rest = np.asarray(u_rest)
     u_rest_hat = np.delete(np.asarray(u_hat), index)[None]
     others = np.concatenate([u_rest[1][::-1], u_rest_hat, u_rest[0]])
@@ -218,4 +254,5 @@ def profile(
         level=level,
         threshold=threshold,
         interval=(ends[1], ends[0]),
+        solve_failed=solve_failed,
     )

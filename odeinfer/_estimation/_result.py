@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 from scipy import stats
 
 
@@ -21,8 +21,12 @@ class FitResult(eqx.Module):
     - `log_likelihood`: the log-likelihood at the optimum.
     - `log_posterior`: log-likelihood + log prior (MAP fits); equal to `log_likelihood`
         for maximum likelihood.
-    - `result`: the `optimistix.RESULTS` code of the optimisation; `successful` is its
-        boolean.
+    - `result`: the `optimistix.RESULTS` code of the optimisation.
+    - `solve_ok`: whether the log-likelihood at the optimum is finite. It is `False`
+        where the ODE solve failed there (or a prediction left a noise model's
+        domain): the log-likelihood is then `-inf` and its gradient exactly 0, which an
+        optimiser can mistake for a stationary point. `message` says where.
+    - `successful`: `result` is successful *and* `solve_ok`.
     - `num_steps`: optimiser iterations.
     - `method`: `"mle"` or `"map"`; `solver`: the optimistix solver's class name;
         `information`: `"hessian"` (observed) or `"fisher"` (Gauss–Newton `JᵀJ`).
@@ -47,10 +51,21 @@ class FitResult(eqx.Module):
     method: str = eqx.field(static=True)
     solver: str = eqx.field(static=True)
     information: str = eqx.field(static=True)
+    solve_ok: Bool[Array, ""] | bool = True
+    failure: str = eqx.field(static=True, default="")
 
     @property
     def successful(self) -> jax.Array:
-        return self.result == optx.RESULTS.successful
+        return (self.result == optx.RESULTS.successful) & jnp.asarray(self.solve_ok)
+
+    @property
+    def message(self) -> str:
+        """The outcome in words: `"converged"`, or what failed and where."""
+        if not bool(jnp.asarray(self.solve_ok)):
+            return self.failure or "the ODE solve failed at the optimum"
+        if bool(self.result == optx.RESULTS.successful):
+            return "converged"
+        return f"the optimiser did not converge: {self.result}"
 
     @property
     def estimates(self) -> dict[str, jax.Array]:
@@ -108,9 +123,7 @@ class FitResult(eqx.Module):
                 f"{float(self.standard_errors[name]):>11.4g}  "
                 f"[{lo:>11.5g}, {hi:>11.5g}]"
             )
-        message = (
-            "converged" if bool(self.successful) else f"NOT converged ({self.result})"
-        )
+        message = "converged" if bool(self.successful) else f"NOT OK: {self.message}"
         lines.append(
             f"log-likelihood {float(self.log_likelihood):.6f}"
             + (
