@@ -1,7 +1,6 @@
 """`Problem`, `log_likelihood`, `residuals`, `simulate`: a model, experiments and
 parameters turned into pure functions of a params dict."""
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 import diffrax
@@ -125,22 +124,24 @@ class Problem(eqx.Module):
             where = f"Problem: experiment `{e.name}`:"
             label = f"(experiment '{e.name}')"
             if e.y0_fn is not None:
-                y_shape = _trace(f"y0 {label}", e.initial_state, p, known)
+                y_shape = validate.trace_user_function(
+                    f"y0 {label}", e.initial_state, p
+                )
             else:
                 y_shape = jax.eval_shape(e.initial_state, p)
-            with _named_key_error(f"{where} the model's vector field", known):
-                validate.check_user_functions(self.model, (), y_shape, p, e.t0)
+            validate.check_user_functions(self.model, (), y_shape, p, e.t0)
             if e.times.shape[0]:
                 _probe_observables(e, p, where)
                 try:
-                    _trace(
+                    validate.trace_user_function(
                         f"observable {', '.join(e.observable_names)} {label}",
                         e.observe,
                         e.times[0],
                         y_shape,
                         p,
-                        known,
                     )
+                except validate.NumpyInTracedCodeError:
+                    raise
                 except TypeError as error:
                     if "reshape" in str(error) or "size" in str(error):
                         raise ValueError(
@@ -149,29 +150,6 @@ class Problem(eqx.Module):
                             f"data columns. ({error})"
                         ) from None
                     raise
-
-
-@contextlib.contextmanager
-def _named_key_error(what: str, known):
-    """A `KeyError` from a user function (a parameter or state name that does not
-    exist) as a `ValueError` that names the function and the names that do."""
-    try:
-        yield
-    except KeyError as error:
-        raise ValueError(
-            f"{what} reads {error}, which is not defined: the parameters are "
-            f"{sorted(known)}. Add it to `parameters` (oi.Fixed(value) for a constant), "
-            "or fix the name (for a dict state, the state's keys)."
-        ) from None
-
-
-def _trace(what: str, fn, *args):
-    """`jax.eval_shape(fn, *args[:-1])` with clear errors: numpy on traced values (the
-    vector field's `NumpyInTracedCodeError`) and unknown names. `args[-1]` is the set
-    of parameter names, for the message."""
-    *args, known = args
-    with _named_key_error(what, known):
-        return validate.trace_user_function(what, fn, *args)
 
 
 def _probe_observables(experiment: Experiment, params, where: str) -> None:

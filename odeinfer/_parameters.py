@@ -57,7 +57,12 @@ class AbstractParameter(eqx.Module):
 
 
 def _as_init(init, name: str):
-    value = jnp.asarray(init, dtype=float)
+    try:
+        value = jnp.asarray(init, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}: `init` must be a number or an array of numbers; got {init!r:.100}."
+        ) from None
     if not np.all(np.isfinite(np.asarray(value))):
         raise ValueError(f"{name}: `init` must be finite; got {init!r}.")
     return value
@@ -113,7 +118,13 @@ class Bounded(AbstractParameter):
     bounds: tuple[float, float] = eqx.field(static=True)
 
     def __init__(self, lower: float, upper: float, init: ArrayLike | None = None):
-        lower, upper = float(lower), float(upper)
+        try:
+            lower, upper = float(lower), float(upper)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"Bounded: `lower` and `upper` must be numbers; got ({lower!r}, "
+                f"{upper!r})."
+            ) from None
         if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
             raise ValueError(
                 f"Bounded: need finite `lower < upper`; got ({lower}, {upper}). Use "

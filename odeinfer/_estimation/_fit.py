@@ -106,11 +106,14 @@ def describe_failure(problem, u0, u) -> str:
     point = u0 if at_start else u
     ok = bool(start_ok) if at_start else bool(_status_at(problem, jnp.asarray(u))[1])
     where = "the starting point" if at_start else "the end point"
-    cause = (
-        "the ODE solve failed"
-        if not ok
-        else "the log-likelihood is -inf (a prediction outside a noise model's domain)"
-    )
+    if isinstance(problem, objective.CallableProblem):
+        cause = "the log-likelihood function gave -inf (or NaN, or ok=False)"
+    elif not ok:
+        cause = "the ODE solve failed"
+    else:
+        cause = (
+            "the log-likelihood is -inf (a prediction outside a noise model's domain)"
+        )
     fix = (
         "Start elsewhere (`init=`, or `odeinfer.multistart`), or make the solve "
         "succeed there (a larger `max_steps`, a stiff solver such as "
