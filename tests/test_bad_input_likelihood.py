@@ -244,7 +244,12 @@ CONSTRUCTION_CASES = [
     # Problem: checked by tracing abstractly, before any compilation.
     ("model", lambda: oi.Problem("decay", _experiment(), SPACE), TypeError, "`model`"),
     ("experiments", lambda: oi.Problem(DECAY, [], SPACE), TypeError, "`experiments`"),
-    ("rtol", lambda: oi.Problem(DECAY, _experiment(), SPACE, rtol=0), ValueError, "rtol"),
+    (
+        "rtol",
+        lambda: oi.Problem(DECAY, _experiment(), SPACE, rtol=0),
+        ValueError,
+        "rtol",
+    ),
     (
         "unknown scale",
         lambda: _problem(noise=oi.Gaussian("sd")),
