@@ -97,6 +97,16 @@ class OdeinferSolver(AbstractBenchmarkSolver):
                 f"OdeinferSolver: `solver` must be a diffrax solver instance such as "
                 f"diffrax.Tsit5(); got {solver!r}."
             )
+        if not isinstance(adjoint, diffrax.AbstractAdjoint):
+            raise TypeError(
+                "OdeinferSolver: `adjoint` must be a diffrax adjoint instance such as "
+                f"diffrax.RecursiveCheckpointAdjoint() or diffrax.ForwardMode(); got "
+                f"{adjoint!r}."
+            )
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(
+                f"OdeinferSolver: `name` must be a non-empty string or None; got {name!r}."
+            )
         self.solver = solver
         self.adjoint = adjoint
         self.name = name or f"odeinfer/{type(solver).__name__}"

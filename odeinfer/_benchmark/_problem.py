@@ -1,12 +1,52 @@
 """`BenchmarkProblem` and `Reference`: what a benchmark solves and what it is compared with."""
 
+import functools
+import math
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
+import jax
 import numpy as np
 
 from .._events import Crossing
 from .._model import ODEModel
+from .._validation import trace_user_function
+
+
+def _finite_array(owner: str, name: str, value, ndim: int | None = None) -> np.ndarray:
+    """`value` as a float array with finite entries (and `ndim` dimensions)."""
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{owner}: `{name}` must be an array of numbers; got {value!r}."
+        ) from None
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(
+            f"{owner}: `{name}` must be a {ndim}-D array; got shape {array.shape}."
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{owner}: `{name}` must be finite; got {array}.")
+    return array
+
+
+def _positive(owner: str, name: str, value, *, integer: bool = False):
+    kind = int if integer else (int, float, np.integer, np.floating)
+    if (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        what = "an integer >= 1" if integer else "a finite number > 0"
+        raise ValueError(f"{owner}: `{name}` must be {what}; got {value!r}.")
+    return value
+
+
+def _converted(name: str, value):
+    if value is None and name != "y_final":
+        return None
+    return _finite_array("Reference", name, value)
 
 
 class Reference(eqx.Module):
@@ -22,11 +62,71 @@ class Reference(eqx.Module):
     - `source`: where it comes from (a paper, "closed form", "scipy DOP853 rtol=1e-13").
     """
 
-    y_final: np.ndarray
-    ys: np.ndarray | None = None
-    event_times: np.ndarray | None = None
-    gradient: np.ndarray | None = None
+    # Finite numbers only: a NaN reference would make every error NaN or inf.
+    y_final: np.ndarray = eqx.field(converter=functools.partial(_converted, "y_final"))
+    ys: np.ndarray | None = eqx.field(
+        default=None, converter=functools.partial(_converted, "ys")
+    )
+    event_times: np.ndarray | None = eqx.field(
+        default=None, converter=functools.partial(_converted, "event_times")
+    )
+    gradient: np.ndarray | None = eqx.field(
+        default=None, converter=functools.partial(_converted, "gradient")
+    )
     source: str = eqx.field(static=True, default="given")
+
+    def __check_init__(self):
+        if self.y_final.ndim != 1:
+            raise ValueError(
+                "Reference: `y_final` must be a 1-D array (the state at t1); got shape "
+                f"{self.y_final.shape}."
+            )
+        if not isinstance(self.source, str):
+            raise TypeError(
+                f"Reference: `source` must be a string; got {self.source!r}."
+            )
+
+
+def check_reference(y0: np.ndarray, saveat, reference: Reference) -> None:
+    """A reference of the problem's shapes: `y_final` like `y0`, `ys` one row per
+    `saveat` time."""
+    if reference.y_final.shape != y0.shape:
+        raise ValueError(
+            f"`reference.y_final` has shape {reference.y_final.shape} but the state y0 "
+            f"has shape {y0.shape}: the reference is of another problem."
+        )
+    if saveat is not None and reference.ys is not None:
+        expected = (len(saveat),) + y0.shape
+        if np.shape(reference.ys) != expected:
+            raise ValueError(
+                f"`reference.ys` has shape {np.shape(reference.ys)}; the problem's "
+                f"`saveat` and y0 need {expected}."
+            )
+
+
+def _check_vector_field(model: ODEModel, y0: np.ndarray, params: dict):
+    """Trace the vector field once: a parameter it reads that `params` lacks, or a
+    derivative of another shape than `y0`, is an error here, before any solver runs."""
+    scalar = jax.ShapeDtypeStruct((), np.float64)
+    abstract = {k: scalar for k in params}
+    y = jax.ShapeDtypeStruct(y0.shape, np.float64)
+    try:
+        out = trace_user_function("model.vector_field", model, scalar, y, abstract)
+    except KeyError as error:
+        # A plain KeyError: a subclass already carries its own message.
+        key = error.args[0] if error.args else None
+        if type(error) is not KeyError or not isinstance(key, str) or key in params:
+            raise
+        raise ValueError(
+            f"BenchmarkProblem: the vector field reads the parameter {key!r}, which "
+            f"`params` does not give (params: {list(params)})."
+        ) from None
+    if jax.tree.structure(out) != jax.tree.structure(y) or np.shape(out) != y0.shape:
+        raise ValueError(
+            f"BenchmarkProblem: the vector field returns {jax.tree.map(np.shape, out)} "
+            f"for a state y0 of shape {y0.shape}; `y0` must have one entry per state "
+            "variable of the model."
+        )
 
 
 def _default_quantity(y_final, event_times):
@@ -105,24 +205,68 @@ class BenchmarkProblem(eqx.Module):
         max_steps: int = 100_000,
         description: str = "",
     ):
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                f"BenchmarkProblem: `name` must be a non-empty string; got {name!r}."
+            )
         if not isinstance(model, ODEModel):
             raise TypeError(
                 f"BenchmarkProblem: `model` must be an odeinfer.ODEModel; got "
                 f"{type(model).__name__}."
             )
-        y0 = np.asarray(y0, dtype=float)
-        if y0.ndim != 1:
+        owner = "BenchmarkProblem"
+        y0 = _finite_array(owner, "y0", y0)
+        if y0.ndim != 1 or y0.size == 0:
             raise ValueError(
-                f"BenchmarkProblem: `y0` must be a 1-D array (scipy and SUNDIALS peers "
-                f"need flat states); got shape {y0.shape}."
+                f"BenchmarkProblem: `y0` must be a non-empty 1-D array (scipy and "
+                f"SUNDIALS peers need flat states); got shape {y0.shape}."
             )
         if not isinstance(params, dict):
             raise TypeError(
                 "BenchmarkProblem: `params` must be a dict of named scalar parameters; "
                 f"got {type(params).__name__}."
             )
-        if not float(t1) > float(t0):
+        for key, value in params.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"BenchmarkProblem: `params` keys must be strings; got {key!r}."
+                )
+            value = _finite_array(owner, f"params['{key}']", value)
+            if value.shape != ():
+                raise ValueError(
+                    f"BenchmarkProblem: `params['{key}']` must be a scalar (gradients "
+                    f"are reported per named scalar); got shape {value.shape}."
+                )
+        t0 = float(_finite_array(owner, "t0", t0, ndim=0))
+        t1 = float(_finite_array(owner, "t1", t1, ndim=0))
+        if not t1 > t0:
             raise ValueError(f"BenchmarkProblem: need t0 < t1; got t0={t0}, t1={t1}.")
+        if saveat is not None:
+            saveat = _finite_array(owner, "saveat", saveat, ndim=1)
+            if saveat.size == 0:
+                raise ValueError(
+                    "BenchmarkProblem: `saveat` is empty; give times in [t0, t1] or "
+                    "None (final time only)."
+                )
+            if np.any(np.diff(saveat) <= 0) or saveat[0] < t0 or saveat[-1] > t1:
+                raise ValueError(
+                    "BenchmarkProblem: `saveat` must be strictly increasing times in "
+                    f"[t0, t1] = [{t0}, {t1}]; got {saveat}."
+                )
+        for option, value in (("atol_scale", atol_scale), ("error_floor", error_floor)):
+            _positive(owner, option, value)
+        for option, value in (("max_events", max_events), ("max_steps", max_steps)):
+            _positive(owner, option, value, integer=True)
+        for option, value in (
+            ("quantity", quantity),
+            ("numpy_vector_field", numpy_vector_field),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(
+                    f"BenchmarkProblem: `{option}` must be a callable or None; got "
+                    f"{value!r}."
+                )
+        _check_vector_field(model, y0, params)
         if isinstance(events, Crossing):
             events = (events,)
         events = tuple(events) if events is not None else ()
@@ -137,13 +281,15 @@ class BenchmarkProblem(eqx.Module):
                 "BenchmarkProblem: `reference` must be an odeinfer.Reference or None "
                 f"(computed at tight tolerance); got {type(reference).__name__}."
             )
+        if reference is not None:
+            check_reference(y0, saveat, reference)
         self.name = name
         self.model = model
         self.y0 = y0
         self.params = {k: float(v) for k, v in params.items()}
         self.t0 = float(t0)
         self.t1 = float(t1)
-        self.saveat = None if saveat is None else np.asarray(saveat, dtype=float)
+        self.saveat = saveat
         self.events = events
         self.reference = reference
         self.stiff = bool(stiff)

@@ -6,6 +6,7 @@ Each vector field is written once against an array module `xp` so that the JAX v
 peers, which would otherwise pay a JAX dispatch per call) are the same formula.
 """
 
+import difflib
 import functools
 import json
 from collections.abc import Callable
@@ -341,9 +342,17 @@ def benchmark_problem(name: str) -> BenchmarkProblem:
     A [`odeinfer.BenchmarkProblem`][]. The same instance is returned on every call,
     so jitted solves are reused.
     """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"`name` must be a problem name (str), one of {', '.join(_SUITE)}; got "
+            f"{name!r}."
+        )
     if name not in _SUITE:
+        close = difflib.get_close_matches(name, list(_SUITE), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
-            f"Unknown benchmark problem {name!r}. Known problems: {', '.join(_SUITE)}."
+            f"Unknown benchmark problem {name!r}.{hint} Known problems: "
+            f"{', '.join(_SUITE)}."
         )
     if name not in _CACHE:
         _CACHE[name] = _SUITE[name]()

@@ -27,6 +27,13 @@ COLUMNS = (
 )
 
 
+_NUMERIC_COLUMNS = (
+    "rtol", "atol", "error", "error_final", "error_saveat", "event_error",
+    "gradient_error", "time_s", "compile_s", "gradient_time_s", "gradient_compile_s",
+    "steps", "fevals",
+)  # fmt: skip
+
+
 class BenchmarkResults:
     """What [`odeinfer.benchmark`][] measured: one row per problem × solver × tolerance.
 
@@ -47,6 +54,8 @@ class BenchmarkResults:
         self.references = dict(references or {})
 
     def __add__(self, other: "BenchmarkResults") -> "BenchmarkResults":
+        if not isinstance(other, BenchmarkResults):
+            return NotImplemented
         return BenchmarkResults(
             self.rows + other.rows, {**self.references, **other.references}
         )
@@ -104,7 +113,18 @@ class BenchmarkResults:
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        problem = problem or (self.rows[0]["problem"] if self.rows else "")
+        for name, column in (("x", x), ("y", y)):
+            if column not in _NUMERIC_COLUMNS:
+                raise ValueError(
+                    f"`{name}` must be a numeric column, one of {_NUMERIC_COLUMNS}; "
+                    f"got {column!r}."
+                )
+        problems = list(dict.fromkeys(r.get("problem") for r in self.rows))
+        if problem is not None and problem not in problems:
+            raise ValueError(
+                f"`problem` {problem!r} is not in these results (problems: {problems})."
+            )
+        problem = problem or (problems[0] if problems else "")
         fig, ax = plt.subplots(figsize=(6, 4.5))
         solvers = dict.fromkeys(
             r["solver"] for r in self.rows if r["problem"] == problem
@@ -122,7 +142,7 @@ class BenchmarkResults:
             points = [
                 (r[x], r[y])
                 for r in rows
-                if r["success"] and _positive(r.get(x)) and _positive(r.get(y))
+                if r.get("success") and _positive(r.get(x)) and _positive(r.get(y))
             ]
             if points:
                 xs, ys = zip(*points, strict=True)

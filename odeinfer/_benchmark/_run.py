@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._peers import AbstractBenchmarkSolver, ScipySolver, get_solver
-from ._problem import BenchmarkProblem, Reference
+from ._problem import BenchmarkProblem, Reference, check_reference
 from ._report import BenchmarkResults
 
 _DEFAULT_REFERENCE_RTOL = 1e-13
@@ -77,6 +77,14 @@ def compute_reference(
 
     A [`odeinfer.Reference`][].
     """
+    _check_problem(problem)
+    _check_flag("gradient", gradient)
+    _check_tolerance("fd_step", fd_step)
+    if fd_step >= 0.1:
+        raise ValueError(
+            f"`fd_step` is a relative finite-difference step and must be < 0.1 (typical "
+            f"1e-5); got {fd_step!r}."
+        )
     reference_solver = _reference_solver(problem, solver)
     if reference_solver is None:
         raise ValueError(
@@ -129,16 +137,60 @@ def _with_params(problem, params):
 
 def _check_tolerance(name, value):
     if not (
-        isinstance(value, int | float | np.floating)
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool | np.bool_)
         and math.isfinite(value)
         and value > 0
     ):
         raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}.")
 
 
+def _check_problem(problem):
+    if not isinstance(problem, BenchmarkProblem):
+        raise TypeError(
+            f"`problem` must be an odeinfer.BenchmarkProblem; got {type(problem).__name__}. "
+            "See odeinfer.benchmark_problem(name) for the shipped suite."
+        )
+
+
+def _check_flag(name, value):
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
+
+
+def _solvers(solvers) -> list[AbstractBenchmarkSolver]:
+    if isinstance(solvers, str | AbstractBenchmarkSolver):
+        solvers = [solvers]
+    if not isinstance(solvers, Sequence):
+        raise TypeError(
+            "`solvers` must be a list of solver names or solver objects, e.g. "
+            f"['Tsit5', 'scipy/DOP853']; got {type(solvers).__name__}."
+        )
+    solvers = [get_solver(s) for s in solvers]
+    if not solvers:
+        raise ValueError("`solvers` is empty; give e.g. ['Tsit5', 'scipy/DOP853'].")
+    names = [s.name for s in solvers]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"`solvers` names {repeated} more than once: the rows would be "
+            "indistinguishable. Give each solver once (or a distinct `name=`)."
+        )
+    return solvers
+
+
 def _tolerance_pairs(problem, tolerances):
-    if isinstance(tolerances, int | float):
+    if isinstance(tolerances, int | float | np.integer | np.floating) and not (
+        isinstance(tolerances, bool | np.bool_)
+    ):
         tolerances = [tolerances]
+    if isinstance(tolerances, np.ndarray):
+        tolerances = tolerances.tolist()
+    if not isinstance(tolerances, Sequence) or isinstance(tolerances, str):
+        raise TypeError(
+            "`tolerances` must be a list of rtols or (rtol, atol) pairs, e.g. "
+            f"[1e-4, 1e-6, 1e-8]; got {tolerances!r}."
+        )
     pairs = []
     for tol in tolerances:
         if isinstance(tol, tuple | list):
@@ -150,6 +202,10 @@ def _tolerance_pairs(problem, tolerances):
         else:
             rtol, atol = tol, None
         _check_tolerance("tolerances (rtol)", rtol)
+        if rtol >= 1:
+            raise ValueError(
+                f"`tolerances (rtol)` must be < 1 (a relative error); got {rtol!r}."
+            )
         atol = problem.atol_scale * rtol if atol is None else atol
         _check_tolerance("tolerances (atol)", atol)
         pairs.append((float(rtol), float(atol)))
@@ -226,22 +282,20 @@ def benchmark(
 
     **Raises:**
 
-    `ValueError` before any work for an unknown solver name, a tolerance `<= 0`,
-    `repeats < 1`, or a problem with no reference and no way to compute one.
+    `ValueError`/`TypeError` before any work for an unknown or repeated solver, a
+    tolerance `<= 0`, `>= 1` or not a number, `repeats < 1`, a reference of another
+    shape than the problem's, or a problem with no reference and no way to compute one.
     """
-    if not isinstance(problem, BenchmarkProblem):
-        raise TypeError(
-            f"`problem` must be an odeinfer.BenchmarkProblem; got {type(problem).__name__}. "
-            "See odeinfer.benchmark_problem(name) for the shipped suite."
-        )
-    if isinstance(solvers, str | AbstractBenchmarkSolver):
-        solvers = [solvers]
-    solvers = [get_solver(s) for s in solvers]
-    if not solvers:
-        raise ValueError("`solvers` is empty; give e.g. ['Tsit5', 'scipy/DOP853'].")
+    _check_problem(problem)
+    solvers = _solvers(solvers)
     pairs = _tolerance_pairs(problem, tolerances)
-    if not (isinstance(repeats, int) and repeats >= 1):
+    if not (
+        isinstance(repeats, int) and not isinstance(repeats, bool) and repeats >= 1
+    ):
         raise ValueError(f"`repeats` must be an integer >= 1; got {repeats!r}.")
+    _check_flag("gradients", gradients)
+    _check_flag("progress", progress)
+    _check_tolerance("reference_rtol", reference_rtol)
     if reference is None:
         reference = problem.reference
     if reference is None and reference_solver is None:
@@ -254,6 +308,10 @@ def benchmark(
         raise TypeError(
             f"`reference` must be an odeinfer.Reference; got {reference!r}."
         )
+    if reference is not None:
+        check_reference(problem.y0, problem.saveat, reference)
+    if reference is None and reference_solver is not None:
+        _reference_solver(problem, reference_solver)  # an unknown name fails here
 
     if reference is None:
         reference = compute_reference(

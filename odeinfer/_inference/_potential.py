@@ -267,8 +267,9 @@ def _check_log_likelihood_callable(fn, loglik, names) -> None:
     try:
         value, ok = trace_user_function(label, loglik, abstract)
     except KeyError as error:
+        # A plain KeyError: a subclass already carries its own message.
         key = error.args[0] if error.args else None
-        if not isinstance(key, str) or key in names:
+        if type(error) is not KeyError or not isinstance(key, str) or key in names:
             raise
         raise ValueError(
             f"The log-likelihood `{label}` reads the parameter {key!r}, which `priors` "
