@@ -110,7 +110,8 @@ def check_jacobian(
     if throw and not ok:
         raise ValueError(
             f"The `jacobian` of model {model.name!r} disagrees with jax.jacfwd of its "
-            f"vector field at entry {worst}: {J[worst]!r} against {reference[worst]!r} "
+            f"vector field at entry {worst}: {float(J[worst]):.6g} against "
+            f"{float(reference[worst]):.6g} "
             f"({max_error:.3g}× the tolerance atol={atol}, rtol={rtol}). Row i is "
             "∂(dy_i/dt), column j is ∂y_j. Fix it, or drop `jacobian=` to use jacfwd."
         )
