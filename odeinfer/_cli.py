@@ -7,6 +7,7 @@ odeinfer bench rober --solvers Kvaerno5 scipy/LSODA --rtols 1e-4 1e-6 --out resu
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -25,9 +26,35 @@ def _bench(args) -> int:
             file=sys.stderr,
         )
         return 2
+    # The options, every name and the output folder are checked before the first
+    # (long) run.
+    bad = [r for r in args.rtols if not (math.isfinite(r) and 0.0 < r < 1.0)]
+    if bad:
+        print(
+            "odeinfer bench: error: `--rtols` (the tolerances) must be finite numbers "
+            f"in (0, 1), e.g. 1e-4 1e-6 1e-8; got {bad}.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.repeats < 1:
+        print(
+            f"odeinfer bench: error: `--repeats` must be >= 1; got {args.repeats}.",
+            file=sys.stderr,
+        )
+        return 2
+    problems = {name: benchmark_problem(name) for name in args.problem}
+    if args.out is not None:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            print(
+                f"odeinfer bench: error: `--out {args.out}` is not a folder that can be "
+                f"created or written: {error}",
+                file=sys.stderr,
+            )
+            return 2
     results = None
-    for name in args.problem:
-        problem = benchmark_problem(name)
+    for name, problem in problems.items():
         solvers = args.solvers or (
             ["Kvaerno5", "scipy/Radau", "scipy/LSODA"]
             if problem.stiff

@@ -16,6 +16,8 @@ from .._validation import trace_user_function
 def _finite_array(owner: str, name: str, value, ndim: int | None = None) -> np.ndarray:
     """`value` as a float array with finite entries (and `ndim` dimensions)."""
     try:
+        if value is None:  # numpy would make it NaN
+            raise TypeError
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(
