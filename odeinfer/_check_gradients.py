@@ -38,7 +38,9 @@ class GradientReport:
         formula for event times) and autodiff's relative error against it, or `None`.
     - `flags`: per component, a tuple of problems: `"nan"`, `"zero-gradient"` (autodiff
         is zero where finite differences are not: a numpy call, a `pure_callback`
-        or a `stop_gradient` in `fn`), `"mismatch"`, `"grazing"`, `"autodiff-error"`.
+        or a `stop_gradient` in `fn`), `"mismatch"`, `"grazing"`, `"autodiff-error"`,
+        `"nonfinite-value"` (`fn(x)` itself is `-inf`/`inf`/NaN, e.g. a failed solve:
+        its gradient, often exactly 0, means nothing).
     - `message`: the autodiff exception, if any.
     - `ok`: no flags anywhere.
     """
@@ -82,6 +84,8 @@ class GradientReport:
             "mismatch": "autodiff and finite differences disagree at every step size.",
             "grazing": "the crossing is (nearly) tangent: the event time is not "
             "differentiable there.",
+            "nonfinite-value": "fn(x) is not finite (a failed solve gives -inf with a "
+            "zero gradient): check a point where fn is finite.",
         }
         for flag, hint in hints.items():
             if any(flag in f for f in self.flags):
@@ -150,8 +154,30 @@ def check_gradients(
 
     A [`odeinfer.GradientReport`][]; `print` it for a table, read `.ok` in tests.
     """
-    flat, unravel = jfu.ravel_pytree(jtu.tree_map(lambda v: jnp.asarray(v, float), x))
+    if not callable(fn):
+        raise TypeError(
+            f"check_gradients: `fn` must be a scalar function of `x`; got {fn!r:.100}."
+        )
+    try:
+        flat, unravel = jfu.ravel_pytree(
+            jtu.tree_map(lambda v: jnp.asarray(v, float), x)
+        )
+    except (TypeError, ValueError):
+        raise TypeError(
+            "check_gradients: `x` must be a pytree of float arrays (a params dict, an "
+            f"array); got {x!r:.100}."
+        ) from None
     flat = np.asarray(flat, dtype=np.float64)
+    if flat.size == 0:
+        raise ValueError(
+            "check_gradients: `x` has no components, so there is nothing to check; "
+            "pass the point whose gradient you want checked."
+        )
+    if not np.all(np.isfinite(flat)):
+        raise ValueError(
+            "check_gradients: `x` must be finite (finite differences around NaN or inf "
+            f"mean nothing); got {x!r:.200}."
+        )
     names = _labels(x)
 
     def scalar(v):
@@ -161,6 +187,21 @@ def check_gradients(
         raise ValueError(
             f"check_gradients: `mode` must be 'reverse' or 'forward'; got {mode!r}."
         )
+    steps = tuple(steps)
+    if not steps or not all(
+        isinstance(h, int | float | np.number) and np.isfinite(h) and 0 < h < 1
+        for h in steps
+    ):
+        raise ValueError(
+            "check_gradients: `steps` must be relative step sizes in (0, 1), e.g. "
+            f"(1e-3, 1e-4, 1e-5, 1e-6); got {steps!r}."
+        )
+    if not (
+        isinstance(rtol, int | float | np.number) and np.isfinite(rtol) and rtol > 0
+    ):
+        raise ValueError(
+            f"check_gradients: `rtol` must be a positive number (e.g. 1e-5); got {rtol!r}."
+        )
     evaluate = scalar
     if jit:
         try:
@@ -168,7 +209,13 @@ def check_gradients(
             evaluate(flat)
         except Exception:  # not traceable: finite differences still work eagerly
             evaluate = scalar
-    value = float(evaluate(flat))
+    output = np.asarray(evaluate(flat))
+    if output.shape != ():
+        raise ValueError(
+            f"check_gradients: `fn` must return a scalar; it returned shape "
+            f"{output.shape}. Reduce it (e.g. `jnp.sum`) or check one output at a time."
+        )
+    value = float(output)
     message = ""
     derivative = jax.grad if mode == "reverse" else jax.jacfwd
     try:
@@ -203,7 +250,9 @@ def check_gradients(
         f = []
         finite = np.abs(fd[i])[np.isfinite(fd[i])]
         fd_scale = finite.max() if finite.size else 0.0
-        if message:
+        if not np.isfinite(value):
+            f.append("nonfinite-value")
+        elif message:
             f.append("autodiff-error")
         elif not np.isfinite(autodiff[i]):
             f.append("nan")

@@ -19,6 +19,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from . import _validation as validate
 from ._custom_types import Params, State
 from ._model import ODEModel
 from ._solve import solve
@@ -58,6 +59,22 @@ def integral_initial_state(integrand: Callable, y0: State, params: Params, t0=0.
     return y0, jtu.tree_map(lambda s: jnp.zeros(s.shape, dtype=float), shape)
 
 
+def _check_samples(name: str, values, ts) -> None:
+    """`ts` 1-D with one entry per leading entry of `values`; finite and increasing
+    where concrete."""
+    if jnp.ndim(ts) != 1 or jnp.ndim(values) < 1 or jnp.shape(values)[0] != len(ts):
+        raise ValueError(
+            f"{name}: `ts` must be 1-D with one time per entry of `values`' leading "
+            f"axis; got ts shape {jnp.shape(ts)} and values shape {jnp.shape(values)}."
+        )
+    if validate.is_concrete(ts):
+        ts_np = np.asarray(ts, dtype=float)
+        if not np.all(np.isfinite(ts_np)) or np.any(np.diff(ts_np) <= 0):
+            raise ValueError(
+                f"{name}: `ts` must be finite and strictly increasing; got {ts_np}."
+            )
+
+
 def cumulative_trapezoid(values, ts) -> Array:
     """Cumulative trapezoid rule: `out[i] ≈ ∫_{ts[0]}^{ts[i]}` of the sampled function
     (`values` has `ts` as its leading axis). Error O(h²).
@@ -66,6 +83,7 @@ def cumulative_trapezoid(values, ts) -> Array:
     """
     values = jnp.asarray(values, dtype=float)
     ts = jnp.asarray(ts, dtype=float)
+    _check_samples("cumulative_trapezoid", values, ts)
     h = jnp.diff(ts).reshape((-1,) + (1,) * (values.ndim - 1))
     pieces = 0.5 * h * (values[1:] + values[:-1])
     return jnp.concatenate([jnp.zeros_like(values[:1]), jnp.cumsum(pieces, axis=0)])
@@ -82,6 +100,7 @@ def cumulative_simpson(values, ts) -> Array:
         ts_np = np.asarray(ts, dtype=float)
     except Exception:  # traced times: cannot check uniformity here
         pass
+    _check_samples("cumulative_simpson", values, jnp.asarray(ts, dtype=float))
     n = values.shape[0]
     if n < 3:
         raise ValueError(f"cumulative_simpson needs at least 3 points; got {n}.")
@@ -161,6 +180,22 @@ def cumulative_integral(
             "cumulative_integral: `method` must be 'adaptive', 'trapezoid', 'simpson' or "
             f"'gauss_legendre'; got {method!r}."
         )
+    if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
+        raise ValueError(
+            f"cumulative_integral: `order` must be a positive integer; got {order!r}."
+        )
+    if validate.is_concrete((ts, t0)):
+        ts_np = np.asarray(ts)
+        if not np.all(np.isfinite(ts_np)) or np.any(np.diff(ts_np) <= 0):
+            raise ValueError(
+                "cumulative_integral: `ts` must be finite and strictly increasing; got "
+                f"{ts_np}."
+            )
+        if t0 is not None and not (np.isfinite(float(t0)) and float(t0) <= ts_np[0]):
+            raise ValueError(
+                f"cumulative_integral: `t0` must be finite and at or before `ts[0]`={ts_np[0]}"
+                f"; got {t0!r} (leave it None to start at ts[0])."
+            )
     prepend = t0 is not None
     start = ts[0] if t0 is None else jnp.asarray(t0, dtype=float)
     grid = jnp.concatenate([start[None], ts]) if prepend else ts

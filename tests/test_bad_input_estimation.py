@@ -329,3 +329,151 @@ def test_profile_reports_failing_points(callable_fit):
     z = 1.959963984540054
     np.testing.assert_allclose(result.interval, (2 - z * 0.1, 2 + z * 0.1), rtol=1e-3)
     assert "the ODE solve failed at" in result.summary()
+
+
+# Diagnostics and quadrature: `check_gradients`, the cumulative integrals.
+def _square(p):
+    return jnp.sum(p["x"] ** 2)
+
+
+_T3 = jnp.array([0.0, 1.0, 2.0])
+DIAGNOSTIC_CASES = [
+    (
+        "fn not callable",
+        lambda: oi.check_gradients(3.0, {"x": 1.0}),
+        TypeError,
+        "`fn` must be a scalar function",
+    ),
+    (
+        "x empty",
+        lambda: oi.check_gradients(_square, {}),
+        ValueError,
+        "`x` has no components",
+    ),
+    (
+        "x nan",
+        lambda: oi.check_gradients(_square, {"x": np.nan}),
+        ValueError,
+        "`x` must be finite",
+    ),
+    (
+        "x string",
+        lambda: oi.check_gradients(_square, {"x": "one"}),
+        TypeError,
+        "`x` must be a pytree of float arrays",
+    ),
+    (
+        "steps empty",
+        lambda: oi.check_gradients(_square, {"x": 1.0}, steps=()),
+        ValueError,
+        "`steps` must be relative step sizes",
+    ),
+    (
+        "steps negative",
+        lambda: oi.check_gradients(_square, {"x": 1.0}, steps=(1e-3, -1e-4)),
+        ValueError,
+        "`steps` must be relative step sizes",
+    ),
+    (
+        "rtol zero",
+        lambda: oi.check_gradients(_square, {"x": 1.0}, rtol=0.0),
+        ValueError,
+        "`rtol` must be a positive",
+    ),
+    (
+        "mode",
+        lambda: oi.check_gradients(_square, {"x": 1.0}, mode="central"),
+        ValueError,
+        "`mode` must be 'reverse' or 'forward'",
+    ),
+    (
+        "fn vector",
+        lambda: oi.check_gradients(lambda p: p["x"] * 2, {"x": jnp.ones(2)}),
+        ValueError,
+        "`fn` must return a scalar",
+    ),
+    (
+        "trapezoid lengths",
+        lambda: oi.cumulative_trapezoid(jnp.ones(4), _T3),
+        ValueError,
+        "`ts` must be 1-D with one time per entry",
+    ),
+    (
+        "trapezoid 2-D ts",
+        lambda: oi.cumulative_trapezoid(jnp.ones(3), _T3[None]),
+        ValueError,
+        "`ts` must be 1-D",
+    ),
+    (
+        "trapezoid unsorted",
+        lambda: oi.cumulative_trapezoid(jnp.ones(3), jnp.array([0.0, 2.0, 1.0])),
+        ValueError,
+        "`ts` must be finite and strictly increasing",
+    ),
+    (
+        "trapezoid nan",
+        lambda: oi.cumulative_trapezoid(jnp.ones(3), jnp.array([0.0, jnp.nan, 1.0])),
+        ValueError,
+        "`ts` must be finite",
+    ),
+    (
+        "simpson lengths",
+        lambda: oi.cumulative_simpson(jnp.ones(5), _T3),
+        ValueError,
+        "`ts` must be 1-D with one time per entry",
+    ),
+    (
+        "integral order",
+        lambda: oi.cumulative_integral(
+            DECAY, lambda t, y, p: y, 1.0, {"k": 1.0}, ts=_T3, order=0
+        ),
+        ValueError,
+        "`order` must be a positive integer",
+    ),
+    (
+        "integral unsorted",
+        lambda: oi.cumulative_integral(
+            DECAY, lambda t, y, p: y, 1.0, {"k": 1.0}, ts=jnp.array([0.0, 2.0, 1.0])
+        ),
+        ValueError,
+        "`ts` must be finite and strictly increasing",
+    ),
+    (
+        "integral t0 after ts",
+        lambda: oi.cumulative_integral(
+            DECAY, lambda t, y, p: y, 1.0, {"k": 1.0}, ts=_T3 + 1.0, t0=1.5
+        ),
+        ValueError,
+        "`t0` must be finite and at or before",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [case[1:] for case in DIAGNOSTIC_CASES],
+    ids=[case[0] for case in DIAGNOSTIC_CASES],
+)
+def test_diagnostics_reject(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_check_gradients_flags_minus_inf():
+    # A failed solve's -inf has a gradient of exactly 0: flagged, never "ok".
+    report = oi.check_gradients(
+        lambda p: jnp.where(p["x"] > 0, -jnp.inf, 0.0), {"x": 1.0}, jit=False
+    )
+    assert not report.ok and report.flags == (("nonfinite-value",),)
+    assert "nonfinite-value" in str(report)
+
+
+def test_check_gradients_still_agrees_with_closed_form():
+    report = oi.check_gradients(_square, {"x": jnp.array([1.0, -2.0])}, jit=False)
+    assert report.ok
+    np.testing.assert_allclose(report.autodiff, [2.0, -4.0])
+
+
+def test_trapezoid_matches_closed_form():
+    # ∫₀ᵗ s ds = t²/2, exact for the trapezoid rule on a linear integrand.
+    np.testing.assert_allclose(oi.cumulative_trapezoid(_T3, _T3), [0.0, 0.5, 2.0])
