@@ -400,6 +400,57 @@ def test_sample_bad_input(no_compile, arguments, error, match):
         oi.sample(problem, priors, **arguments)
 
 
+TIMES = np.linspace(0.5, 2.0, 4)
+DECAY = oi.Problem(
+    oi.ODEModel(lambda t, y, p: -p["k"] * y),
+    oi.Experiment(
+        TIMES,
+        2.0 * np.exp(-0.7 * TIMES),
+        observables=lambda t, y, p: y,
+        noise=oi.Gaussian(0.1),
+        y0=2.0,
+    ),
+    oi.Parameters({"k": oi.Positive(init=1.0), "g": oi.Fixed(1.0)}),
+)
+K_PRIOR = {"k": dist.LogNormal(0.0, 1.0)}
+
+PROBLEM_CASES = [
+    (
+        "init-outside-support",
+        dict(init={"k": -1.0}),
+        ValueError,
+        r"init\['k'\].*\(0.0, inf\)",
+    ),
+    ("init-unknown", dict(init={"k": 1.0, "z": 2.0}), ValueError, r"\['z'\]"),
+    (
+        "prior-support-mismatch",
+        dict(priors={"k": dist.Normal(0.0, 1.0)}),
+        ValueError,
+        "support",
+    ),
+    ("prior-missing", dict(priors={}), ValueError, r"no entry.*\['k'\]"),
+    (
+        "prior-extra",
+        dict(priors={**K_PRIOR, "q": dist.Normal()}),
+        ValueError,
+        r"\['q'\]",
+    ),
+    ("prior-for-fixed", dict(priors={**K_PRIOR, "g": dist.Normal()}), ValueError, "g"),
+]
+
+
+@pytest.mark.parametrize(
+    "arguments, error, match",
+    [case[1:] for case in PROBLEM_CASES],
+    ids=[case[0] for case in PROBLEM_CASES],
+)
+def test_sample_problem_bad_input(no_compile, arguments, error, match):
+    arguments = dict(arguments)
+    priors = arguments.pop("priors", K_PRIOR)
+    with pytest.raises(error, match=match):
+        oi.sample(DECAY, priors, num_warmup=10, num_samples=10, **arguments)
+
+
 # ---------------------------------------------------------------------------------
 # variational, prior_stress_test, predictive: bad input.
 
