@@ -16,7 +16,9 @@ class FirstCrossing(eqx.Module):
 
     - `time`: the crossing time; `inf` when `found` is `False`.
     - `state`: the state at that time (before any reset); `inf` when not found.
-    - `found`: whether the crossing happened in `[t0, t1]`.
+    - `found`: whether the crossing happened in `[t0, t1]`. Where it is `False`, `time`
+        is `inf` and its derivatives are exactly zero: mask with `found` before using
+        `time` in an objective.
     - `slope`: d(fn)/dt at the crossing.
     - `result`: the solve's [`odeinfer.RESULTS`][] code.
     """
@@ -64,7 +66,12 @@ def first_crossing(
     `t0`; see [`odeinfer.solve`][] for the options (`rtol`, `atol`, `solver`,
     `adjoint`, `doses`, `throw`, ...).
 
-    Not finding the crossing is not an error: `found` is `False` and `time` is `inf`.
+    Not finding the crossing is not an error: `found` is `False` and `time` is `inf`
+    (check `found`, or `result`, before using `time`). Its derivative is then exactly
+    zero with respect to everything (a crossing that does not happen does not move):
+    `jax.grad` cannot tell a missed crossing from an insensitive one, so mask with
+    `found`, e.g. `jnp.where(hit.found, hit.time, fallback)`, and decide what a miss
+    means for your objective.
 
     !!! Example
 
@@ -76,6 +83,7 @@ def first_crossing(
         ```
     """
     _check_single(crossing)
+    _check_options("first_crossing", solve_options, ("events", "max_events"))
     solution = solve(
         model,
         y0,
@@ -117,6 +125,7 @@ def all_crossings(
     Differentiable like [`odeinfer.first_crossing`][].
     """
     _check_single(crossing)
+    _check_options("all_crossings", solve_options, ("events",))
     solution = solve(
         model,
         y0,
@@ -136,6 +145,18 @@ def all_crossings(
         slopes=log.slopes,
         result=solution.result,
     )
+
+
+def _check_options(function, options, reserved):
+    for name in reserved:
+        if name in options:
+            what = {
+                "events": "the crossing is its `crossing` argument; for several "
+                "crossings in one solve use odeinfer.solve(..., events=[...])",
+                "max_events": "it finds one crossing; for every occurrence use "
+                "odeinfer.all_crossings(..., max_events=...)",
+            }[name]
+            raise TypeError(f"`{function}` does not take `{name}`: {what}.")
 
 
 def _check_single(crossing):

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from ._custom_types import Scalar, State
@@ -119,15 +120,47 @@ class Solution(eqx.Module):
         return is_successful(self.result)
 
     def evaluate(self, t: Float[Array, "..."]) -> State:
-        """The dense-output state at time(s) `t` (needs `solve(..., dense=True)`)."""
+        """The dense-output state at time(s) `t` (needs `solve(..., dense=True)`).
+
+        `t` must lie in `[t0, t_final]` (`t_final` is `t1` unless a terminal crossing
+        or a failure stopped the solve earlier): the solution is not known outside.
+        With concrete values a time outside raises a `ValueError`; under `jax.jit`
+        (traced `t` or solution) the state there is NaN, so that it cannot pass for a
+        number. It is not clamped to the nearest end, which would be a silent wrong
+        answer.
+        """
         if self.segments is None:
             raise ValueError(
                 "This solution has no dense output: call `odeinfer.solve(..., dense=True)`."
             )
         t = jnp.asarray(t, dtype=float)
+        if not any(isinstance(x, jax.core.Tracer) for x in (t, self.t0, self.t_final)):
+            times = np.asarray(t)
+            start, end = float(self.t0), float(self.t_final)
+            outside = ~((times >= start) & (times <= end))
+            if np.any(outside):
+                stopped = (
+                    ""
+                    if end == float(self.t1)
+                    else f" (the solve stopped at t_final = {end:.10g}, before "
+                    f"t1 = {float(self.t1):g}: {RESULTS[self.result]})"
+                )
+                raise ValueError(
+                    f"`t` = {times[outside].ravel()[:5]} lies outside the solved interval "
+                    f"[t0, t_final] = [{start:g}, {end:.10g}]{stopped}; the dense output "
+                    "is only defined there. Solve over a longer interval."
+                )
+        inside = (t >= self.t0) & (t <= self.t_final)
         if t.ndim == 0:
-            return self.segments.evaluate(t)
-        return jax.vmap(self.segments.evaluate)(t)
+            value = self.segments.evaluate(t)
+        else:
+            value = jax.vmap(self.segments.evaluate)(t)
+        return jtu.tree_map(
+            lambda x: jnp.where(
+                inside.reshape(inside.shape + (1,) * (x.ndim - t.ndim)), x, jnp.nan
+            ),
+            value,
+        )
 
     def crossing_times(self, index: int = 0) -> Float[Array, " max_events"]:
         """Times of crossing number `index`, in order, `inf`-padded."""

@@ -28,8 +28,9 @@ from jaxtyping import ArrayLike
 from . import _validation as validate
 from ._custom_types import Params, ScalarLike, State
 from ._events import Crossing, Dose
+from ._events._guard import CrossingGuard, crossing_probe
 from ._model import ODEModel
-from ._results import RESULTS
+from ._results import RESULTS, SolveError, describe
 from ._solution import EventLog, Segments, Solution
 from ._solvers import AbstractRosenbrock
 from ._solvers._counts import work_counts
@@ -110,6 +111,12 @@ def _solve(
             solver, jacobian=lambda t, y, args: model.jacobian(t, y, args[0])
         )
     controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmax=max_step_size)
+    if crossings:
+        # Rejects steps over which a crossing function may reach its level and come
+        # back (two crossings hidden in one step); one vector-field evaluation a step.
+        controller = CrossingGuard(
+            controller, crossing_probe(model, crossings, rtol, atol)
+        )
 
     def condition(index):
         def cond_fn(t, y, args, *, t0, **kwargs):
@@ -130,8 +137,13 @@ def _solve(
 
     # Inputs that cannot be checked outside jit (traced values) become a result code.
     valid = (
-        (t1 > t0) & _all_finite((y0, params)) & jnp.all(rtol > 0) & jnp.all(atol > 0)
+        (t1 > t0)
+        & _all_finite((y0, params, levels, doses))
+        & jnp.all(rtol > 0)
+        & jnp.all(atol > 0)
     )
+    if max_step_size is not None:
+        valid = valid & (max_step_size > 0)
     result0 = RESULTS.where(valid, RESULTS.successful, RESULTS.invalid_input)
 
     def fill(tree, size):
@@ -206,7 +218,7 @@ def _solve(
 
         # Which crossing fired, its reset, and its behaviour around the crossing.
         y_after = y_end
-        overrides, slopes, grazing = [], [], []
+        overrides, slopes, grazing, accumulating = [], [], [], []
         if n_crossings:
             mask = jnp.stack(jtu.tree_leaves(sol.event_mask)) & fired
             which = jnp.argmax(mask).astype(jnp.int32)
@@ -219,18 +231,47 @@ def _solve(
                 value, slope, curvature = _time_derivatives(
                     crossing, model, t_end, y_end, params
                 )
-                value_after, slope_after, _ = _time_derivatives(
+                value_after, slope_after, curvature_after = _time_derivatives(
                     crossing, model, t_end, y_after, params
                 )
                 jump = value_after - value
-                overrides.append(jnp.where(jump != 0, jump, jnp.sign(slope_after)))
-                slopes.append(slope)
                 tol_fn = atol + rtol * jnp.abs(crossing.level)
+                # Which way the flow moves the crossing function just after the event:
+                # the sign of its slope, or of its curvature where the slope is too small
+                # to matter at the solver tolerance.
+                flat = slope_after**2 <= (
+                    _GRAZING_SAFETY * 2 * jnp.abs(curvature_after) * tol_fn
+                )
+                motion = jnp.sign(jnp.where(flat, curvature_after, slope_after))
+                on_level = jnp.abs(value_after) <= tol_fn
+                fallback = jnp.where(jump != 0, jump, jnp.sign(slope_after))
+                overrides.append(
+                    jnp.where(on_level & (motion != 0), motion, fallback)
+                )
+                slopes.append(slope)
                 grazing.append(
                     slope**2 <= _GRAZING_SAFETY * 2 * jnp.abs(curvature) * tol_fn
                 )
+                # Zeno: a reset that changed the crossing's motion but leaves the state
+                # on the level, pushed on through it in the direction just crossed.
+                if crossing.reset is None:
+                    accumulating.append(jnp.array(False))
+                else:
+                    changed = (slope_after != slope) | (jnp.abs(jump) > tol_fn)
+                    accumulating.append(
+                        on_level & changed & (motion != 0) & (motion == jnp.sign(slope))
+                    )
             slope = jnp.stack(slopes)[which]
             tangent = fired & lax.stop_gradient(jnp.stack(grazing)[which])
+            zeno = fired & lax.stop_gradient(jnp.stack(accumulating)[which])
+            # The same crossing again at the same time (to rounding): accumulation too.
+            last = jnp.maximum(carry["log"].count - 1, 0)
+            previous_time = carry["log"].times[last]
+            repeated = (carry["log"].which[last] == which) & (
+                t_end - previous_time
+                <= 64 * jnp.finfo(t_end.dtype).eps * jnp.maximum(jnp.abs(t_end), 1.0)
+            )
+            zeno = zeno | (fired & (carry["log"].count > 0) & repeated)
             override = jnp.stack(overrides)
             active = mask
         else:
@@ -238,6 +279,7 @@ def _solve(
             terminal = jnp.array(False)
             slope = jnp.array(jnp.nan)
             tangent = jnp.array(False)
+            zeno = jnp.array(False)
             override = carry["override"]
             active = carry["active"]
 
@@ -276,16 +318,21 @@ def _solve(
         )
 
         nonfinite = jnp.invert(_all_finite(y_after))
+        # Running out of steps where the solution blows up, or where the vector field
+        # is not defined just ahead (sqrt of a state reaching 0), is a non-finite state.
+        singular = failed & (sol.result == diffrax.RESULTS.max_steps_reached)
+        singular = singular & _singular(model, t_end, y_end, params)
         reached_end = (t_end >= t1) & jnp.invert(fired | reached_dose)
         finished = jnp.invert(done) & (
-            failed | terminal | overflow | nonfinite | reached_end
+            failed | terminal | overflow | nonfinite | reached_end | zeno
         )
         code = RESULTS.where(failed, RESULTS.promote(sol.result), RESULTS.successful)
         code = RESULTS.where(
-            nonfinite & jnp.invert(failed), RESULTS.nonfinite_state, code
+            (nonfinite & jnp.invert(failed)) | singular, RESULTS.nonfinite_state, code
         )
         code = RESULTS.where(overflow, RESULTS.event_buffer_full, code)
         code = RESULTS.where(record & tangent, RESULTS.tangent_crossing, code)
+        code = RESULTS.where(record & zeno, RESULTS.zeno_events, code)
         keep_first = (carry["result"] == RESULTS.successful) & jnp.invert(done)
         result = RESULTS.where(keep_first, code, carry["result"])
 
@@ -354,6 +401,26 @@ def _solve(
     if throw:
         solution = result.error_if(solution, jnp.invert(solution.successful))
     return solution
+
+
+def _max_abs(tree):
+    leaves = [jnp.max(jnp.abs(x), initial=0.0) for x in jtu.tree_leaves(tree)]
+    return jnp.max(jnp.stack(leaves)) if leaves else jnp.array(0.0)
+
+
+def _singular(model: ODEModel, t, y, params):
+    """Whether the solution at `(t, y)` changes on a time scale below the resolution of
+    `t` (finite-time blow-up), or the vector field is not finite there or one short
+    explicit step ahead (it is not defined past the point reached)."""
+    t, y, params = lax.stop_gradient((t, y, params))
+    dy = model(t, y, params)
+    eps = jnp.finfo(t.dtype).eps
+    scale = jnp.maximum(jnp.abs(t), 1.0)
+    blow_up = _max_abs(y) <= 1e3 * eps * scale * _max_abs(dy)
+    h = jnp.sqrt(eps) * scale
+    ahead = jtu.tree_map(lambda y_, f_: y_ + h * f_, y, dy)
+    undefined = jnp.invert(_all_finite((dy, model(t + h, ahead, params))))
+    return blow_up | undefined
 
 
 def _take_last(ys):
@@ -482,22 +549,33 @@ def solve(
             raise ValueError(
                 f"`saveat` must be a 1-D array of times; got {saveat.shape}."
             )
-        if validate.is_concrete((saveat, t0, t1)):
-            if bool(jnp.any(jnp.diff(saveat) < 0)):
-                raise ValueError("`saveat` times must be sorted in increasing order.")
-            if bool(jnp.any(saveat < t0) | jnp.any(saveat > t1)):
-                raise ValueError(
-                    f"`saveat` times must lie in [t0, t1] = [{float(t0)}, {float(t1)}]."
-                )
-    for dose in dose_list:
-        validate.check_finite("doses.times", dose.times)
+        if saveat.shape[0] == 0:
+            raise ValueError(
+                "`saveat` is empty; pass `saveat=None` to save only the final state."
+            )
+        validate.check_times("saveat", saveat, t0, t1)
+    validate.check_max_step_size(max_step_size)
+    for flag, value in (("dense", dense), ("throw", throw)):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{flag}` must be True or False; got {value!r}.")
+    if not jtu.tree_leaves(y0) or any(jnp.size(x) == 0 for x in jtu.tree_leaves(y0)):
+        raise ValueError(
+            f"`y0` has no components ({y0!r}); give the initial state, e.g. "
+            "`jnp.array([1.0, 0.0])`."
+        )
+    for i, crossing in enumerate(crossings):
+        validate.check_finite(f"events[{i}].level", crossing.level)
+    for i, dose in enumerate(dose_list):
+        validate.check_finite(f"doses[{i}].times", dose.times)
+        validate.check_finite(f"doses[{i}].amounts", dose.amounts)
         if validate.is_concrete((dose.times, t0)) and bool(jnp.any(dose.times < t0)):
             raise ValueError(
                 f"`doses`: a dose time {dose.times} lies before t0={float(t0)}; give "
                 "the state after earlier doses as y0 instead."
             )
-        dose.apply(y0, 0.0)  # a wrong `target` fails here, before any work.
+        dose.check_target(y0)  # a wrong `target` fails here, before any work.
     validate.check_user_functions(model, crossings, y0, params, t0)
+    validate.check_precision(rtol, float_dtype)
     if isinstance(solver, AbstractRosenbrock):
         model_jacobian(model, y0, params, t0)
     y0 = validate.as_arrays(y0)
@@ -506,7 +584,11 @@ def solve(
     atol = jnp.asarray(atol, dtype=float_dtype)
     if max_step_size is not None:
         max_step_size = jnp.asarray(max_step_size, dtype=float_dtype)
-    return _solve(
+    inputs = (y0, params, t0, t1, saveat, crossings, dose_list, rtol, atol)
+    # With concrete inputs a failure is raised here, in Python, so that the first line
+    # the user reads is the result's message (not a callback traceback from inside jit).
+    raise_here = throw and validate.is_concrete((inputs, max_step_size))
+    solution = _solve(
         model,
         y0,
         params,
@@ -523,5 +605,12 @@ def solve(
         max_events,
         max_steps,
         dense,
-        throw,
+        throw and not raise_here,
     )
+    if raise_here and not bool(solution.successful):
+        raise SolveError(
+            f"odeinfer.solve failed at t = {float(solution.t_final):.10g} "
+            f"(t0 = {float(t0):g}, t1 = {float(t1):g}): {describe(solution.result)} "
+            "(Pass `throw=False` to get the Solution and read `solution.result`.)"
+        )
+    return solution

@@ -5,6 +5,8 @@ here in Python. Traced values are checked inside the solve and reported as
 `RESULTS.invalid_input`.
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -22,6 +24,13 @@ _NUMPY_HINT = (
 
 class NumpyInTracedCodeError(TypeError):
     """A user function called numpy/math on a value that JAX traces."""
+
+
+class UnknownNameError(KeyError):
+    """A user function looked up a name (e.g. `params["k2"]`) that its input lacks."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0])
 
 
 def is_concrete(tree) -> bool:
@@ -68,6 +77,62 @@ def check_finite(name: str, tree) -> None:
             )
 
 
+def check_times(name: str, times, t0=None, t1=None) -> None:
+    """Concrete `times`: finite, sorted, and within `[t0, t1]` where those are given.
+    (Comparisons with NaN are false, so NaN must be refused before the range checks.)"""
+    if not is_concrete((times, t0, t1)):
+        return
+    values = np.asarray(times)
+    if not np.all(np.isfinite(values)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        raise ValueError(
+            f"`{name}` contains NaN or inf at positions {bad.tolist()} ({values}); give "
+            "finite times."
+        )
+    if np.any(np.diff(values) < 0):
+        raise ValueError(f"`{name}` times must be sorted in increasing order; sort it.")
+    low = -np.inf if t0 is None else float(t0)
+    high = np.inf if t1 is None else float(t1)
+    if values.size and (values.min() < low or values.max() > high):
+        raise ValueError(
+            f"`{name}` times must lie in [t0, t1] = [{low}, {high}]; got "
+            f"[{values.min()}, {values.max()}]."
+        )
+
+
+def check_max_step_size(max_step_size) -> None:
+    if max_step_size is None or not is_concrete(max_step_size):
+        return
+    value = np.asarray(max_step_size)
+    if value.shape != () or not np.isfinite(value) or not value > 0:
+        raise ValueError(
+            "`max_step_size` must be a positive finite scalar (or None for no bound); "
+            f"got {value}. It bounds the solver's step, e.g. max_step_size=0.1 to "
+            "resolve a crossing function that varies on a time scale of 0.1."
+        )
+
+
+def check_precision(rtol, dtype) -> None:
+    """Warn when `rtol` is below what the floating-point type can resolve."""
+    if not is_concrete(rtol):
+        return
+    eps = float(jnp.finfo(dtype).eps)
+    smallest = float(np.min(np.asarray(rtol)))
+    if smallest < 5 * eps:
+        hint = (
+            " odeinfer runs in float32 because ODEINFER_NO_X64 is set: unset it for "
+            "float64, or use rtol >= 1e-6."
+            if jnp.dtype(dtype) == jnp.float32
+            else ""
+        )
+        warnings.warn(
+            f"`rtol={smallest:g}` is below the precision of {jnp.dtype(dtype).name} "
+            f"(machine epsilon {eps:.1e}): the solver cannot meet it, and will take "
+            f"tiny steps or fail. Use rtol >= {5 * eps:.1e}.{hint}",
+            stacklevel=3,
+        )
+
+
 def check_max(name: str, value, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
@@ -88,6 +153,23 @@ def trace_user_function(name: str, fn, *args):
         jax.errors.ConcretizationTypeError,
     ) as e:
         raise NumpyInTracedCodeError(_NUMPY_HINT.format(name=name, error=e)) from None
+    except KeyError as e:
+        if isinstance(e, UnknownNameError) or len(e.args) != 1:
+            raise
+        labels = {1: ("params",), 3: ("t", "y", "params")}.get(
+            len(args), tuple(f"argument {i}" for i in range(len(args)))
+        )
+        available = [
+            f"{label} has {sorted(map(str, arg))}"
+            for label, arg in zip(labels, args, strict=True)
+            if isinstance(arg, dict)
+        ]
+        known = "; ".join(available) if available else "no named entries are given"
+        raise UnknownNameError(
+            f"`{name}` looks up {e.args[0]!r}, which is not defined: {known}. Add "
+            f"{e.args[0]!r} to the parameters (or the state), or fix the name in "
+            f"`{name}`."
+        ) from None
 
 
 def as_arrays(tree):
@@ -138,7 +220,8 @@ def check_user_functions(model, crossings, y0, params, t0) -> None:
         "vector_field",
         dy,
         y_abstract,
-        "dy/dt must have the same structure and shapes as y.",
+        "dy/dt must have the same structure and shapes as y: check `y0` (its length "
+        "or keys) against the vector field.",
     )
     for i, crossing in enumerate(crossings):
         label = f"Crossing {i} ({crossing.name}).fn"

@@ -3,6 +3,7 @@
 from typing import Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from .._custom_types import EventFunction, ResetFunction, Scalar, ScalarLike
@@ -28,9 +29,10 @@ class Crossing(eqx.Module):
     - `name`: a label for reports.
 
     Crossings are detected as a sign change of `fn - level` between the ends of each
-    accepted step, as in `scipy.integrate.solve_ivp`; two crossings within one step
-    cancel and are missed. Set `max_step_size` in [`odeinfer.solve`][] if the
-    crossing function can oscillate faster than the solver steps.
+    accepted step, as in `scipy.integrate.solve_ivp`. A step over which `fn` turns back
+    close to the level is retried smaller, so that two crossings close together are
+    not lost in one step; a function that oscillates several times within one step can
+    still hide crossings: set `max_step_size` in [`odeinfer.solve`][] then.
     """
 
     fn: EventFunction = eqx.field(static=True)
@@ -70,6 +72,17 @@ class Crossing(eqx.Module):
                 f"Crossing: `level` must be a scalar; got shape {level.shape}. Use one "
                 "Crossing per level."
             )
+        if not isinstance(level, jax.core.Tracer) and not bool(jnp.isfinite(level)):
+            raise ValueError(
+                f"Crossing: `level` must be finite; got {level}. A NaN level never "
+                "compares, so the crossing could never be found."
+            )
+        if isinstance(terminal, str) or terminal not in (0, 1):
+            raise TypeError(
+                f"Crossing: `terminal` must be True or False; got {terminal!r}."
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Crossing: `name` must be a string; got {name!r}.")
         self.fn = fn
         self.level = level
         self.direction = direction

@@ -3,8 +3,10 @@
 from collections.abc import Hashable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 
@@ -47,9 +49,67 @@ class Dose(eqx.Module):
                 f"Dose: `amounts` has shape {amounts.shape} but `times` has shape "
                 f"{times.shape}; give one amount per time or a scalar."
             )
+        for name, value in (("times", times), ("amounts", amounts)):
+            if isinstance(value, jax.core.Tracer):
+                continue
+            if not bool(jnp.all(jnp.isfinite(value))):
+                raise ValueError(
+                    f"Dose: `{name}` contains NaN or inf ({value}); give finite {name}."
+                )
+        path = target if isinstance(target, tuple) else (target,)
+        for key in path:
+            if isinstance(key, bool) or not isinstance(key, (int, str, np.integer)):
+                raise TypeError(
+                    f"Dose: `target` must be an integer index, a dict key (a string) or "
+                    f"a tuple of them; got {target!r} ({type(key).__name__})."
+                )
         self.times = times
         self.amounts = amounts
         self.target = target
+
+    def check_target(self, y) -> None:
+        """Raise a clear error if `target` does not name one component of the state
+        `y` (JAX would silently drop an out-of-range `.at[index].add`)."""
+        path = self.target if isinstance(self.target, tuple) else (self.target,)
+        node = y
+        for depth, key in enumerate(path):
+            where = f"Dose: `target={self.target!r}`"
+            if isinstance(node, dict):
+                if key not in node:
+                    raise KeyError(
+                        f"{where}: key {key!r} is not in the state; its keys are "
+                        f"{sorted(map(str, node))}."
+                    )
+                node = node[key]
+                continue
+            if isinstance(key, str):
+                raise TypeError(
+                    f"{where}: the state at this level is not a dict (it is "
+                    f"{type(node).__name__}), so the target must be an integer index."
+                )
+            if isinstance(node, (tuple, list)):
+                size = len(node)
+            else:
+                shape = jnp.shape(node)
+                if not shape:
+                    raise ValueError(
+                        f"{where}: the state is a scalar, which has no index {key}; use "
+                        "`target=()` for a scalar state, or make the state an array."
+                    )
+                if depth != len(path) - 1:
+                    raise ValueError(
+                        f"{where}: the path is deeper than the array state (shape "
+                        f"{shape})."
+                    )
+                size = shape[0]
+            if not -size <= key < size:
+                raise IndexError(
+                    f"{where}: index {key} is out of range for a state with {size} "
+                    f"components (valid: 0 to {size - 1}). Without this check JAX "
+                    "would silently drop the dose."
+                )
+            if isinstance(node, (tuple, list)):
+                node = node[key]
 
     def apply(self, y, amount):
         """`y` with `amount` added at `target`."""

@@ -249,8 +249,9 @@ def _solve_at_times(
             f"`ts` must be a non-empty 1-D array of save times; got shape {ts.shape}."
         )
     ts = ts.astype(jnp.result_type(ts.dtype, float_dtype))
-    if validate.is_concrete(ts) and np.any(np.diff(np.asarray(ts)) < 0):
-        raise ValueError("`ts` must be sorted in increasing order; sort it first.")
+    validate.check_times("ts", ts)
+    if t0 is not None:
+        validate.check_finite("t0", t0)
     t0 = ts[0] if t0 is None else jnp.asarray(t0, ts.dtype)
     if validate.is_concrete((t0, ts)) and float(t0) > float(ts[0]):
         raise ValueError(
