@@ -1,6 +1,7 @@
 """`Problem`, `log_likelihood`, `residuals`, `simulate`: a model, experiments and
 parameters turned into pure functions of a params dict."""
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import diffrax
@@ -129,27 +130,51 @@ class Problem(eqx.Module):
                 )
             else:
                 y_shape = jax.eval_shape(e.initial_state, p)
-            validate.check_user_functions(self.model, (), y_shape, p, e.t0)
-            if e.times.shape[0]:
-                _probe_observables(e, p, where)
-                try:
-                    validate.trace_user_function(
-                        f"observable {', '.join(e.observable_names)} {label}",
-                        e.observe,
-                        e.times[0],
-                        y_shape,
-                        p,
-                    )
-                except validate.NumpyInTracedCodeError:
-                    raise
-                except TypeError as error:
-                    if "reshape" in str(error) or "size" in str(error):
-                        raise ValueError(
-                            f"{where} the observables {list(e.observable_names)} do not "
-                            f"produce {e.n_observables} value(s) per time to match the "
-                            f"data columns. ({error})"
-                        ) from None
-                    raise
+            with _unknown_names(f"{where} the model or its observables", known):
+                validate.check_user_functions(self.model, (), y_shape, p, e.t0)
+                if e.times.shape[0]:
+                    _probe_observables(e, p, where)
+                    _trace_observables(e, y_shape, p, where, label)
+
+
+def _trace_observables(e: Experiment, y_shape, p, where: str, label: str) -> None:
+    """Trace the observables once on abstract values: numpy on traced values, and an
+    output that does not match the data columns, named."""
+    try:
+        validate.trace_user_function(
+            f"observable {', '.join(e.observable_names)} {label}",
+            e.observe,
+            e.times[0],
+            y_shape,
+            p,
+        )
+    except validate.NumpyInTracedCodeError:
+        raise
+    except TypeError as error:
+        if "reshape" in str(error) or "size" in str(error):
+            raise ValueError(
+                f"{where} the observables {list(e.observable_names)} do not produce "
+                f"{e.n_observables} value(s) per time to match the data columns. "
+                f"({error})"
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
+def _unknown_names(what: str, known):
+    """A bare `KeyError` from a user function (a name that does not exist) as a
+    message naming the known parameters; the tracing helper's own `KeyError`s already
+    say this and pass through."""
+    try:
+        yield
+    except KeyError as error:
+        if type(error) is not KeyError or len(error.args) != 1:
+            raise
+        raise ValueError(
+            f"{what} looks up {error.args[0]!r}, which is not defined: the parameters "
+            f"are {sorted(known)}. Add it to `parameters` (oi.Fixed(value) for a "
+            "constant), or fix the name (for a dict state, the state's keys)."
+        ) from None
 
 
 def _probe_observables(experiment: Experiment, params, where: str) -> None:

@@ -295,13 +295,13 @@ CONSTRUCTION_CASES = [
             y0={"x": 2.0},
             observables=lambda t, y, p: y["X"],
         ),
-        KeyError,
+        (KeyError, ValueError),
         "'X', which is not defined",
     ),
     (
         "model parameter name",
         lambda: _problem(model=oi.ODEModel(lambda t, y, p: -p["k2"] * y)),
-        KeyError,
+        (KeyError, ValueError),
         "'k2', which is not defined",
     ),
     (
