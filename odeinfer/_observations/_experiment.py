@@ -12,6 +12,9 @@ from .._events import Dose
 from ._event_time import EventTimeObservation
 from ._noise import AbstractNoise
 
+# Beyond this, (data - prediction)**2 / sigma**2 overflows float64 for any sigma <= 1.
+_LARGEST_DATA = 1e150
+
 
 def _identity_observable(t, y, params):
     del t, params
@@ -165,7 +168,9 @@ class Experiment(eqx.Module):
             )
         if times_np.size and times_np[0] < t0_np:
             raise ValueError(
-                f"Experiment `{name}`: observation time {times_np[0]} lies before t0={t0}."
+                f"Experiment `{name}`: `times[0]` = {times_np[0]} lies before t0 "
+                f"(`t0` = {t0}), where the solve starts. Give an earlier `t0` or drop the "
+                "observations before it."
             )
         n_columns = data_np.shape[1]
         if len(fns) > 1 and len(fns) != n_columns:
@@ -205,6 +210,14 @@ class Experiment(eqx.Module):
             raise ValueError(
                 f"Experiment `{name}`: `mask` is False everywhere, so there is no data; "
                 "mark the observed entries True (or give `event_times`)."
+            )
+        largest = float(np.max(np.abs(data_np[mask_np]), initial=0.0))
+        if largest > _LARGEST_DATA:
+            raise ValueError(
+                f"Experiment `{name}`: `data` has a value of magnitude {largest:.3g}; "
+                "squared in a log density it overflows float64 to -inf for every "
+                "parameter value. Rescale the data (and the observables), e.g. to "
+                "other units."
             )
         # A valid placeholder at masked entries keeps every log density finite.
         filled = data_np.copy()
