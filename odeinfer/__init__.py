@@ -22,6 +22,10 @@ from ._solvers import JacobianCheck as JacobianCheck  # noqa: E402
 from ._solvers import Rodas4 as Rodas4  # noqa: E402
 from ._solvers import Rodas5P as Rodas5P  # noqa: E402
 from ._solvers import check_jacobian as check_jacobian  # noqa: E402
+from ._solvers import AbstractFusedSolver as AbstractFusedSolver  # noqa: E402
+from ._solvers import FusedAuto as FusedAuto  # noqa: E402
+from ._solvers import FusedDopri5 as FusedDopri5  # noqa: E402
+from ._solvers import FusedRodas5P as FusedRodas5P  # noqa: E402
 from ._fast import solve_at_times as solve_at_times  # noqa: E402
 from ._validation import NumpyInTracedCodeError as NumpyInTracedCodeError  # noqa: E402
 from ._parameters import AbstractParameter as AbstractParameter  # noqa: E402

@@ -29,11 +29,13 @@ from . import _validation as validate
 from ._custom_types import Params, ScalarLike, State
 from ._events import Crossing, Dose
 from ._events._guard import CrossingGuard, crossing_probe
+from ._fast._entry import solve_fused
 from ._model import ODEModel
 from ._results import RESULTS, SolveError, describe
 from ._solution import EventLog, Segments, Solution
 from ._solvers import AbstractRosenbrock
 from ._solvers._counts import work_counts
+from ._solvers._fused import AbstractFusedSolver
 from ._solvers._jacobian import model_jacobian
 
 # A crossing is tangent when (d fn/dt)^2 <= _GRAZING_SAFETY * 2 |d^2 fn/dt^2| * tol_fn:
@@ -528,11 +530,22 @@ def solve(
     validate.check_finite("params", params)
     validate.check_max("max_events", max_events, 1)
     validate.check_max("max_steps", max_steps, 1)
-    if not isinstance(solver, diffrax.AbstractSolver):
+    if not isinstance(solver, diffrax.AbstractSolver | AbstractFusedSolver):
         raise TypeError(
-            f"`solver` must be a diffrax solver instance such as diffrax.Tsit5(); got "
-            f"{solver!r}."
+            f"`solver` must be a solver instance such as diffrax.Tsit5(), oi.Rodas5P() "
+            f"or oi.FusedAuto(); got {solver!r}."
         )
+    if isinstance(solver, AbstractFusedSolver):
+        for given, name, fix in (
+            (crossings, "events", "oi.Rodas5P() or diffrax.Tsit5()"),
+            (dense, "dense=True", "oi.Rodas5P() or diffrax.Tsit5()"),
+            (max_step_size is not None, "max_step_size", "a diffrax solver"),
+        ):
+            if given:
+                raise ValueError(
+                    f"`solver={solver!r}` (a fused forward-sensitivity solver) takes "
+                    f"no `{name}`: use {fix} for it."
+                )
     if isinstance(adjoint, diffrax.BacksolveAdjoint):
         raise ValueError(
             "`adjoint=diffrax.BacksolveAdjoint()` is not supported by odeinfer.solve: "
@@ -588,25 +601,42 @@ def solve(
     # With concrete inputs a failure is raised here, in Python, so that the first line
     # the user reads is the result's message (not a callback traceback from inside jit).
     raise_here = throw and validate.is_concrete((inputs, max_step_size))
-    solution = _solve(
-        model,
-        y0,
-        params,
-        t0,
-        t1,
-        saveat,
-        crossings,
-        dose_list,
-        solver,
-        rtol,
-        atol,
-        max_step_size,
-        adjoint,
-        max_events,
-        max_steps,
-        dense,
-        throw and not raise_here,
-    )
+    if isinstance(solver, AbstractFusedSolver):
+        solution = solve_fused(
+            model,
+            y0,
+            params,
+            t0=t0,
+            t1=t1,
+            saveat=saveat,
+            doses=dose_list,
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            max_events=max_events,
+            throw=throw and not raise_here,
+        )
+    else:
+        solution = _solve(
+            model,
+            y0,
+            params,
+            t0,
+            t1,
+            saveat,
+            crossings,
+            dose_list,
+            solver,
+            rtol,
+            atol,
+            max_step_size,
+            adjoint,
+            max_events,
+            max_steps,
+            dense,
+            throw and not raise_here,
+        )
     if raise_here and not bool(solution.successful):
         raise SolveError(
             f"odeinfer.solve failed at t = {float(solution.t_final):.10g} "

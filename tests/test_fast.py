@@ -224,9 +224,7 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
     # The field reads alpha..delta; "sigma" (used by the likelihood only) and "offset"
     # (never used) get no sensitivity rows, and a parameter read only inside a
     # lax.cond branch still counts as read.
-    from jax.flatten_util import ravel_pytree
-
-    from odeinfer._fast._solve_at_times import _Config, _used_parameters
+    from odeinfer._fast._fused import Flattener, FusedConfig, _used_parameters
 
     def field(t, z, p):
         u, v = z
@@ -240,8 +238,9 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
     params = {n: jnp.asarray(v) for n, v in zip(names, LV_THETA, strict=True)}
     params |= {"sigma": jnp.asarray(0.25), "offset": jnp.zeros(3), "switch": 1.0}
     # Flattened (sorted keys): alpha beta delta gamma offset[3] sigma switch.
-    theta, unravel_params = ravel_pytree(params)
-    config = _Config(model, lambda y: y, unravel_params, 4096, False, "jvp")
+    flat = Flattener.of(params)
+    theta = flat.flatten(params, jnp.float64)
+    config = FusedConfig(model, Flattener.of(jnp.asarray(LV_Z0)), flat, "dopri5", 4096, False)
     used = _used_parameters(config, 0.0, jnp.asarray(LV_Z0), theta)
     assert used == (0, 1, 2, 3, 8)
 

@@ -9,6 +9,7 @@ forward sensitivities, so one step advances the state and its sensitivities toge
 
 from collections.abc import Callable
 
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 C2, C3, C4, C5 = 1 / 5, 3 / 10, 4 / 5, 8 / 9
@@ -50,15 +51,18 @@ Rows = Float[Array, "rows n"]
 def dopri5_step(F: Callable, t, h, Y: Rows, k1: Rows):
     """Advance `Y` from `t` to `t + h`; `k1 = F(t, Y)` (reused from the last step).
 
-    **Returns:** `(Y1, k7, Y_error, dense)`: the 5th-order solution, `F(t + h, Y1)`
-    (the next step's `k1`), the embedded error estimate and the four coefficient arrays
-    of the dense output (see `dense_output`).
+    **Returns:** `(Y1, k7, Y_error, dense, h_lambda)`: the 5th-order solution,
+    `F(t + h, Y1)` (the next step's `k1`), the embedded error estimate, the four
+    coefficient arrays of the dense output (see `dense_output`) and Hairer's stiffness
+    estimate `h |λ| ≈ h ‖k7 - k6‖ / ‖Y1 - Y6‖` on the state row (`dopri5.f`: the step is
+    limited by stability when it exceeds 3.25, the edge of the stability region).
     """
     k2 = F(t + C2 * h, Y + h * (A21 * k1))
     k3 = F(t + C3 * h, Y + h * (A31 * k1 + A32 * k2))
     k4 = F(t + C4 * h, Y + h * (A41 * k1 + A42 * k2 + A43 * k3))
     k5 = F(t + C5 * h, Y + h * (A51 * k1 + A52 * k2 + A53 * k3 + A54 * k4))
-    k6 = F(t + h, Y + h * (A61 * k1 + A62 * k2 + A63 * k3 + A64 * k4 + A65 * k5))
+    Y6 = Y + h * (A61 * k1 + A62 * k2 + A63 * k3 + A64 * k4 + A65 * k5)
+    k6 = F(t + h, Y6)
     Y1 = Y + h * (B1 * k1 + B3 * k3 + B4 * k4 + B5 * k5 + B6 * k6)
     k7 = F(t + h, Y1)
     error = h * (E1 * k1 + E3 * k3 + E4 * k4 + E5 * k5 + E6 * k6 + E7 * k7)
@@ -70,7 +74,13 @@ def dopri5_step(F: Callable, t, h, Y: Rows, k1: Rows):
         difference - h * k7 - bspl,
         h * (D1 * k1 + D3 * k3 + D4 * k4 + D5 * k5 + D6 * k6 + D7 * k7),
     )
-    return Y1, k7, error, dense
+    numerator = jnp.sum(jnp.square(k7[0] - k6[0]))
+    denominator = jnp.sum(jnp.square(Y1[0] - Y6[0]))
+    h_lambda = jnp.abs(h) * jnp.sqrt(
+        numerator / jnp.where(denominator > 0, denominator, 1.0)
+    )
+    h_lambda = jnp.where(denominator > 0, h_lambda, 0.0)
+    return Y1, k7, error, dense, h_lambda
 
 
 def dense_output(Y: Rows, dense, theta):

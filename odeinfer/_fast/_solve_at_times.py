@@ -1,114 +1,16 @@
-"""`solve_at_times`: a fast Dormand–Prince solve saved at given times, with a forward-
-sensitivity `jax.custom_jvp`.
+"""`solve_at_times`: the fused Dormand–Prince solve saved at given times, returning
+`(ys, ok)`; the array form of `oi.solve(..., solver=oi.FusedDopri5())`, kept for the
+code written against it (the engine is `_fused.py`)."""
 
-Written by hand, not with `diffrax.diffeqsolve`, because diffrax's general per-step
-machinery (solver state, controller, saving, event and progress hooks, adjoints) costs
-about 10x the arithmetic on small ODEs: on the lynx–hare Lotka–Volterra log-density
-a value costs ~43 µs with diffrax and its gradient 510–740 µs (forward/reverse mode),
-where this loop takes a fraction of that (see `benchmarks/gradient_speed.py`). It
-supports one job only: a non-stiff ODE, saved at fixed times, with first derivatives
-with respect to the initial state, the parameters and the times. Everything else (events,
-doses, stiff solvers, dense solutions) is `odeinfer.solve`.
-"""
-
-import functools
-
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.custom_derivatives import SymbolicZero
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Bool
 
 from .. import _validation as validate
 from .._custom_types import Params, ScalarLike, State
 from .._model import ODEModel
-from ._integrate import integrate
-from ._sensitivity import sensitivity_stage, state_stage
-
-
-class _Config(eqx.Module):
-    """Static configuration of one solve (hashable, so it is a `nondiff_argnum`)."""
-
-    model: ODEModel = eqx.field(static=True)
-    unravel_y: object = eqx.field(static=True)
-    unravel_params: object = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
-    sensitivity_error_control: bool = eqx.field(static=True)
-    sensitivity_mode: str = eqx.field(static=True)
-
-    def flat_field(self, t, y, theta):
-        dy = self.model(t, self.unravel_y(y), self.unravel_params(theta))
-        return ravel_pytree(dy)[0]
-
-
-def _run(config: _Config, Y0, theta, theta_directions, ts, t0, rtol, atol):
-    def f(t, y):
-        return config.flat_field(t, y, theta)
-
-    if theta_directions is None:
-        F = state_stage(f)
-        error_rows = 1
-    else:
-        F = sensitivity_stage(
-            config.flat_field, theta, theta_directions, config.sensitivity_mode
-        )
-        error_rows = Y0.shape[0] if config.sensitivity_error_control else 1
-    Ys, ok, _, _ = integrate(F, f, Y0, ts, t0, rtol, atol, config.max_steps, error_rows)
-    return Ys, ok
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _solve(config: _Config, y0, theta, ts, t0, rtol, atol):
-    Ys, ok = _run(config, y0[None], theta, None, ts, t0, rtol, atol)
-    return Ys[:, 0], ok
-
-
-def _is_zero(tangent) -> bool:
-    return isinstance(tangent, SymbolicZero)
-
-
-@functools.partial(_solve.defjvp, symbolic_zeros=True)
-def _solve_jvp(config: _Config, primals, tangents):
-    y0, theta, ts, t0, rtol, atol = primals
-    dy0, dtheta, dts, dt0, _, _ = tangents
-    n, p = y0.shape[0], theta.shape[0]
-    with_y0 = not (_is_zero(dy0) and _is_zero(dt0))
-    # Parameters the vector field never reads (noise scales, observation parameters)
-    # have zero sensitivity: no directions for them.
-    used = np.asarray(_used_parameters(config, t0, y0, theta), dtype=int)
-    with_theta = not _is_zero(dtheta) and used.size > 0
-    # The directions: the components of y0 (if needed), then those of theta (if needed).
-    # S starts at [I; 0] for y0 directions and 0 for theta directions; Θ is the theta part.
-    S0, Theta, coefficients = [], [], []
-    if with_y0:
-        S0.append(jnp.eye(n, dtype=y0.dtype))
-        Theta.append(jnp.zeros((n, p), theta.dtype))
-        coefficients.append(jnp.zeros_like(y0) if _is_zero(dy0) else dy0)
-    if with_theta:
-        S0.append(jnp.zeros((used.size, n), y0.dtype))
-        Theta.append(jnp.eye(p, dtype=theta.dtype)[used])
-        coefficients.append(dtheta[used])
-    if S0:
-        Y0 = jnp.concatenate([y0[None]] + S0)
-        Ys, ok = _run(config, Y0, theta, jnp.concatenate(Theta), ts, t0, rtol, atol)
-        ys, S = Ys[:, 0], Ys[:, 1:]  # S: (len(ts), directions, n)
-        # Linear in the input tangents, S depends on the primals only: transposable.
-        dys = jnp.einsum("tdn,d->tn", S, jnp.concatenate(coefficients))
-    else:
-        ys, ok = _solve(config, y0, theta, ts, t0, rtol, atol)
-        dys = jnp.zeros_like(ys)
-    if not _is_zero(dt0):
-        # dy(t)/dt0 = -Φ(t, t0) f(t0, y0) = -S_y0(t) f(t0, y0).
-        f0 = config.flat_field(t0, y0, theta)
-        dys = dys - dt0 * jnp.einsum("tdn,d->tn", S[:, :n], f0)
-    if not _is_zero(dts):
-        # dy(t)/dt = f(t, y(t)).
-        slopes = jax.vmap(config.flat_field, in_axes=(0, 0, None))(ts, ys, theta)
-        dys = dys + slopes * dts[:, None]
-    dok = np.zeros(ok.shape, dtype=jax.dtypes.float0)
-    return (ys, ok), (dys, dok)
+from ._entry import fused
+from ._fused import Flattener, FusedConfig
 
 
 def solve_at_times(
@@ -195,33 +97,6 @@ def solve_at_times(
     )
 
 
-def _used_parameters(config: _Config, t0, y0, theta) -> tuple[int, ...]:
-    """The indices of the flat parameters `theta` that the vector field reads.
-
-    A conservative structural analysis at trace time: the vector field is traced to a
-    jaxpr with one input per leaf of the parameter pytree, and a leaf counts as read
-    when any equation (or the output) refers to it. A leaf that is never referred to
-    cannot change dy/dt, so its sensitivities are exactly zero and are not integrated.
-    Likelihood parameters that sit in the same dict as the model's (noise scales, say)
-    would otherwise each cost a row of sensitivities at every stage."""
-    leaves, treedef = jax.tree_util.tree_flatten(config.unravel_params(theta))
-
-    def field(t, y, *leaves):
-        params = jax.tree_util.tree_unflatten(treedef, leaves)
-        return config.model(t, config.unravel_y(y), params)
-
-    jaxpr = jax.make_jaxpr(field)(t0, y0, *leaves).jaxpr
-    referenced = {id(v) for eqn in jaxpr.eqns for v in eqn.invars}
-    referenced |= {id(v) for v in jaxpr.outvars}
-    used, start = [], 0
-    for var, leaf in zip(jaxpr.invars[2:], leaves, strict=True):
-        size = int(np.size(leaf))
-        if id(var) in referenced:
-            used.extend(range(start, start + size))
-        start += size
-    return tuple(used)
-
-
 def _solve_at_times(
     model,
     y0,
@@ -260,16 +135,18 @@ def _solve_at_times(
     y0 = jax.tree_util.tree_map(
         lambda x: jnp.asarray(x, jnp.result_type(jnp.asarray(x).dtype, float_dtype)), y0
     )
-    y0_flat, unravel_y = ravel_pytree(y0)
-    theta, unravel_params = ravel_pytree(params)
-    theta = theta.astype(jnp.result_type(theta.dtype, float_dtype))
-    config = _Config(
-        model,
-        unravel_y,
-        unravel_params,
-        max_steps,
-        sensitivity_error_control,
-        sensitivity_mode,
+    y_flat_of = Flattener.of(y0)
+    p_flat_of = Flattener.of(params)
+    y0_flat = y_flat_of.flatten(y0, float_dtype)
+    theta = p_flat_of.flatten(params, float_dtype)
+    config = FusedConfig(
+        model=model,
+        y=y_flat_of,
+        params=p_flat_of,
+        method="dopri5",
+        max_steps=max_steps,
+        sensitivity_error_control=sensitivity_error_control,
+        sensitivity_mode=sensitivity_mode,
     )
     out = validate.trace_user_function(
         "vector_field", config.flat_field, t0, y0_flat, theta
@@ -280,7 +157,16 @@ def _solve_at_times(
             f" values for a state of {y0_flat.shape[0]}: it must return dy/dt with the "
             "structure and shapes of `y0`."
         )
-    rtol = jnp.asarray(rtol, float_dtype)
-    atol = jnp.asarray(atol, float_dtype)
-    ys, ok = _solve(config, y0_flat, theta, ts, t0, rtol, atol)
-    return jax.vmap(unravel_y)(ys), ok
+    empty = jnp.zeros((0,), float_dtype)
+    inputs = dict(
+        ts=ts,
+        t0=t0,
+        t1=ts[-1],
+        dose_times=empty,
+        dose_amounts=empty,
+        dose_effects=jnp.zeros((0, y0_flat.shape[0]), float_dtype),
+        rtol=jnp.asarray(rtol, float_dtype),
+        atol=jnp.asarray(atol, float_dtype),
+    )
+    ys, ok, _ = fused(config, y0_flat, theta, inputs)
+    return jax.vmap(y_flat_of.unflatten)(ys[:-1]), ok

@@ -1,0 +1,152 @@
+"""`solve` with a fused solver: validation is `solve`'s; this builds the flat problem,
+calls the jitted fused loop and returns the same `Solution` as the diffrax path."""
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._events import Dose
+from .._model import ODEModel
+from .._results import RESULTS
+from .._solution import EventLog, Solution
+from .._solvers._fused import AbstractFusedSolver
+from .._solvers._tableaus import RODAS5P
+from ._fused import Flattener, FusedConfig, fused_solve
+
+
+@eqx.filter_jit
+def fused(config: FusedConfig, y0, theta, inputs):
+    """The fused solve, jitted once per configuration (model, structure, method)."""
+    return fused_solve(config, y0, theta, inputs)
+
+
+def _dose_inputs(doses: Sequence[Dose], y0, flattener: Flattener, dtype):
+    if not doses:
+        empty = jnp.zeros((0,), dtype)
+        return empty, empty, jnp.zeros((0, flattener.flatten(y0, dtype).shape[0]))
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, y0)
+    times, amounts, effects = [], [], []
+    for dose in doses:
+        # The dose adds `amount * effect` to the flat state (Dose.apply is linear).
+        effect = flattener.flatten(dose.apply(zeros, 1.0), dtype)
+        times.append(dose.times)
+        amounts.append(dose.amounts)
+        effects.append(jnp.broadcast_to(effect, dose.times.shape + effect.shape))
+    times = jnp.concatenate(times).astype(dtype)
+    order = jnp.argsort(times, stable=True)
+    return (
+        times[order],
+        jnp.concatenate(amounts).astype(dtype)[order],
+        jnp.concatenate(effects).astype(dtype)[order],
+    )
+
+
+def solve_fused(
+    model: ODEModel,
+    y0,
+    params,
+    *,
+    t0,
+    t1,
+    saveat,
+    doses: Sequence[Dose],
+    solver: AbstractFusedSolver,
+    rtol,
+    atol,
+    max_steps: int,
+    max_events: int,
+    throw: bool,
+) -> Solution:
+    dtype = jnp.result_type(float)
+    y_flat_of = Flattener.of(y0)
+    p_flat_of = Flattener.of(params)
+    y0_flat = y_flat_of.flatten(y0, dtype)
+    theta = p_flat_of.flatten(params, dtype)
+    dose_times, dose_amounts, dose_effects = _dose_inputs(doses, y0, y_flat_of, dtype)
+    ts = jnp.zeros((0,), dtype) if saveat is None else saveat
+    inputs = dict(
+        ts=ts,
+        t0=t0,
+        t1=t1,
+        dose_times=dose_times,
+        dose_amounts=dose_amounts,
+        dose_effects=dose_effects,
+        rtol=rtol,
+        atol=atol,
+    )
+    config = FusedConfig(
+        model=model,
+        y=y_flat_of,
+        params=p_flat_of,
+        method=solver.method,
+        max_steps=max_steps,
+        sensitivity_error_control=solver.sensitivity_error_control,
+    )
+    ys, ok, stats = fused(config, y0_flat, theta, inputs)
+    steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]
+    result = RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite_state)
+    result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)
+    if solver.method == "dopri5":
+        result = RESULTS.where(
+            ~ok & hit.astype(bool) & stiff.astype(bool), RESULTS.looks_stiff, result
+        )
+    segments = 1 + dose_times.shape[0]
+    unknown = jnp.array(-1, jnp.int32)
+    if solver.method == "dopri5":
+        # Per segment: the first stage and two evaluations for the initial step.
+        counts = dict(
+            num_fevals=6 * steps + 3 * segments,
+            num_jacobians=jnp.zeros_like(steps),
+            num_lu_decompositions=jnp.zeros_like(steps),
+        )
+    elif solver.method == "rodas5p":
+        counts = dict(
+            num_fevals=RODAS5P.num_stages * steps + 2 * segments,
+            num_jacobians=steps,
+            num_lu_decompositions=steps,
+        )
+    else:
+        counts = dict(
+            num_fevals=unknown, num_jacobians=unknown, num_lu_decompositions=unknown
+        )
+    unflatten = y_flat_of.unflatten
+    fill = jnp.full((0,), jnp.inf, dtype)
+    log = EventLog(
+        times=fill,
+        which=jnp.zeros((0,), jnp.int32),
+        states=jax.tree_util.tree_map(
+            lambda x: jnp.zeros((0,) + jnp.shape(x), dtype), y0
+        ),
+        states_after=jax.tree_util.tree_map(
+            lambda x: jnp.zeros((0,) + jnp.shape(x), dtype), y0
+        ),
+        slopes=fill,
+        count=jnp.array(0, jnp.int32),
+    )
+    del max_events
+    solution = Solution(
+        t0=t0,
+        t1=t1,
+        ts=saveat,
+        ys=None if saveat is None else jax.vmap(unflatten)(ys[:-1]),
+        t_final=jnp.where(ok, t1, jnp.nan),
+        y_final=unflatten(ys[-1]),
+        events=log,
+        result=result,
+        stats=dict(
+            num_steps=steps,
+            num_accepted_steps=accepted,
+            num_rejected_steps=steps - accepted,
+            num_segments=jnp.array(segments, jnp.int32),
+            switched_to_stiff=stiff.astype(bool)
+            if solver.method == "auto"
+            else jnp.array(False),
+            **counts,
+        ),
+        segments=None,
+    )
+    if throw:
+        solution = result.error_if(solution, jnp.invert(solution.successful))
+    return solution

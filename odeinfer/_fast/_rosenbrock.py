@@ -1,0 +1,77 @@
+"""One Rodas5P step on flat arrays, for the fused forward-sensitivity loop.
+
+The same method as [`odeinfer.Rodas5P`][] (the coefficients of `_solvers/_tableaus.py`),
+without diffrax's per-step machinery. Its sensitivities are the forward-mode derivative
+of the step itself (`jax.linearize` at fixed `t`, `h`): the directions share the step's
+LU factorisation of `W = I/(γh) - J` through lineax's implicit JVP rule
+(`x' = W⁻¹(b' - W' x)`), so each direction costs triangular solves and directional
+derivatives of `f` and `J`, not a factorisation.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+
+from .._solvers._tableaus import RosenbrockTableau
+
+
+def rosenbrock_step(
+    tableau: RosenbrockTableau,
+    f: Callable,
+    jacobian: Callable | None,
+    t,
+    h,
+    y,
+    theta,
+):
+    """Advance `y` from `t` to `t + h` (flat arrays).
+
+    **Arguments:** `f(t, y, theta)` and optionally `jacobian(t, y, theta)` on flat
+    arrays.
+
+    **Returns:** `(y1, error, dense)`: the solution, the embedded error estimate and the
+    dense-output coefficients `D` of shape `(len(H), n)`.
+    """
+    n = y.shape[0]
+    if jacobian is None:
+        f0, jvp_y = jax.linearize(lambda y_: f(t, y_, theta), y)
+        J = jax.vmap(jvp_y, out_axes=1)(jnp.eye(n, dtype=y.dtype))
+    else:
+        f0 = f(t, y, theta)
+        J = jacobian(t, y, theta)
+    dT = jax.jvp(lambda t_: f(t_, y, theta), (t,), (jnp.ones_like(t),))[1]
+    W = jnp.eye(n, dtype=y.dtype) / (tableau.gamma * h) - J
+    operator = lx.MatrixLinearOperator(W)
+    solver = lx.LU()
+    state = solver.init(operator, {})
+    a, C = np.asarray(tableau.a), np.asarray(tableau.C)
+    U = []
+    for i in range(tableau.num_stages):
+        if i == 0:
+            rhs = f0
+        else:
+            yi = y + sum(a[i, j] * U[j] for j in range(i) if a[i, j] != 0)
+            rhs = f(t + tableau.c[i] * h, yi, theta)
+        coupling = [C[i, j] * U[j] for j in range(i) if C[i, j] != 0]
+        if coupling:
+            rhs = rhs + sum(coupling) / h
+        if tableau.d[i] != 0:
+            rhs = rhs + (tableau.d[i] * h) * dT
+        U.append(lx.linear_solve(operator, rhs, solver, state=state, throw=False).value)
+    U = jnp.stack(U)
+    y1 = y + jnp.asarray(tableau.b, y.dtype) @ U
+    error = jnp.asarray(tableau.e, y.dtype) @ U
+    dense = jnp.asarray(tableau.H, y.dtype) @ U
+    return y1, error, dense
+
+
+def rosenbrock_dense(Y, Y1, dense, theta):
+    """`(1-θ) Y + θ (Y1 + (1-θ)(D_1 + θ (D_2 + θ D_3)))` on `(rows, n)` arrays; `dense`
+    has shape `(rows, len(H), n)`."""
+    inner = jnp.zeros_like(Y)
+    for j in range(dense.shape[1] - 1, -1, -1):
+        inner = dense[:, j] + theta * inner
+    return (1 - theta) * Y + theta * (Y1 + (1 - theta) * inner)
