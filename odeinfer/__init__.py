@@ -65,6 +65,7 @@ from ._estimation import fit as fit  # noqa: E402
 from ._estimation import multistart as multistart  # noqa: E402
 from ._estimation import profile as profile  # noqa: E402
 from ._inference import Posterior as Posterior  # noqa: E402
+from ._inference import SamplingWarning as SamplingWarning  # noqa: E402
 from ._inference import PredictiveResult as PredictiveResult  # noqa: E402
 from ._inference import StressTestResult as StressTestResult  # noqa: E402
 from ._inference import VariationalResult as VariationalResult  # noqa: E402
