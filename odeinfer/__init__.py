@@ -13,6 +13,8 @@ from ._events import Crossing as Crossing  # noqa: E402
 from ._events import Dose as Dose  # noqa: E402
 from ._model import ODEModel as ODEModel  # noqa: E402
 from ._results import RESULTS as RESULTS  # noqa: E402
+from ._results import SolveError as SolveError  # noqa: E402
+from ._results import describe as describe  # noqa: E402
 from ._results import is_successful as is_successful  # noqa: E402
 from ._solution import EventLog as EventLog  # noqa: E402
 from ._solution import Solution as Solution  # noqa: E402

@@ -65,7 +65,7 @@ def test_bad_values_raise_value_error(overrides, match):
         (dict(model=_field), "`model` must be an odeinfer.ODEModel"),
         (dict(events=[_value]), "`events` must be a Crossing"),
         (dict(doses=[1.0]), "`doses` must be a Dose"),
-        (dict(solver="tsit5"), "`solver` must be a diffrax solver"),
+        (dict(solver="tsit5"), "`solver` must be a solver instance"),
     ],
 )
 def test_bad_types_raise_type_error(overrides, match):

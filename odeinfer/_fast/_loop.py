@@ -55,11 +55,6 @@ def integrate_segment(
     unreached rows hold the last accepted state (finite), `i = len(ts)`.
     """
     m = ts.shape[0]
-    auto = isinstance(method, AutoRows)
-    # Dormand–Prince alone also counts stability-limited steps, so that running out of
-    # `max_steps` can be reported as "looks stiff".
-    watch = auto or isinstance(method, Dopri5Rows)
-    aux0 = method.first(t0, Y0)
     f0 = f(t0, Y0[0])
     span = jnp.maximum(t_end - t0, 0.0)
     h0 = initial_step(f, t0, Y0[0], f0, t0 + jnp.where(span > 0, span, 1.0), rtol, atol)
@@ -67,65 +62,78 @@ def integrate_segment(
     early = jnp.any((index >= i0) & (ts < t0))  # a save time before the start
     bad_start = ~_all_finite(f0) | ~_all_finite(Y0) | early
 
-    def cond(carry):
-        t, _, _, _, _, _, steps, _, _, _, failed, _, _, _ = carry
-        return (t < t_end) & (steps < max_steps) & ~failed
+    def loop(method, carry, watch: bool, until_stiff: bool):
+        def cond(carry):
+            t, _, _, _, _, _, steps, _, _, _, failed, stiff, _, _ = carry
+            going = (t < t_end) & (steps < max_steps) & ~failed
+            return going & ~stiff if until_stiff else going
 
-    def body(carry):
-        (t, h, Y, aux, Ys, i, steps, accepted, facold, rejected_last, failed,
-         stiff, stiff_count, calm_count) = carry  # fmt: skip
-        limit = jnp.minimum(ts[jnp.minimum(i + 1, m - 1)], t_end)
-        limit = jnp.where(limit > t, limit, t_end)
-        clipped = h >= limit - t
-        h_step = jnp.where(clipped, limit - t, h)
-        t_next = jnp.where(clipped, limit, t + h_step)
-        j = jnp.minimum(i, m - 1)
-        theta = jnp.where(h_step > 0, jnp.clip((ts[j] - t) / h_step, 0.0, 1.0), 1.0)
-        if auto:
-            Y1, aux1, error, row, h_lambda = method.step_switching(
-                t, h_step, Y, aux, theta, stiff
+        def body(carry):
+            (t, h, Y, aux, Ys, i, steps, accepted, facold, rejected_last, failed,
+             stiff, stiff_count, calm_count) = carry  # fmt: skip
+            limit = jnp.minimum(ts[jnp.minimum(i + 1, m - 1)], t_end)
+            limit = jnp.where(limit > t, limit, t_end)
+            clipped = h >= limit - t
+            h_step = jnp.where(clipped, limit - t, h)
+            t_next = jnp.where(clipped, limit, t + h_step)
+            j = jnp.minimum(i, m - 1)
+            theta = jnp.where(
+                h_step > 0, jnp.clip((ts[j] - t) / h_step, 0.0, 1.0), 1.0
             )
-        else:
             Y1, aux1, error, row, h_lambda = method.step(t, h_step, Y, aux, theta)
-        err = error_norm(
-            error[:error_rows], Y[:error_rows], Y1[:error_rows], rtol, atol
-        )
-        # One fused reduction: NaN/inf anywhere in err, Y1 or aux1 makes this non-finite.
-        finite = jnp.isfinite(err + 0.0 * (jnp.sum(Y1) + jnp.sum(aux1)))
-        err = jnp.where(finite, err, jnp.inf)
-        accept, h_next, facold = propose_step(h_step, err, facold, rejected_last)
-        # A step shortened to land on a save time does not shrink the next one.
-        h_next = jnp.where(accept & clipped, jnp.maximum(h_next, h), h_next)
-        if watch:
-            # Hairer's test on the step the controller wants (clipping to save times
-            # must not hide stiffness): |λ| h > 3.25 on 15 accepted steps, reset after
-            # 6 calm steps in a row.
-            lam_h = h_lambda / jnp.where(h_step > 0, h_step, 1.0) * h
-            limited = accept & ~stiff & (lam_h > STIFF_BOUND)
-            calm = accept & ~stiff & ~limited
-            stiff_count = stiff_count + limited
-            calm_count = jnp.where(limited, 0, calm_count + calm)
-            stiff_count = jnp.where(calm_count >= 6, 0, stiff_count)
-            stiff = stiff | (stiff_count >= STIFF_STEPS)
-            stiff_count = jnp.where(stiff, 0, stiff_count)
-        save = accept & (i < m) & (ts[j] <= t_next) & (final | (ts[j] < t_end))
-        Ys = lax.dynamic_update_index_in_dim(Ys, jnp.where(save, row, Ys[j]), j, 0)
-        t = jnp.where(accept, t_next, t)
-        Y = jnp.where(accept, Y1, Y)
-        aux = jnp.where(accept, aux1, aux)
-        failed = ~(t + h_next > t)  # step-size underflow (or NaN)
-        return (
-            t, h_next, Y, aux, Ys, i + save, steps + 1, accepted + accept, facold,
-            ~accept, failed, stiff, stiff_count, calm_count,
-        )  # fmt: skip
+            err = error_norm(
+                error[:error_rows], Y[:error_rows], Y1[:error_rows], rtol, atol
+            )
+            # One fused reduction: NaN/inf anywhere in err, Y1 or aux1 makes this
+            # non-finite.
+            finite = jnp.isfinite(err + 0.0 * (jnp.sum(Y1) + jnp.sum(aux1)))
+            err = jnp.where(finite, err, jnp.inf)
+            accept, h_next, facold = propose_step(h_step, err, facold, rejected_last)
+            # A step shortened to land on a save time does not shrink the next one.
+            h_next = jnp.where(accept & clipped, jnp.maximum(h_next, h), h_next)
+            if watch:
+                # Hairer's test on the step the controller wanted (clipping to save
+                # times must not hide stiffness): h|λ| > STIFF_BOUND on STIFF_STEPS
+                # accepted steps, the count reset by 6 calm steps in a row.
+                lam_h = h_lambda / jnp.where(h_step > 0, h_step, 1.0) * h
+                limited = accept & (lam_h > STIFF_BOUND)
+                calm = accept & ~limited
+                stiff_count = stiff_count + limited
+                calm_count = jnp.where(limited, 0, calm_count + calm)
+                stiff_count = jnp.where(calm_count >= 6, 0, stiff_count)
+                stiff = stiff | (stiff_count >= STIFF_STEPS)
+            save = accept & (i < m) & (ts[j] <= t_next) & (final | (ts[j] < t_end))
+            Ys = lax.dynamic_update_index_in_dim(
+                Ys, jnp.where(save, row, Ys[j]), j, 0
+            )
+            t = jnp.where(accept, t_next, t)
+            Y = jnp.where(accept, Y1, Y)
+            aux = jnp.where(accept, aux1, aux)
+            failed = ~(t + h_next > t)  # step-size underflow (or NaN)
+            return (
+                t, h_next, Y, aux, Ys, i + save, steps + 1, accepted + accept,
+                facold, ~accept, failed, stiff, stiff_count, calm_count,
+            )  # fmt: skip
+
+        return lax.while_loop(cond, body, carry)
 
     zero = jnp.zeros((), jnp.int32)
+    explicit = method.explicit if isinstance(method, AutoRows) else method
     carry = (
-        t0, h0, Y0, aux0, Ys, jnp.asarray(i0, jnp.int32), zero, zero,
-        jnp.asarray(1e-4, Y0.dtype), jnp.asarray(False), bad_start,
+        t0, h0, Y0, explicit.first(t0, Y0), Ys, jnp.asarray(i0, jnp.int32), zero,
+        zero, jnp.asarray(1e-4, Y0.dtype), jnp.asarray(False), bad_start,
         jnp.asarray(stiff0), zero, zero,
     )  # fmt: skip
-    out = lax.while_loop(cond, body, carry)
+    if isinstance(method, AutoRows):
+        # Two loops, not a `lax.cond` per step: under `jax.vmap` a cond computes both
+        # methods at every step (measured 7x the cost on a non-stiff batch), while the
+        # Rosenbrock loop below runs no iteration when no trajectory turned stiff.
+        # (`stiff0`: a later dose segment of a trajectory already found stiff.)
+        carry = loop(method.explicit, carry, watch=True, until_stiff=True)
+        out = loop(method.stiff, carry, watch=False, until_stiff=False)
+    else:
+        watch = isinstance(method, Dopri5Rows)
+        out = loop(method, carry, watch=watch, until_stiff=False)
     t, _, Y, _, Ys, i, steps, accepted, _, _, failed, stiff, _, _ = out
     ok = (t >= t_end) & ~failed
     # Rows not yet filled at the end: the final time (the last step ended on it), or

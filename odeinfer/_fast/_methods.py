@@ -11,7 +11,6 @@ stiffness estimate (`h |λ|`, 0 where the method does not estimate it).
 from collections.abc import Callable
 
 import jax
-import jax.lax as lax
 import jax.numpy as jnp
 
 from .._solvers._tableaus import RODAS5P
@@ -66,25 +65,14 @@ class RosenbrockRows:
 
 
 class AutoRows:
-    """Dormand–Prince until the problem looks stiff, then Rodas5P (one way).
-
-    `step_switching` takes the carried flag `stiff`; the loop sets it after
-    `STIFF_STEPS` accepted DP5 steps with `h |λ| > STIFF_BOUND` (Hairer's `dopri5.f`
-    test: the step size is then limited by stability, not accuracy)."""
+    """Dormand–Prince until the problem looks stiff, then Rodas5P (one way): the loop
+    (`_loop.py`) runs `explicit` until `STIFF_STEPS` accepted steps had
+    `h |λ| > STIFF_BOUND` (Hairer's `dopri5.f` test: the step size is then limited by
+    stability, not accuracy), then `stiff` from there."""
 
     def __init__(self, explicit: Dopri5Rows, stiff: RosenbrockRows):
         self.explicit = explicit
         self.stiff = stiff
-
-    def first(self, t0, Y0):
-        return self.explicit.first(t0, Y0)
-
-    def step_switching(self, t, h, Y, aux, theta, is_stiff):
-        return lax.cond(
-            is_stiff,
-            lambda: self.stiff.step(t, h, Y, aux, theta),
-            lambda: self.explicit.step(t, h, Y, aux, theta),
-        )
 
 
 # dopri5.f flags stiffness when h|λ| > 3.25 (the edge of DP5's stability region) on 15

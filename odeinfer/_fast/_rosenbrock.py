@@ -26,11 +26,12 @@ def rosenbrock_step(
     h,
     y,
     theta,
+    linear_solver: lx.AbstractLinearSolver = lx.LU(),
 ):
     """Advance `y` from `t` to `t + h` (flat arrays).
 
     **Arguments:** `f(t, y, theta)` and optionally `jacobian(t, y, theta)` on flat
-    arrays.
+    arrays; `linear_solver` for `W` (dense LU: one factorisation, reused by every stage).
 
     **Returns:** `(y1, error, dense)`: the solution, the embedded error estimate and the
     dense-output coefficients `D` of shape `(len(H), n)`.
@@ -41,12 +42,20 @@ def rosenbrock_step(
         J = jax.vmap(jvp_y, out_axes=1)(jnp.eye(n, dtype=y.dtype))
     else:
         f0 = f(t, y, theta)
-        J = jacobian(t, y, theta)
+        J = jnp.asarray(jacobian(t, y, theta), y.dtype)
     dT = jax.jvp(lambda t_: f(t_, y, theta), (t,), (jnp.ones_like(t),))[1]
-    W = jnp.eye(n, dtype=y.dtype) / (tableau.gamma * h) - J
+    # A zero-length step (a finished trajectory under `jax.vmap`) must not divide by
+    # zero, and lineax must never see a non-finite matrix or vector (it raises even
+    # with `throw=False` in its derivative rules): such a step is marked failed, and
+    # the step-size controller rejects it.
+    zero_step = h == 0
+    safe_h = jnp.where(zero_step, 1.0, h)
+    W = jnp.eye(n, dtype=y.dtype) / (tableau.gamma * safe_h) - J
+    finite = _finite(W) & _finite(f0) & _finite(dT)
+    W = jnp.where(finite, W, jnp.eye(n, dtype=y.dtype))
+    dT = jnp.where(finite, dT, 0.0)
     operator = lx.MatrixLinearOperator(W)
-    solver = lx.LU()
-    state = solver.init(operator, {})
+    state = linear_solver.init(operator, {})
     a, C = np.asarray(tableau.a), np.asarray(tableau.C)
     U = []
     for i in range(tableau.num_stages):
@@ -54,18 +63,30 @@ def rosenbrock_step(
             rhs = f0
         else:
             yi = y + sum(a[i, j] * U[j] for j in range(i) if a[i, j] != 0)
-            rhs = f(t + tableau.c[i] * h, yi, theta)
+            rhs = f(t + tableau.c[i] * safe_h, yi, theta)
         coupling = [C[i, j] * U[j] for j in range(i) if C[i, j] != 0]
         if coupling:
-            rhs = rhs + sum(coupling) / h
+            rhs = rhs + sum(coupling) / safe_h
         if tableau.d[i] != 0:
-            rhs = rhs + (tableau.d[i] * h) * dT
-        U.append(lx.linear_solve(operator, rhs, solver, state=state, throw=False).value)
+            rhs = rhs + (tableau.d[i] * safe_h) * dT
+        finite = finite & _finite(rhs)
+        rhs = jnp.where(finite, rhs, 0.0)
+        U.append(
+            lx.linear_solve(operator, rhs, linear_solver, state=state, throw=False).value
+        )
     U = jnp.stack(U)
     y1 = y + jnp.asarray(tableau.b, y.dtype) @ U
     error = jnp.asarray(tableau.e, y.dtype) @ U
     dense = jnp.asarray(tableau.H, y.dtype) @ U
+    finite = finite & _finite(y1) & _finite(error)
+    error = jnp.where(zero_step, 0.0, jnp.where(finite, error, jnp.inf))
+    y1 = jnp.where(finite & ~zero_step, y1, y)
+    dense = jnp.where(finite & ~zero_step, dense, 0.0)
     return y1, error, dense
+
+
+def _finite(x):
+    return jnp.all(jnp.isfinite(x))
 
 
 def rosenbrock_dense(Y, Y1, dense, theta):

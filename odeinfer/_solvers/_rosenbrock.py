@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .._fast._rosenbrock import rosenbrock_step
 from ._tableaus import RODAS4, RODAS5P, ROS3P, RosenbrockTableau
 
 
@@ -87,57 +87,25 @@ class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
-        tab = self.tableau
-        s = tab.num_stages
         y, unravel = ravel_pytree(y0)
-        dtype = y.dtype
-        h = t1 - t0
 
-        def f(t, y_flat):
+        def f(t, y_flat, _):
             return ravel_pytree(terms.vf(t, unravel(y_flat), args))[0]
 
-        # f(t0, y0), the Jacobian and ∂f/∂t at the start of the step.
-        if self.jacobian is None:
-            f0, jvp_y = jax.linearize(lambda y_: f(t0, y_), y)
-            J = jax.vmap(jvp_y, out_axes=1)(jnp.eye(y.shape[0], dtype=dtype))
-        else:
-            f0 = f(t0, y)
-            J = jnp.asarray(self.jacobian(t0, unravel(y), args), dtype=dtype)
-        dT = jax.jvp(lambda t: f(t, y), (t0,), (jnp.ones_like(t0),))[1]
+        jacobian = None
+        if self.jacobian is not None:
 
-        safe_h = jnp.where(h == 0, 1.0, h)
-        W = jnp.eye(y.shape[0], dtype=dtype) / (tab.gamma * safe_h) - J
-        operator = lx.MatrixLinearOperator(W)
-        state = self.linear_solver.init(operator, {})
-        a = np.asarray(tab.a)
-        C = np.asarray(tab.C)
-        U = []
-        for i in range(s):
-            if i == 0:
-                fi = f0
-            else:
-                ui = y + sum(a[i, j] * U[j] for j in range(i) if a[i, j] != 0)
-                fi = f(t0 + tab.c[i] * h, ui)
-            rhs = fi
-            coupling = [C[i, j] * U[j] for j in range(i) if C[i, j] != 0]
-            if coupling:
-                rhs = rhs + sum(coupling) / safe_h
-            if tab.d[i] != 0:
-                rhs = rhs + (tab.d[i] * h) * dT
-            solution = lx.linear_solve(
-                operator, rhs, self.linear_solver, state=state, throw=False
-            )
-            U.append(solution.value)
-        U = jnp.stack(U)
-        y1 = y + jnp.asarray(tab.b, dtype) @ U
-        error = jnp.asarray(tab.e, dtype) @ U
-        dense = jnp.asarray(tab.H, dtype) @ U
-        # A singular W or a non-finite stage: reject the step (the controller shrinks h).
-        finite = jnp.all(jnp.isfinite(y1)) & jnp.all(jnp.isfinite(error))
-        error = jnp.where(finite, error, jnp.inf)
-        y1_tree = unravel(jnp.where(finite, y1, y))
-        k = jax.vmap(unravel)(dense)
-        dense_info = dict(y0=y0, y1=y1_tree, k=k)
+            def jacobian(t, y_flat, _):
+                return self.jacobian(t, unravel(y_flat), args)
+
+        # The same step as the fused loop's (`_fast/_rosenbrock.py`); a non-finite
+        # stage or a singular W comes back as an infinite error: the controller rejects
+        # the step and shrinks h.
+        y1, error, dense = rosenbrock_step(
+            self.tableau, f, jacobian, t0, t1 - t0, y, None, self.linear_solver
+        )
+        y1_tree = unravel(y1)
+        dense_info = dict(y0=y0, y1=y1_tree, k=jax.vmap(unravel)(dense))
         return y1_tree, unravel(error), dense_info, None, diffrax.RESULTS.successful
 
 
