@@ -13,14 +13,15 @@ from jaxtyping import Array, Bool, Float
 
 from . import _validation as validate
 from ._crossings import first_crossing
-from ._fast import solve_at_times
 from ._model import ODEModel
 from ._observations import Experiment
 from ._parameters import Parameters
 from ._results import is_successful
 from ._solve import solve
+from ._solvers import AbstractFusedSolver, FusedAuto, FusedRodas5P, Rodas5P
 
 _DEFAULT_SOLVER = diffrax.Tsit5()
+_DEFAULT_FUSED = FusedAuto()
 _DEFAULT_ADJOINT = diffrax.RecursiveCheckpointAdjoint()
 
 
@@ -34,15 +35,18 @@ class Problem(eqx.Module):
     - `experiments`: one [`odeinfer.Experiment`][] or a list; they share parameters
         (experiment-specific values through each experiment's `overrides`).
     - `parameters`: an [`odeinfer.Parameters`][] (or a dict of specs).
-    - `solver`: `None` (default) chooses per solve: observations of an experiment
-        without doses use the fused Dormand–Prince forward-sensitivity path
-        [`odeinfer.solve_at_times`][] (a gradient costs a few values instead of 10–20;
-        see `benchmarks/gradient_speed.py`), and event-time observations and doses use
-        [`odeinfer.solve`][] with `diffrax.Tsit5()`. A diffrax solver (e.g.
-        `diffrax.Kvaerno5()` for stiff models) makes every solve use
-        [`odeinfer.solve`][] with it.
+    - `solver`: `None` (default) is [`odeinfer.FusedAuto`][] for the observations
+        (doses included): the fused forward-sensitivity loop, Dormand–Prince switching
+        to Rodas5P when the problem turns stiff, so an optimiser or sampler that wanders
+        into a stiff region keeps going, and a gradient costs a few solves instead of
+        10–40 (see `benchmarks/gradient_speed.py`); event-time observations use
+        [`odeinfer.solve`][] with `diffrax.Tsit5()`. A fused solver
+        ([`odeinfer.FusedDopri5`][], [`odeinfer.FusedRodas5P`][]) is used for the
+        observations, and its diffrax counterpart (`Tsit5`, [`odeinfer.Rodas5P`][])
+        for event times. A diffrax solver (e.g. [`odeinfer.Rodas5P`][] for stiff
+        models) makes every solve use [`odeinfer.solve`][] with it.
     - `rtol`, `atol`, `max_steps`, `max_step_size`: passed to the solves (setting
-        `max_step_size` also selects [`odeinfer.solve`][]).
+        `max_step_size` makes the observations use the diffrax path too).
     - `adjoint`: how derivatives of the solves are taken:
         - `diffrax.RecursiveCheckpointAdjoint()` (default): reverse mode, for
           `jax.grad` (gradient-based samplers, BFGS).
@@ -58,7 +62,7 @@ class Problem(eqx.Module):
     model: ODEModel
     experiments: tuple[Experiment, ...]
     parameters: Parameters
-    solver: diffrax.AbstractSolver | None
+    solver: diffrax.AbstractSolver | AbstractFusedSolver | None
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
@@ -71,7 +75,7 @@ class Problem(eqx.Module):
         experiments: Experiment | Sequence[Experiment],
         parameters: Parameters | Mapping,
         *,
-        solver: diffrax.AbstractSolver | None = None,
+        solver: diffrax.AbstractSolver | AbstractFusedSolver | None = None,
         rtol: float = 1e-8,
         atol: float = 1e-10,
         max_steps: int = 4096,
@@ -203,8 +207,15 @@ def _probe_observables(experiment: Experiment, params, where: str) -> None:
 
 
 def _solve_options(problem: Problem) -> dict:
+    """Options of the diffrax-path solves (event times; observations when no fused
+    solver applies)."""
+    solver = problem.solver
+    if solver is None:
+        solver = _DEFAULT_SOLVER
+    elif isinstance(solver, AbstractFusedSolver):
+        solver = Rodas5P() if isinstance(solver, FusedRodas5P) else _DEFAULT_SOLVER
     return dict(
-        solver=_DEFAULT_SOLVER if problem.solver is None else problem.solver,
+        solver=solver,
         rtol=problem.rtol,
         atol=problem.atol,
         max_steps=problem.max_steps,
@@ -232,12 +243,15 @@ class Simulation(eqx.Module):
     ok: Bool[Array, ""]
 
 
-def _uses_fast_path(problem: Problem, experiment: Experiment) -> bool:
-    return (
-        problem.solver is None
-        and not experiment.doses
-        and problem.max_step_size is None
-    )
+def _observation_solver(problem: Problem) -> AbstractFusedSolver | None:
+    """The fused solver for the observations, or `None` for the diffrax path."""
+    if problem.max_step_size is not None:
+        return None
+    if problem.solver is None:
+        return _DEFAULT_FUSED
+    if isinstance(problem.solver, AbstractFusedSolver):
+        return problem.solver
+    return None
 
 
 def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulation:
@@ -251,16 +265,21 @@ def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulatio
         t0 = experiment.t0
         # A solve needs t1 > t0; observations all at t0 are y0 itself.
         t1 = jnp.maximum(experiment.t_end, t0 + 1.0)
-        if _uses_fast_path(problem, experiment):
-            ys, solved = solve_at_times(
+        fused = _observation_solver(problem)
+        if fused is not None:
+            solution = solve(
                 problem.model,
                 y0,
                 p,
-                experiment.times,
                 t0=t0,
+                t1=t1,
+                saveat=experiment.times,
+                doses=doses,
+                solver=fused,
                 rtol=problem.rtol,
                 atol=problem.atol,
                 max_steps=problem.max_steps,
+                throw=False,
             )
         else:
             solution = solve(
@@ -273,7 +292,7 @@ def _simulate_one(problem: Problem, experiment: Experiment, params) -> Simulatio
                 doses=doses,
                 **options,
             )
-            ys, solved = solution.ys, is_successful(solution.result)
+        ys, solved = solution.ys, is_successful(solution.result)
         ok = ok & solved
         predicted = jax.vmap(experiment.observe, in_axes=(0, 0, None))(
             experiment.times, ys, p

@@ -48,8 +48,14 @@ def test_gradient_matches_closed_form(problem):
 
 
 def test_failed_solve_gives_minus_inf(problem):
-    value, ok = oi.log_likelihood(problem, {**PARAMS, "k": 1e7}, with_status=True)
+    """k = 1e7 makes the decay stiff: the explicit solver runs out of steps (-inf,
+    not ok); the default FusedAuto switches to Rodas5P and gets the closed form."""
+    explicit = oi.Problem(DECAY, problem.experiments, SPACE, solver=oi.FusedDopri5())
+    value, ok = oi.log_likelihood(explicit, {**PARAMS, "k": 1e7}, with_status=True)
     assert value == -jnp.inf and not bool(ok.all())
+    value, ok = oi.log_likelihood(problem, {**PARAMS, "k": 1e7}, with_status=True)
+    expected = stats.norm.logpdf(DATA, _exact({**PARAMS, "k": 1e7}), 0.02).sum()
+    assert bool(ok.all()) and np.isclose(value, expected, rtol=1e-9)
 
 
 def test_vmap_over_unconstrained(problem):

@@ -2,6 +2,8 @@
 `(ys, ok)`; the array form of `oi.solve(..., solver=oi.FusedDopri5())`, kept for the
 code written against it (the engine is `_fused.py`)."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool
@@ -27,6 +29,13 @@ def solve_at_times(
 ) -> tuple[State, Bool[Array, ""]]:
     """Solve a non-stiff ODE and return the state at the times `ts`, fast, with fast
     forward-sensitivity derivatives.
+
+    !!! Warning "Deprecated"
+
+        Use `oi.solve(..., saveat=ts, solver=oi.FusedDopri5())`: the same loop, with a
+        result code, `throw`, doses, and the stiff [`odeinfer.FusedRodas5P`][] and
+        [`odeinfer.FusedAuto`][] alongside. `solve_at_times` will be removed in the
+        next release.
 
     Dormand–Prince 5(4) (FSAL) with Hairer's PI step-size control and initial-step
     heuristic; the state at each of `ts` comes from the method's dense output. Its
@@ -84,6 +93,15 @@ def solve_at_times(
         dk = jax.grad(lambda p: oi.solve_at_times(decay, jnp.array([1.0]), p, ts)[0].sum())
         ```
     """
+    warnings.warn(
+        "odeinfer.solve_at_times is deprecated and will be removed in the next release: "
+        "use `oi.solve(model, y0, params, t0=..., t1=ts[-1], saveat=ts, "
+        "solver=oi.FusedDopri5(), throw=False)` (the same fused loop, returning a "
+        "Solution with `ys` and a `result` code; also `oi.FusedRodas5P()` for stiff "
+        "problems and `oi.FusedAuto()`).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return _solve_at_times(
         model,
         y0,
