@@ -2,7 +2,7 @@
 
 ```
 odeinfer bench --list
-odeinfer bench rober --solvers Kvaerno5 scipy/LSODA --rtols 1e-4 1e-6 --out results/
+odeinfer bench rober --solvers Rodas5P Kvaerno5 scipy/LSODA --rtols 1e-4 1e-6 --out results/
 ```
 """
 
@@ -56,7 +56,7 @@ def _bench(args) -> int:
     results = None
     for name, problem in problems.items():
         solvers = args.solvers or (
-            ["Kvaerno5", "scipy/Radau", "scipy/LSODA"]
+            ["Rodas5P", "Kvaerno5", "scipy/Radau", "scipy/LSODA"]
             if problem.stiff
             else ["Tsit5", "scipy/DOP853", "scipy/LSODA"]
         )
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--solvers",
         nargs="+",
         default=None,
-        help="e.g. Tsit5 Kvaerno5 scipy/LSODA sundials/CVODE-BDF (default: by stiffness)",
+        help="e.g. Tsit5 Rodas5P Kvaerno5 scipy/LSODA sundials/CVODE-BDF (default: by stiffness)",
     )
     bench.add_argument(
         "--rtols", nargs="+", type=float, default=[1e-4, 1e-6, 1e-8], help="rtol grid"

@@ -37,7 +37,7 @@ with warnings.catch_warnings():
             "reached (e.g. the square root of a state that reaches zero). Increasing "
             "`max_steps` will not help. Check the parameters and the model (clip the "
             "state, add a terminal Crossing before the singular point), or, for a stiff "
-            "problem, use an implicit solver such as `diffrax.Kvaerno5()`."
+            "problem, use a stiff solver such as `oi.Rodas5P()` (or `oi.FusedAuto()`)."
         )
         invalid_input = (
             "Invalid traced input: need t0 < t1, finite y0, params, crossing levels and "

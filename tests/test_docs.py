@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).parent.parent / "docs"
-PAGES = ["getting-started.md", "events.md"]
+PAGES = ["getting-started.md", "events.md", "stiff.md"]
 
 
 def python_blocks(page: Path) -> list[str]:

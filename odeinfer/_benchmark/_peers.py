@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._solve import solve
+from .._solvers import Rodas4, Rodas5P
 from ._problem import BenchmarkProblem
 
 
@@ -433,9 +434,13 @@ DIFFRAX_SOLVERS = (
 )
 
 
+ROSENBROCK_SOLVERS = {"Rodas5P": Rodas5P, "Rodas4": Rodas4}
+
+
 def get_solver(name: "str | AbstractBenchmarkSolver") -> AbstractBenchmarkSolver:
-    """A benchmark solver from its name: a diffrax solver (`"Tsit5"`, `"Kvaerno5"`,
-    optionally prefixed `"odeinfer/"`), a scipy method (`"scipy/LSODA"`), or SUNDIALS
+    """A benchmark solver from its name: odeinfer's Rosenbrock solvers (`"Rodas5P"`,
+    `"Rodas4"`) or a diffrax solver (`"Tsit5"`, `"Kvaerno5"`), optionally prefixed
+    `"odeinfer/"`, a scipy method (`"scipy/LSODA"`), or SUNDIALS
     (`"sundials/CVODE-BDF"`, `"cvode"`). Solver objects are returned unchanged."""
     if isinstance(name, AbstractBenchmarkSolver):
         return name
@@ -444,6 +449,8 @@ def get_solver(name: "str | AbstractBenchmarkSolver") -> AbstractBenchmarkSolver
             f"A solver must be a name (str) or an AbstractBenchmarkSolver; got {name!r}."
         )
     key = name.removeprefix("odeinfer/").removeprefix("diffrax/")
+    if key in ROSENBROCK_SOLVERS:
+        return OdeinferSolver(ROSENBROCK_SOLVERS[key]())
     if key in DIFFRAX_SOLVERS:
         return OdeinferSolver(getattr(diffrax, key)())
     if name.startswith("scipy/") and name.removeprefix("scipy/") in SCIPY_METHODS:
@@ -453,7 +460,8 @@ def get_solver(name: "str | AbstractBenchmarkSolver") -> AbstractBenchmarkSolver
     if name.lower() == "sundials/cvode-adams":
         return CVODESolver("Adams")
     known = (
-        list(DIFFRAX_SOLVERS)
+        list(ROSENBROCK_SOLVERS)
+        + list(DIFFRAX_SOLVERS)
         + [f"scipy/{m}" for m in SCIPY_METHODS]
         + ["sundials/CVODE-BDF", "sundials/CVODE-Adams"]
     )

@@ -117,7 +117,7 @@ def describe_failure(problem, u0, u) -> str:
     fix = (
         "Start elsewhere (`init=`, or `odeinfer.multistart`), or make the solve "
         "succeed there (a larger `max_steps`, a stiff solver such as "
-        "`diffrax.Kvaerno5()` in the Problem)."
+        "`oi.Rodas5P()` or `oi.FusedRodas5P()` in the Problem)."
         if at_start
         else "The optimiser stopped where the log-likelihood is -inf and its gradient "
         "exactly 0, which is not an optimum: start elsewhere (`init=`, "
