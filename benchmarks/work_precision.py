@@ -27,7 +27,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 HAS_CVODE = importlib.util.find_spec("sksundae") is not None
 
 NONSTIFF = ["Tsit5", "Dopri8", "scipy/RK45", "scipy/DOP853", "scipy/LSODA"]
-STIFF = ["Kvaerno3", "Kvaerno5", "scipy/Radau", "scipy/BDF", "scipy/LSODA"]
+STIFF = ["Rodas5P", "Rodas4", "Kvaerno3", "Kvaerno5", "scipy/Radau", "scipy/BDF", "scipy/LSODA"]
 EVENTS = ["Tsit5", "scipy/RK45", "scipy/DOP853", "scipy/LSODA"]
 if HAS_CVODE:
     NONSTIFF.append("sundials/CVODE-Adams")

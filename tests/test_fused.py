@@ -3,6 +3,7 @@ as strategies of `oi.solve`: parity with the diffrax path, closed forms, publish
 references, derivatives against finite differences, doses, stiffness switching and the
 solver contract (`Solution`, `RESULTS`, `throw`, one compilation)."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -224,3 +225,52 @@ def test_dose_time_derivatives_are_refused_clearly():
 
     with pytest.raises(ValueError, match="dose times"):
         jax.grad(final)(jnp.array([1.0]))
+
+
+PARITY = [
+    ("lotka_volterra", oi.FusedDopri5(), diffrax.Tsit5()),
+    ("pollu", oi.FusedRodas5P(), oi.Rodas5P()),
+]
+PARITY_SLOW = [
+    ("kepler", oi.FusedDopri5(), diffrax.Tsit5()),
+    ("vdpol", oi.FusedRodas5P(), oi.Rodas5P()),
+    ("orego", oi.FusedRodas5P(), oi.Rodas5P()),
+    ("vdpol", oi.FusedAuto(), oi.Rodas5P()),
+]
+
+
+def _parity(name, fused, counterpart):
+    """The fused solver and its diffrax-path counterpart on one benchmark problem, at
+    rtol 1e-8: both within 1e-4 (global error, relative with the problem's error
+    floor; Kepler's orbits accumulate 3e-5) of the reference, and of each other."""
+    problem = benchmark_problem(name)
+    options = dict(t0=problem.t0, t1=problem.t1, rtol=1e-8,
+                   atol=1e-8 * problem.atol_scale, max_steps=50_000)  # fmt: skip
+    y0 = jnp.asarray(problem.y0)
+    a = oi.solve(problem.model, y0, problem.params, solver=fused, **options)
+    b = oi.solve(problem.model, y0, problem.params, solver=counterpart, **options)
+    reference = (
+        problem.reference.y_final
+        if problem.reference is not None
+        else np.asarray(
+            oi.solve(problem.model, y0, problem.params, solver=counterpart,
+                     **dict(options, rtol=1e-12, atol=1e-12 * problem.atol_scale)).y_final
+        )  # fmt: skip
+    )
+    scale = np.maximum(np.abs(reference), problem.error_floor)
+    for sol in (a, b):
+        assert np.max(np.abs(np.asarray(sol.y_final) - reference) / scale) < 1e-4
+    assert np.max(np.abs(np.asarray(a.y_final) - np.asarray(b.y_final)) / scale) < 1e-4
+
+
+@pytest.mark.parametrize("name, fused, counterpart", PARITY,
+                         ids=[p[0] for p in PARITY])  # fmt: skip
+def test_parity_with_the_diffrax_path(name, fused, counterpart):
+    _parity(name, fused, counterpart)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, fused, counterpart", PARITY_SLOW,
+                         ids=[f"{p[0]}-{type(p[1]).__name__}" for p in PARITY_SLOW])  # fmt: skip
+def test_parity_with_the_diffrax_path_slow(name, fused, counterpart):
+    _parity(name, fused, counterpart)
