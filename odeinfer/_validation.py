@@ -205,17 +205,44 @@ def check_same_structure(name: str, produced, expected, fix: str) -> None:
         )
 
 
+def probe_indexing(label: str, fn, t0, y0, params) -> None:
+    """Evaluate `fn(t0, y0, params)` once on numpy copies of concrete inputs. JAX clamps
+    an out-of-range index (`y[2]` of a 2-vector reads `y[1]`) without a word; numpy
+    raises `IndexError`, reported here naming the function. Any other failure (numpy
+    inputs a JAX-only function cannot take, traced inputs) is left to the traced
+    checks."""
+    if not is_concrete((t0, y0, params)):
+        return
+    try:
+        y = jtu.tree_map(np.asarray, y0)
+        p = jtu.tree_map(np.asarray, params)
+        t = float(np.asarray(t0))
+    except Exception:
+        return
+    try:
+        fn(t, y, p)
+    except IndexError as error:
+        shapes = jtu.tree_map(np.shape, y)
+        raise ValueError(
+            f"`{label}` indexes the state out of range ({error}); the state y0 has "
+            f"shape {shapes}. JAX would silently clamp the index and use the wrong "
+            "component: fix the index (or y0)."
+        ) from None
+    except Exception:
+        return
+
+
 def check_user_functions(model, crossings, y0, params, t0) -> None:
     """Trace the vector field, crossing and reset functions once on abstract values."""
     t = jax.ShapeDtypeStruct((), jnp.result_type(float))
     y_abstract = jtu.tree_map(
         lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), y0
     )
-    del t0
     name = getattr(model.vector_field, "__name__", "vector_field")
     dy = trace_user_function(
         f"vector_field ({name})", model.vector_field, t, y_abstract, params
     )
+    probe_indexing(f"vector_field ({name})", model.vector_field, t0, y0, params)
     check_same_structure(
         "vector_field",
         dy,

@@ -111,7 +111,7 @@ SOLVE_CASES = {
     "max_step_size inf": (dict(max_step_size=np.inf), ValueError, "`max_step_size`"),
     "dense not bool": (dict(dense="yes"), TypeError, "`dense` must be True or False"),
     "throw not bool": (dict(throw=None), TypeError, "`throw` must be True or False"),
-    "solver a string": (dict(solver="tsit5"), TypeError, "`solver` must be a diffrax"),
+    "solver a string": (dict(solver="tsit5"), TypeError, "`solver` must be a solver instance"),
     "backsolve adjoint": (
         dict(events=HEIGHT, adjoint=diffrax.BacksolveAdjoint()),
         ValueError,
@@ -694,3 +694,10 @@ def test_valid_dose_targets_still_work():
     model = oi.ODEModel(lambda t, y, p: {"a": -p["k"] * y["a"]})
     sol = _solve(model=model, y0={"a": 1.0}, doses=oi.Dose([0.5], 1.0, target="a"))
     assert abs(sol.y_final["a"] - (exact + np.exp(-0.25))) < 1e-7
+
+
+def test_vector_field_indexing_past_the_state_is_refused():
+    """JAX clamps `y[2]` of a 2-vector to `y[1]`: a silently different model."""
+    model = oi.ODEModel(lambda t, y, p: jnp.stack([y[1], -y[2]]), name="past_end")
+    with pytest.raises(ValueError, match=r"vector_field.*out of range.*shape \(2,\)"):
+        oi.solve(model, jnp.array([1.0, 0.0]), {}, t0=0.0, t1=1.0)
