@@ -84,7 +84,7 @@ def solve_fused(
         max_steps=max_steps,
         sensitivity_error_control=solver.sensitivity_error_control,
     )
-    ys, ok, stats = fused(config, y0_flat, theta, inputs)
+    ys, ok, stats, t_reached = fused(config, y0_flat, theta, inputs)
     steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]
     result = RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite_state)
     result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)
@@ -131,7 +131,7 @@ def solve_fused(
         t1=t1,
         ts=saveat,
         ys=None if saveat is None else jax.vmap(unflatten)(ys[:-1]),
-        t_final=jnp.where(ok, t1, jnp.nan),
+        t_final=t_reached,
         y_final=unflatten(ys[-1]),
         events=log,
         result=result,

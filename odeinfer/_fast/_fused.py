@@ -110,8 +110,9 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     rows at each dose (the dose-amount directions), or `None`. `inputs`: the dict of
     `ts, t0, t1, dose_times, dose_amounts, dose_effects, rtol, atol`.
 
-    **Returns:** `(Ys, ok, stats)`, `Ys` of shape `(len(ts) + 1, rows, n)` (the last at
-    `t1`), `stats = [steps, accepted, stiff, max_steps_hit]` (int32).
+    **Returns:** `(Ys, ok, stats, t)`, `Ys` of shape `(len(ts) + 1, rows, n)` (the last
+    at `t1`), `stats = [steps, accepted, stiff, max_steps_hit]` (int32), `t` the time
+    reached (`t1` on success).
     """
     method, f = config.make_method(theta, theta_directions)
     ts = jnp.concatenate([inputs["ts"], inputs["t1"][None]])
@@ -128,13 +129,13 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     dose_times = inputs["dose_times"]
     n_doses = dose_times.shape[0]
     if n_doses == 0:
-        Y, Ys, _, ok, (steps, accepted), stiff = integrate_segment(
+        Y, Ys, _, ok, (steps, accepted), stiff, t = integrate_segment(
             method, f, Y0, ts, Ys, 0, t0, t1, jnp.asarray(True), stiff0=False,
             **options,
         )  # fmt: skip
         hit = steps >= config.max_steps
         stats = jnp.stack([steps, accepted, stiff.astype(jnp.int32), hit.astype(int)])
-        return Ys, ok, stats.astype(jnp.int32)
+        return Ys, ok, stats.astype(jnp.int32), t
 
     def segment(carry, k):
         t, Y, Ys, i, ok, steps, accepted, stiff, hit = carry
@@ -142,7 +143,7 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
         slot = jnp.minimum(k, n_doses - 1)
         t_stop = jnp.where(final, t1, jnp.minimum(dose_times[slot], t1))
         t_stop = jnp.where(ok, t_stop, t)  # after a failure, nothing more is solved
-        Y, Ys, i, seg_ok, (n, a), stiff = integrate_segment(
+        Y, Ys, i, seg_ok, (n, a), stiff, t = integrate_segment(
             method, f, Y, ts, Ys, i, t, t_stop, final, stiff0=stiff, **options
         )
         hit = hit | (n >= config.max_steps)
@@ -152,16 +153,16 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
         Y = Y.at[0].add(jnp.where(given, jump_state, 0.0))
         if dose_jumps is not None:
             Y = Y.at[1:].add(jnp.where(given, dose_jumps[slot], 0.0))
-        carry = (t_stop, Y, Ys, i, ok, steps + n, accepted + a, stiff, hit)
+        carry = (t, Y, Ys, i, ok, steps + n, accepted + a, stiff, hit)
         return carry, None
 
     zero = jnp.zeros((), jnp.int32)
     carry0 = (t0, Y0, Ys, zero, jnp.asarray(True), zero, zero, jnp.asarray(False),
               jnp.asarray(False))  # fmt: skip
     carry, _ = lax.scan(segment, carry0, jnp.arange(n_doses + 1))
-    _, _, Ys, _, ok, steps, accepted, stiff, hit = carry
+    t, _, Ys, _, ok, steps, accepted, stiff, hit = carry
     stats = jnp.stack([steps, accepted, stiff.astype(jnp.int32), hit.astype(int)])
-    return Ys, ok, stats.astype(jnp.int32)
+    return Ys, ok, stats.astype(jnp.int32), t
 
 
 def _is_zero(tangent) -> bool:
@@ -170,9 +171,10 @@ def _is_zero(tangent) -> bool:
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def fused_solve(config: FusedConfig, y0, theta, inputs):
-    """`(ys, ok, stats)`: the flat state at `ts` and `t1` (shape `(len(ts) + 1, n)`)."""
-    Ys, ok, stats = run(config, y0[None], theta, None, None, inputs)
-    return Ys[:, 0], ok, stats
+    """`(ys, ok, stats, t)`: the flat state at `ts` and `t1` (shape `(len(ts) + 1, n)`),
+    success, the counts and the time reached."""
+    Ys, ok, stats, t = run(config, y0[None], theta, None, None, inputs)
+    return Ys[:, 0], ok, stats, t
 
 
 @functools.partial(fused_solve.defjvp, symbolic_zeros=True)
@@ -223,13 +225,13 @@ def _fused_solve_jvp(config: FusedConfig, primals, tangents):
                 dose_jumps = dose_jumps.at[jnp.arange(n_doses), rows].set(
                     inputs["dose_effects"]
                 )
-        Ys, ok, stats = run(
+        Ys, ok, stats, t_reached = run(
             config, Y0, theta, jnp.concatenate(Theta), dose_jumps, inputs
         )
         ys, S = Ys[:, 0], Ys[:, 1:]
         dys = jnp.einsum("tdn,d->tn", S, jnp.concatenate(coefficients))
     else:
-        ys, ok, stats = fused_solve(config, y0, theta, inputs)
+        ys, ok, stats, t_reached = fused_solve(config, y0, theta, inputs)
         dys = jnp.zeros_like(ys)
     if not _is_zero(dt0):
         # dy(t)/dt0 = -Φ(t, t0) f(t0, y0) = -S_y0(t) f(t0, y0).
@@ -248,7 +250,9 @@ def _fused_solve_jvp(config: FusedConfig, primals, tangents):
         dys = dys + slopes * d_times[:, None]
     dok = np.zeros(ok.shape, dtype=jax.dtypes.float0)
     dstats = np.zeros(stats.shape, dtype=jax.dtypes.float0)
-    return (ys, ok, stats), (dys, dok, dstats)
+    # The time reached is t1 on success; its derivative is not propagated.
+    dt_reached = jnp.zeros_like(t_reached)
+    return (ys, ok, stats, t_reached), (dys, dok, dstats, dt_reached)
 
 
 def _used_parameters(config: FusedConfig, t0, y0, theta) -> tuple[int, ...]:

@@ -48,10 +48,11 @@ def integrate_segment(
     """Integrate from `(t0, Y0)` to `t_end`, filling the rows of `Ys` (shape
     `(len(ts), rows, n)`) from index `i0`.
 
-    **Returns:** `(Y, Ys, i, ok, counts, stiff)`: the state rows at the end, the
-    buffer, the next unfilled index, success, `(steps, accepted)` and whether the
+    **Returns:** `(Y, Ys, i, ok, counts, stiff, t)`: the state rows at the end, the
+    buffer, the next unfilled index, success, `(steps, accepted)`, whether the
     problem was detected stiff (`stiff0` on entry; with `AutoRows` the steps after that
-    are Rodas5P steps, with `Dopri5Rows` it is only reported). After a failure the
+    are Rodas5P steps, with `Dopri5Rows` it is only reported) and the time reached
+    (`t_end` on success). After a failure the
     unreached rows hold the last accepted state (finite), `i = len(ts)`.
     """
     m = ts.shape[0]
@@ -141,4 +142,4 @@ def integrate_segment(
     fill = (index >= i) & (final | ~ok)
     Ys = jnp.where(fill[:, None, None], Y, Ys)
     i = jnp.where(final | ~ok, m, i)
-    return Y, Ys, i, ok, (steps, accepted), stiff
+    return Y, Ys, i, ok, (steps, accepted), stiff, t
