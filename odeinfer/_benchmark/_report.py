@@ -88,9 +88,18 @@ class BenchmarkResults:
     def __str__(self) -> str:
         fields = ("problem", "solver", "rtol", "error", "event_error", "gradient_error",
                   "time_s", "compile_s", "steps", "fevals", "success")  # fmt: skip
-        lines = ["  ".join(f"{name:>14}" for name in fields)]
-        for row in self.rows:
-            lines.append("  ".join(f"{_fmt(row.get(name)):>14}" for name in fields))
+        cells = [[_fmt(row.get(name)) for name in fields] for row in self.rows]
+        # Columns as wide as their longest entry: names are never cut
+        # ("odeinfer/Kvaerno3" and "odeinfer/Kvaerno5" differ in their last letter).
+        widths = [max([14, len(name)] + [len(c[i]) for c in cells])
+                  for i, name in enumerate(fields)]  # fmt: skip
+        lines = [
+            "  ".join(f"{name:>{w}}" for name, w in zip(fields, widths, strict=True))
+        ]
+        for row in cells:
+            lines.append(
+                "  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True))
+            )
         return "\n".join(lines)
 
     def plot(self, path=None, *, x: str = "time_s", y: str = "error", problem=None):
@@ -170,7 +179,7 @@ def _fmt(value) -> str:
         return str(value)
     if isinstance(value, float):
         return f"{value:.3g}"
-    return str(value)[:14]
+    return str(value)
 
 
 def _jsonable(value):
