@@ -213,6 +213,9 @@ def probe_indexing(label: str, fn, t0, y0, params) -> None:
     checks."""
     if not is_concrete((t0, y0, params)):
         return
+    leaves = jtu.tree_leaves((t0, y0, params))
+    if not all(isinstance(x, np.ndarray | jax.Array | float | int) for x in leaves):
+        return  # abstract shapes (ShapeDtypeStruct) or other objects: nothing to probe
     try:
         y = jtu.tree_map(np.asarray, y0)
         p = jtu.tree_map(np.asarray, params)
