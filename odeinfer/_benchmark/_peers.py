@@ -444,6 +444,8 @@ def get_solver(name: "str | AbstractBenchmarkSolver") -> AbstractBenchmarkSolver
     (`"sundials/CVODE-BDF"`, `"cvode"`). Solver objects are returned unchanged."""
     if isinstance(name, AbstractBenchmarkSolver):
         return name
+    if isinstance(name, diffrax.AbstractSolver):  # e.g. oi.Rodas5P() itself
+        return OdeinferSolver(name)
     if not isinstance(name, str):
         raise TypeError(
             f"A solver must be a name (str) or an AbstractBenchmarkSolver; got {name!r}."

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+import diffrax
 import numpy as np
 
 from ._peers import AbstractBenchmarkSolver, ScipySolver, get_solver
@@ -159,7 +160,7 @@ def _check_flag(name, value):
 
 
 def _solvers(solvers) -> list[AbstractBenchmarkSolver]:
-    if isinstance(solvers, str | AbstractBenchmarkSolver):
+    if isinstance(solvers, str | AbstractBenchmarkSolver | diffrax.AbstractSolver):
         solvers = [solvers]
     if not isinstance(solvers, Sequence):
         raise TypeError(
