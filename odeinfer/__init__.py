@@ -23,6 +23,7 @@ from ._solvers import AbstractRosenbrock as AbstractRosenbrock  # noqa: E402
 from ._solvers import JacobianCheck as JacobianCheck  # noqa: E402
 from ._solvers import Rodas4 as Rodas4  # noqa: E402
 from ._solvers import Rodas5P as Rodas5P  # noqa: E402
+from ._solvers import SmallLU as SmallLU  # noqa: E402
 from ._solvers import check_jacobian as check_jacobian  # noqa: E402
 from ._solvers import AbstractFusedSolver as AbstractFusedSolver  # noqa: E402
 from ._solvers import FusedAuto as FusedAuto  # noqa: E402

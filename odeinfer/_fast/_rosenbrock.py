@@ -15,7 +15,14 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from .._solvers._small_lu import SmallLU
 from .._solvers._tableaus import RosenbrockTableau
+
+# Up to this many states the LU is `SmallLU` (unrolled, vectorises under vmap). Measured
+# (loaded 2-core machine, rtol 1e-6): 1,000 vmapped ROBER solves (n = 3) took 0.053 s
+# with SmallLU against 0.44 s with lineax.LU (diffrax-path Rodas5P; fused 0.12 vs
+# 0.71 s), a single solve 0.65 vs 1.3 ms; HIRES (n = 8) 0.77 vs 1.14 s batched.
+SMALL = 12
 
 
 def rosenbrock_step(
@@ -26,17 +33,20 @@ def rosenbrock_step(
     h,
     y,
     theta,
-    linear_solver: lx.AbstractLinearSolver = lx.LU(),
+    linear_solver: lx.AbstractLinearSolver | None = None,
 ):
     """Advance `y` from `t` to `t + h` (flat arrays).
 
     **Arguments:** `f(t, y, theta)` and optionally `jacobian(t, y, theta)` on flat
-    arrays; `linear_solver` for `W` (dense LU: one factorisation, reused by every stage).
+    arrays; `linear_solver` for `W` (one factorisation, reused by every stage; `None`:
+    `SmallLU` up to `SMALL` states, `lineax.LU` above).
 
     **Returns:** `(y1, error, dense)`: the solution, the embedded error estimate and the
     dense-output coefficients `D` of shape `(len(H), n)`.
     """
     n = y.shape[0]
+    if linear_solver is None:
+        linear_solver = SmallLU() if n <= SMALL else lx.LU()
     if jacobian is None:
         f0, jvp_y = jax.linearize(lambda y_: f(t, y_, theta), y)
         J = jax.vmap(jvp_y, out_axes=1)(jnp.eye(n, dtype=y.dtype))
