@@ -22,6 +22,7 @@ import jax
 import jax.lax as lax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 import optimistix as optx
 from jaxtyping import ArrayLike
 
@@ -589,7 +590,9 @@ def solve(
     for i, dose in enumerate(dose_list):
         validate.check_finite(f"doses[{i}].times", dose.times)
         validate.check_finite(f"doses[{i}].amounts", dose.amounts)
-        if validate.is_concrete((dose.times, t0)) and bool(jnp.any(dose.times < t0)):
+        if validate.is_concrete((dose.times, t0)) and np.any(
+            np.asarray(dose.times) < np.asarray(t0)
+        ):
             raise ValueError(
                 f"`doses`: a dose time {dose.times} lies before t0={float(t0)}; give "
                 "the state after earlier doses as y0 instead."

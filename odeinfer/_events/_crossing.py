@@ -5,6 +5,7 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._custom_types import EventFunction, ResetFunction, Scalar, ScalarLike
 
@@ -72,7 +73,8 @@ class Crossing(eqx.Module):
                 f"Crossing: `level` must be a scalar; got shape {level.shape}. Use one "
                 "Crossing per level."
             )
-        if not isinstance(level, jax.core.Tracer) and not bool(jnp.isfinite(level)):
+        # numpy, not jnp: under an enclosing jit a jnp op on a constant is traced.
+        if not isinstance(level, jax.core.Tracer) and not np.isfinite(np.asarray(level)):
             raise ValueError(
                 f"Crossing: `level` must be finite; got {level}. A NaN level never "
                 "compares, so the crossing could never be found."

@@ -52,7 +52,7 @@ class Dose(eqx.Module):
         for name, value in (("times", times), ("amounts", amounts)):
             if isinstance(value, jax.core.Tracer):
                 continue
-            if not bool(jnp.all(jnp.isfinite(value))):
+            if not np.all(np.isfinite(np.asarray(value))):
                 raise ValueError(
                     f"Dose: `{name}` contains NaN or inf ({value}); give finite {name}."
                 )
