@@ -380,3 +380,63 @@ def test_nonfinite_vector_field_is_a_failure_not_a_success():
             solver=oi.Rodas5P(),
             max_steps=500,
         )
+
+
+def test_explicit_solver_out_of_steps_on_a_stiff_problem_says_looks_stiff():
+    """Tsit5 crawling on ROBER reports `looks_stiff` (naming Rodas5P); Tsit5 out of
+    steps on a long non-stiff orbit still reports `max_steps_reached`."""
+    rober = benchmark_problem("rober")
+    sol = oi.solve(rober.model, jnp.asarray(rober.y0), rober.params, t0=0.0, t1=1e5,
+                   max_steps=2000, throw=False)  # fmt: skip
+    assert sol.result == oi.RESULTS.looks_stiff
+    assert "Rodas5P" in oi.describe(sol.result)
+    lv = benchmark_problem("lotka_volterra")
+    sol = oi.solve(lv.model, jnp.asarray(lv.y0), lv.params, t0=0.0, t1=1e4,
+                   max_steps=200, throw=False)  # fmt: skip
+    assert sol.result == oi.RESULTS.max_steps_reached
+
+
+def test_dopri5_tableau_order():
+    """The fused loop's Dormand–Prince step (`_fast/_dopri5.py`) at fixed steps on the
+    closed-form problem above: observed order 5 (error of the 5th-order solution)."""
+    from odeinfer._fast._dopri5 import dopri5_step
+
+    def F(t, Y):
+        return _field(t, Y[0], None)[None]
+
+    errors = []
+    steps = [8, 16, 32, 64]
+    for n in steps:
+        h = T_END / n
+        t, Y = 0.0, Y0[None]
+        k1 = F(t, Y)
+        for _ in range(n):
+            Y, k1, _, _, _ = dopri5_step(F, t, h, Y, k1)
+            t = t + h
+        errors.append(np.max(np.abs(np.asarray(Y[0]) - _exact(T_END))))
+    slope = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert 4.7 < slope < 5.8, (slope, errors)
+
+
+def test_problem_with_rodas5p_matches_closed_form_and_gradient():
+    """`Problem(solver=oi.Rodas5P())`: the diffrax path for every solve, with its
+    gradient, against the closed form of a stiff-rate exponential decay."""
+    times = np.linspace(0.01, 0.1, 5)
+    data = 2.0 * np.exp(-50.0 * times)
+    experiment = oi.Experiment(times, data, noise=oi.Gaussian(0.1),
+                               y0=lambda p: p["A"], name="decay")  # fmt: skip
+    space = oi.Parameters({"k": oi.Positive(50.0), "A": oi.Real(2.0)})
+    model = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay_rodas")
+    problem = oi.Problem(model, experiment, space, solver=oi.Rodas5P())
+    params = {"k": 45.0, "A": 1.9}
+
+    def closed(p):
+        prediction = p["A"] * jnp.exp(-p["k"] * times)
+        return jnp.sum(jax.scipy.stats.norm.logpdf(data, prediction, 0.1))
+
+    np.testing.assert_allclose(oi.log_likelihood(problem, params), closed(params),
+                               rtol=1e-8)  # fmt: skip
+    grad = jax.grad(lambda p: oi.log_likelihood(problem, p))(params)
+    expected = jax.grad(closed)(params)
+    for name in params:
+        np.testing.assert_allclose(grad[name], expected[name], rtol=1e-6)
