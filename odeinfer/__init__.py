@@ -19,6 +19,8 @@ from ._results import is_successful as is_successful  # noqa: E402
 from ._solution import EventLog as EventLog  # noqa: E402
 from ._solution import Solution as Solution  # noqa: E402
 from ._solve import solve as solve  # noqa: E402
+from ._steady_state import SteadyState as SteadyState  # noqa: E402
+from ._steady_state import steady_state as steady_state  # noqa: E402
 from ._solvers import AbstractRosenbrock as AbstractRosenbrock  # noqa: E402
 from ._solvers import JacobianCheck as JacobianCheck  # noqa: E402
 from ._solvers import Rodas4 as Rodas4  # noqa: E402

@@ -61,6 +61,16 @@ with warnings.catch_warnings():
             "solver: `solver=oi.Rodas5P()` (or `oi.FusedRodas5P()` for fast gradients), "
             "or `oi.FusedAuto()`, which switches to Rodas5P by itself."
         )
+        steady_state_not_reached = (
+            "No steady state was reached (odeinfer.steady_state): the integration from "
+            "y0 did not bring the weighted RMS of dy/dt below 1 (weights atol + "
+            "rtol·|y|) within `t_max` and `max_steps`, or the Newton polish on "
+            "f(y) = 0 did not converge there. The model may have no steady state (a "
+            "limit cycle, unbounded growth), or approach it more slowly than `t_max`: "
+            "increase `t_max`/`max_steps`, or loosen `rtol`/`atol`. A Jacobian that is "
+            "singular at the steady state for a reason other than a linear "
+            "conservation law (a bifurcation point) also ends here."
+        )
 
 
 class SolveError(eqx.EquinoxRuntimeError):
