@@ -385,7 +385,9 @@ def _solve(
         hit = result == RESULTS.max_steps_reached
         stiff = lax.cond(
             hit,
-            lambda: _looks_stiff(model, carry["t"], carry["y"], params, t0, carry),
+            lambda: _looks_stiff(
+                model, carry["t"], carry["y"], params, t0, carry["num_steps"]
+            ),
             lambda: jnp.array(False),
         )
         result = RESULTS.where(hit & stiff, RESULTS.looks_stiff, result)
@@ -437,7 +439,7 @@ def _singular(model: ODEModel, t, y, params):
     return blow_up | undefined
 
 
-def _looks_stiff(model, t, y, params, t0, carry):
+def _looks_stiff(model, t, y, params, t0, num_steps):
     """Whether the steps taken were stability-limited: the average step times the
     largest eigenvalue modulus of ∂f/∂y at `(t, y)` (30 power iterations) exceeds 1."""
     y, params = lax.stop_gradient((y, params))
@@ -454,7 +456,7 @@ def _looks_stiff(model, t, y, params, t0, carry):
     v0 = jnp.ones_like(flat) / jnp.sqrt(flat.size)
     v = lax.fori_loop(0, 30, power, v0)
     rho = jnp.linalg.norm(jvp(v))
-    h_average = (t - t0) / jnp.maximum(carry["num_steps"], 1)
+    h_average = (t - t0) / jnp.maximum(num_steps, 1)
     return lax.stop_gradient(jnp.isfinite(rho) & (h_average * rho > 1.0))
 
 
@@ -657,7 +659,6 @@ def solve(
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,
-            max_events=max_events,
             throw=throw and not raise_here,
         )
     else:

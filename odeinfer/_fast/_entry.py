@@ -56,9 +56,15 @@ def solve_fused(
     rtol,
     atol,
     max_steps: int,
-    max_events: int,
     throw: bool,
 ) -> Solution:
+    """`oi.solve`'s fused path (inputs already validated and converted by `solve`).
+
+    The solution has the diffrax path's fields: `ys` at `saveat`, `y_final` at `t1`,
+    `t_final` the time reached, `result` (`successful`, `max_steps_reached`,
+    `looks_stiff` for Dormand–Prince on stability-limited steps, `nonfinite_state` for
+    a step size that underflowed on non-finite stages), `stats` and an empty event log
+    (fused solvers take no crossings)."""
     dtype = jnp.result_type(float)
     y_flat_of = Flattener.of(y0)
     p_flat_of = Flattener.of(params)
@@ -125,7 +131,6 @@ def solve_fused(
         slopes=fill,
         count=jnp.array(0, jnp.int32),
     )
-    del max_events
     solution = Solution(
         t0=t0,
         t1=t1,
