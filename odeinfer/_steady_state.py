@@ -162,7 +162,13 @@ def _steady_state(
         steps = jnp.asarray(solution.stats["num_steps"], dtype=jnp.int32)
         reached = jnp.any(holds)
         t_report = jnp.where(reached, times[first], solution.t_final)
-        return ys[last], times[last], t_report, reached, steps
+        # Without convergence: the state where the integration stopped (the result
+        # then reports that state, and its residual, instead of a Newton root that
+        # may be an unstable one, such as the focus inside a limit cycle).
+        y_stop = ravel_pytree(solution.y_final)[0]
+        y_start = jnp.where(reached, ys[last], y_stop)
+        t_start = jnp.where(reached, times[last], solution.t_final)
+        return y_start, t_start, t_report, reached, steps
 
     def skip(_):
         return start, t0, t0, jnp.array(True), jnp.array(0, dtype=jnp.int32)
@@ -199,7 +205,7 @@ def _steady_state(
         adjoint=optx.ImplicitAdjoint(),
         throw=False,
     )
-    y_flat = weights * newton.value
+    y_flat = jnp.where(reached, weights * newton.value, y_int)
 
     dy = f_flat(t_int, y_flat, params)
     weighted = _weighted_rms(dy, y_flat, rtol, atol)
