@@ -173,6 +173,13 @@ def test_limit_cycle_has_no_steady_state():
     assert float(steady.weighted_residual) > 1
     with pytest.raises(oi.SolveError, match="No steady state was reached"):
         oi.steady_state(VAN_DER_POL, jnp.array([2.0, 0.0]), 1.0, max_steps=300)
+    # Under jit (traced inputs) throw=True raises from inside the compiled code.
+    with pytest.raises(Exception, match="No steady state was reached"):
+        jax.jit(
+            lambda mu: (
+                oi.steady_state(VAN_DER_POL, jnp.array([2.0, 0.0]), mu, max_steps=300).y
+            )
+        )(1.0).block_until_ready()
 
 
 @pytest.mark.parametrize(
