@@ -226,6 +226,7 @@ def _steady_state(
         & (rtol > 0)
         & (atol > 0)
         & (t_max > 0)
+        & jnp.isfinite(t_max)
     )
     result = RESULTS.where(ok, RESULTS.successful, RESULTS.steady_state_not_reached)
     result = RESULTS.where(valid, result, RESULTS.invalid_input)

@@ -147,6 +147,11 @@ def test_conservation_law():
     expected = [total * kb / (kf + kb), total * kf / (kf + kb), k1 / k2]
     np.testing.assert_allclose(steady.y, expected, rtol=1e-12)
 
+    # Started at the steady state: no integration, the same state.
+    again = oi.steady_state(REVERSIBLE, steady.y, REV_PARAMS)
+    assert float(again.t) == 0.0 and int(again.stats["num_steps"]) == 0
+    np.testing.assert_allclose(again.y, expected, rtol=1e-12)
+
     def solve(y0, p):
         return oi.steady_state(REVERSIBLE, y0, p).y
 
