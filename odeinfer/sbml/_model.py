@@ -1,0 +1,216 @@
+"""`load`: an SBML file → `SBMLModel`, an [`odeinfer.ODEModel`][] with its ids."""
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+import libsbml
+from jaxtyping import Array, ArrayLike, Float
+
+from .._events import Crossing
+from .._model import ODEModel
+from ._build import Built, EventInfo
+from ._errors import SBMLError
+from ._math import TIME
+from ._read import read_document
+
+
+class SBMLModel(eqx.Module):
+    """An SBML model imported as an [`odeinfer.ODEModel`][] on a flat state.
+
+    **Fields:**
+
+    - `model`: the `ODEModel`; its vector field maps `(t, y, params)` to `dy/dt`, with
+        `y` a 1-D array ordered as `state_ids` and `params` a dict keyed by SBML ids
+        (missing keys take their nominal values).
+    - `state_ids`: the SBML ids of the states. A species' state is its **amount**
+        (concentration × compartment size unless `hasOnlySubstanceUnits`).
+    - `parameter_ids`, `parameters`: the free constants (parameters, constant
+        compartment sizes, local parameters as `"<reaction>.<id>"`) and their nominal
+        values.
+    - `crossings`: the [`odeinfer.Crossing`][]s to pass as `events=` to
+        [`odeinfer.solve`][]: one per SBML event (with its `reset`), then one per
+        time-varying comparison inside a `piecewise` (no reset), so that the solver
+        stops exactly on every switch instead of stepping across it. Set `max_events`
+        to at least the number of crossings you expect.
+    - `events`: an [`odeinfer.sbml.EventInfo`][] per SBML event.
+    - `switches`: the formulas of the piecewise comparisons behind the switch
+        crossings.
+    - `source`: the file (or `"<string>"`).
+
+    !!! Example
+
+        ```python
+        import odeinfer as oi
+        import odeinfer.sbml
+
+        sbml = odeinfer.sbml.load("model.xml")
+        p = sbml.parameters
+        sol = oi.solve(sbml.model, sbml.initial_state(p), p, t0=0.0, t1=10.0,
+                       saveat=[1.0, 5.0, 10.0], solver=oi.Rodas5P(),
+                       events=sbml.crossings)
+        observe = sbml.expression("k1 * A / compartment")
+        ```
+    """
+
+    model: ODEModel
+    state_ids: tuple[str, ...] = eqx.field(static=True)
+    parameter_ids: tuple[str, ...] = eqx.field(static=True)
+    parameters: dict[str, float]
+    crossings: tuple[Crossing, ...]
+    events: tuple[EventInfo, ...] = eqx.field(static=True)
+    switches: tuple[str, ...] = eqx.field(static=True)
+    source: str = eqx.field(static=True)
+    _built: Built = eqx.field(static=True)
+
+    def initial_state(
+        self,
+        params: Mapping[str, ArrayLike] | None = None,
+        *,
+        overrides: Mapping[str, ArrayLike] | None = None,
+        t0: float = 0.0,
+    ) -> Float[Array, " n"]:
+        """The state at `t0`: initial amounts and concentrations, initial assignments
+        and assignment rules, evaluated with `params` (differentiable in them).
+
+        `overrides` replaces the initial value of states by id, in the quantity SBML
+        uses for them (a concentration unless `hasOnlySubstanceUnits`), e.g.
+        `{"EGF": 1.0}`; it takes precedence over initial assignments.
+        """
+        return self._built.initial_state(params, overrides, t0)
+
+    def assignment_rules(self, t, y, params=None) -> dict[str, Array]:
+        """The values of all assignment-rule variables at `(t, y)`."""
+        ns = self._built.namespace(t, y, params)
+        return {sid: ns[sid] for sid in self._built.assigned_ids}
+
+    def values(self, t, y, params=None) -> dict[str, Array]:
+        """Every SBML id's value at `(t, y)`: species (concentrations unless
+        `hasOnlySubstanceUnits`), compartments, parameters, rule variables, reaction
+        rates."""
+        ns = self._built.namespace(t, y, params)
+        return {k: v for k, v in ns.items() if k != TIME and not k.startswith("\0")}
+
+    def expression(
+        self, formula: str, *, extra_parameters: Sequence[str] = ()
+    ) -> Callable:
+        """Translates an SBML L3 formula (`"k1 * A / compartment"`, as in a PEtab
+        observable) into `f(t, y, params)`.
+
+        Species read as in SBML math (concentrations unless `hasOnlySubstanceUnits`);
+        `time` is the time; `log` is the natural logarithm (as in PEtab); `**` is
+        accepted for `^`. Ids the model does not define raise a `SBMLError`, unless
+        listed in `extra_parameters`: those are read from `params`.
+        """
+        if not isinstance(formula, str) or not formula.strip():
+            raise TypeError(
+                f"expression: `formula` must be a formula string; got {formula!r}."
+            )
+        settings = libsbml.L3ParserSettings()
+        settings.setParseLog(libsbml.L3P_PARSE_LOG_AS_LN)
+        node = libsbml.parseL3FormulaWithSettings(formula.replace("**", "^"), settings)
+        if node is None:
+            raise SBMLError(
+                f"expression: cannot parse {formula!r}: "
+                f"{libsbml.getLastParseL3Error().strip()}"
+            )
+        built = self._built
+        extra = tuple(extra_parameters)
+        scope = {name: (lambda ns, k=name: ns[k]) for name in extra}
+        if "time" not in built.translator.known:
+            scope["time"] = lambda ns: ns[TIME]
+        fn = built.translator.translate(node, f"the expression {formula!r}", scope)
+
+        def evaluate(t, y, params=None):
+            return fn(built.namespace(t, y, params, extra))
+
+        return evaluate
+
+    def switch_times(self, params: Mapping[str, ArrayLike] | None = None) -> Array:
+        """The times of the piecewise switches of the form `time <op> expr(params)`:
+        known discontinuity times of the vector field (e.g. an input turned on at
+        `t = 5`). Sorted; the switch crossings already stop the solver there."""
+        built = self._built
+        ns = built.merge(params)
+        for node in built.runtime_order:
+            if node.id in built.constant_ids:
+                ns[node.id] = node.value(ns)
+        times = [
+            jnp.asarray(sw.at[1](ns), dtype=float)
+            for sw in built.switches
+            if sw.at is not None and not (sw.at[0] & built.varying)
+        ]
+        return jnp.sort(jnp.stack(times)) if times else jnp.zeros((0,))
+
+
+def load(source: "str | os.PathLike") -> SBMLModel:
+    """Imports an SBML model (Levels 2V3 to 3V2) as an [`odeinfer.sbml.SBMLModel`][].
+
+    **Arguments:**
+
+    - `source`: the path of an SBML file, or the document as a string.
+
+    **Returns:** an `SBMLModel`.
+
+    Everything is checked here, before any compilation: malformed SBML and undefined
+    ids raise [`odeinfer.sbml.SBMLError`][]; constructs odeinfer cannot honour exactly
+    (algebraic rules, delays, fast reactions, event priorities, compound event
+    triggers, variable stoichiometry, unknown MathML) raise
+    [`odeinfer.sbml.UnsupportedSBMLError`][] naming the construct and the SBML id.
+    See the SBML page of the docs for the conventions.
+    """
+    document, label = read_document(source)
+    built = Built(document, label)
+    name = document.getModel().getId() or os.path.basename(label)
+
+    def vector_field(t, y, params):
+        return built.vector_field(t, y, params)
+
+    crossings = []
+    for info, trigger, assignments in built.events:
+        crossings.append(
+            Crossing(
+                _event_fn(built, trigger),
+                direction=info.direction,
+                reset=_reset(built, assignments),
+                name=info.id,
+            )
+        )
+    for sw in built.switches:
+        crossings.append(
+            Crossing(_event_fn(built, sw.difference), name=f"switch {sw.formula}")
+        )
+    return SBMLModel(
+        model=ODEModel(vector_field, name=name),
+        state_ids=built.state_ids,
+        parameter_ids=tuple(built.free),
+        parameters=dict(built.free),
+        crossings=tuple(crossings),
+        events=tuple(info for info, _, _ in built.events),
+        switches=tuple(sw.formula for sw in built.switches),
+        source=label,
+        _built=built,
+    )
+
+
+def _event_fn(built: Built, difference):
+    def fn(t, y, params):
+        return jnp.asarray(difference(built.namespace(t, y, params)), dtype=float)
+
+    return fn
+
+
+def _reset(built: Built, assignments):
+    def reset(t, y, params):
+        ns = built.namespace(t, y, params)
+        # All assignments use the values before the event (SBML semantics).
+        new = {var: value(ns) for var, value in assignments}
+        for var, value in new.items():
+            s = built.species.get(var)
+            if s is not None and not s.getHasOnlySubstanceUnits():
+                value = value * ns[s.getCompartment()]
+            y = y.at[built.index[var]].set(jnp.asarray(value, dtype=float))
+        return y
+
+    return reset
