@@ -42,6 +42,31 @@ REVERSIBLE = oi.ODEModel(_reversible, name="reversible")
 REV_PARAMS = {"kf": 2.0, "kb": 0.5, "k1": 1.0, "k2": 4.0}
 REV_Y0 = jnp.array([3.0, 1.0, 0.0])
 
+
+# A stiff mass-action network with two conservation laws (E + C and A + B): enzyme
+# E + S <-> C -> E + P with S inflow v and P outflow kp, and a fast A <-> B.
+def _enzyme(t, y, p):
+    enzyme, substrate, complex_, product, a, b = y
+    binding = p["k1"] * enzyme * substrate - p["km1"] * complex_
+    catalysis = p["k2"] * complex_
+    exchange = p["ka"] * a - p["kb"] * b
+    return jnp.stack(
+        [
+            catalysis - binding,
+            p["v"] - binding,
+            binding - catalysis,
+            catalysis - p["kp"] * product,
+            -exchange,
+            exchange,
+        ]
+    )
+
+
+ENZYME = oi.ODEModel(_enzyme, name="enzyme")
+ENZYME_PARAMS = {"k1": 1e3, "km1": 10.0, "k2": 50.0, "v": 1.0, "kp": 0.1, "ka": 1e4}
+ENZYME_PARAMS["kb"] = 1.0
+ENZYME_Y0 = jnp.array([0.1, 0.0, 0.0, 0.0, 1.0, 0.0])
+
 VAN_DER_POL = oi.ODEModel(
     lambda t, y, mu: jnp.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]]),
     name="van_der_pol",
@@ -167,6 +192,26 @@ def test_conservation_law():
     np.testing.assert_allclose(jac["kf"], [-scale * kb, scale * kb, 0.0], atol=1e-12)
     np.testing.assert_allclose(jac["kb"], [scale * kf, -scale * kf, 0.0], atol=1e-12)
     np.testing.assert_allclose(jac["k2"], [0.0, 0.0, -k1 / k2**2], atol=1e-12)
+
+
+def test_two_conservation_laws_in_a_stiff_network():
+    p = ENZYME_PARAMS
+    steady = oi.steady_state(ENZYME, ENZYME_Y0, p)
+    assert int(steady.num_conservation_laws) == 2
+    # C* = v / k2, E* = E_T - C*, S* = (km1 + k2) C* / (k1 E*), P* = v / kp,
+    # A* = T kb / (ka + kb), B* = T ka / (ka + kb), with E_T = E0 + C0, T = A0 + B0.
+    c = p["v"] / p["k2"]
+    e = 0.1 - c
+    s = (p["km1"] + p["k2"]) * c / (p["k1"] * e)
+    a, b = p["kb"] / (p["ka"] + p["kb"]), p["ka"] / (p["ka"] + p["kb"])
+    np.testing.assert_allclose(steady.y, [e, s, c, p["v"] / p["kp"], a, b], rtol=1e-10)
+    jac = jax.jacfwd(lambda y0: oi.steady_state(ENZYME, y0, p).y)(ENZYME_Y0)
+    expected = np.zeros((6, 6))
+    expected[0, [0, 2]] = 1.0  # dE*/dE_T
+    expected[1, [0, 2]] = -s / e  # dS*/dE_T
+    expected[4, [4, 5]] = a
+    expected[5, [4, 5]] = b
+    np.testing.assert_allclose(jac, expected, atol=1e-9)
 
 
 def test_limit_cycle_has_no_steady_state():
