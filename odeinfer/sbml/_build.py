@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import libsbml
 
 from ._errors import SBMLError, UnsupportedSBMLError
-from ._math import TIME, Switch, Translator, formula
+from ._math import TIME, Translator, formula
 
 _AMOUNT = "\0amount:"
 
@@ -301,7 +301,37 @@ class Built:
         self.state_ids = tuple(state_ids) + tuple(promoted)
         self.index = {sid: i for i, sid in enumerate(self.state_ids)}
 
-        switches_start = len(tr.switches)
+        # What varies in time (states, time, and whatever reads them), known before
+        # the runtime math is translated: a piecewise comparison of varying quantities
+        # becomes a switch, read from a flag state flipped by a crossing (as AMICI's
+        # Heaviside variables), so the vector field is smooth between switches.
+        reads: dict[str, set] = {}
+        for sid, s in species.items():
+            if sid not in assigned:
+                reads[sid] = {s.getCompartment()}
+        for sid, math in assigned.items():
+            reads[sid] = tr.symbols(math)
+        for rid, r in reactions.items():
+            math = r.getKineticLaw().getMath()
+            reads[rid] = tr.symbols(math, frozenset(local_scopes[rid]))
+        varying = set(self.state_ids) | {TIME}
+        changed = True
+        while changed:
+            changed = False
+            for sid, used in reads.items():
+                if sid not in varying and used & varying:
+                    varying.add(sid)
+                    changed = True
+        tr.varying = varying
+        tr.flagging = True
+        uses: dict[str, set] = {}
+
+        def translate_runtime(sid, math, where, scope=None, read=None):
+            tr.used = set()
+            fn = tr.translate(math, where, scope, reads.get(sid, read))
+            uses[sid] = tr.used
+            return fn
+
         for sid, s in species.items():
             if sid in assigned:
                 continue
@@ -315,24 +345,32 @@ class Built:
         for sid, math in assigned.items():
             runtime[sid] = Node(
                 sid,
-                tr.symbols(math),
-                tr.translate(math, f"assignment rule for {sid!r}"),
+                reads[sid],
+                translate_runtime(sid, math, f"assignment rule for {sid!r}"),
             )
         for rid, r in reactions.items():
-            math = r.getKineticLaw().getMath()
-            scope = local_scopes[rid]
             runtime[rid] = Node(
                 rid,
-                tr.symbols(math, frozenset(scope)),
-                tr.translate(math, f"kinetic law of reaction {rid!r}", scope),
+                reads[rid],
+                translate_runtime(
+                    rid,
+                    r.getKineticLaw().getMath(),
+                    f"kinetic law of reaction {rid!r}",
+                    local_scopes[rid],
+                ),
             )
         rate_rules = {
-            sid: tr.translate(math, f"rate rule for {sid!r}")
+            sid: translate_runtime(
+                None, math, f"rate rule for {sid!r}", read=tr.symbols(math)
+            )
             for sid, math in rated.items()
         }
+        tr.flagging = False
         self.runtime_order = _topological(runtime, label, "assignment rules")
         self.runtime = runtime
-        runtime_switches = tr.switches[switches_start:]
+        self.switches = list(tr.switches.values())
+        self.state_ids = self.state_ids + tuple(sw.key for sw in self.switches)
+        self.index = {sid: i for i, sid in enumerate(self.state_ids)}
 
         # --- derivatives -----------------------------------------------------------
         model_factor = m.getConversionFactor() if m.isSetConversionFactor() else None
@@ -410,26 +448,20 @@ class Built:
                 derivative[sid] = None
         self.derivative = derivative
 
-        # --- switches: comparisons in piecewise conditions that vary in time --------
-        varying = set(self.state_ids) | {TIME}
-        for node in self.runtime_order:
-            if node.id in species or node.reads & varying:
-                varying.add(node.id)
         self.varying = varying
         self.constant_ids = constant_ids
-        seen: dict[str, Switch] = {}
-        for sw in runtime_switches:
-            if sw.reads is None or sw.reads & varying:
-                seen.setdefault(sw.formula, sw)
-        self.switches = list(seen.values())
 
         # --- initial values -----------------------------------------------------------
         initial: dict[str, Node] = {}
         for sid in derived:
             initial[sid] = runtime[sid]
+        for sw in self.switches:
+            initial[sw.key] = Node(sw.key, sw.reads or set(), sw.compare)
         for sid in set(self.state_ids) | set(assigned):
+            if sid in initial:
+                continue
             if sid in assigned:
-                initial[sid] = runtime[sid]
+                initial[sid] = runtime[sid]._replace(reads=reads[sid] | uses[sid])
             elif sid in initial_assignments:
                 math = initial_assignments[sid]
                 initial[sid] = Node(
@@ -446,7 +478,7 @@ class Built:
                 value = float(parameters[sid].getValue())
                 initial[sid] = Node(sid, set(), lambda ns, v=value: jnp.asarray(v))
         for rid in reactions:
-            initial[rid] = runtime[rid]
+            initial[rid] = runtime[rid]._replace(reads=reads[rid] | uses[rid])
         self.initial = initial
         self.initial_order = _topological(initial, label, "initial assignments")
 

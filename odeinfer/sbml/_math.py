@@ -79,12 +79,16 @@ def formula(node: libsbml.ASTNode) -> str:
 
 
 class Switch(NamedTuple):
-    """A comparison inside a piecewise condition: where the right-hand side jumps."""
+    """A time-varying comparison inside a piecewise condition, where the vector field
+    jumps. The vector field reads it from a flag state `key` (1.0 true, 0.0 false),
+    flipped by a crossing of `difference`, so it is smooth between switches."""
 
+    key: str
     where: str
     formula: str
     difference: Closure
-    # The ids the comparison reads (None inside a function body: unknown).
+    compare: Closure
+    # The ids the comparison reads (at a function call: all the call reads).
     reads: set | None
     # For `time <op> expr`: (the ids expr reads, expr's closure); else None.
     at: tuple[set, Closure] | None
@@ -110,19 +114,27 @@ class Translator:
         self.known = known
         self.functions = functions
         self.source = source
-        # Every relational inside a piecewise condition, filled while translating.
-        self.switches: list[Switch] = []
+        # With `flagging` on, a time-varying comparison inside a piecewise condition
+        # becomes a switch (see `Switch`); `used` collects the keys a translation reads.
+        self.flagging = False
+        self.varying: set[str] = set()
+        self.switches: dict[str, Switch] = {}
+        self.used: set[str] = set()
 
     def translate(
-        self, node: libsbml.ASTNode | None, where: str, scope: Mapping | None = None
+        self,
+        node: libsbml.ASTNode | None,
+        where: str,
+        scope: Mapping | None = None,
+        reads: set | None = None,
     ) -> Closure:
         """Translates `node`; `where` ("kinetic law of reaction R1") names the place in
-        errors."""
+        errors; `reads` (the ids `node` reads) is needed with a `scope`."""
         if node is None:
             raise SBMLError(
                 f"{self.source}: {where} has no math. Add a <math> element."
             )
-        return self._tr(node, where, dict(scope or {}), in_condition=False)
+        return self._tr(node, where, dict(scope or {}), False, reads)
 
     def symbols(self, node, scope: frozenset = frozenset()) -> set[str]:
         """The ids that `node` reads, through inlined function definitions."""
@@ -156,12 +168,44 @@ class Translator:
         for i in range(node.getNumChildren()):
             self._symbols(node.getChild(i), scope, out, depth)
 
-    def _tr(self, node, where, scope, in_condition) -> Closure:  # noqa: C901
+    def _switch(self, node, kind, a, b, where, scope, reads) -> Closure:
+        text = formula(node)
+        if kind in (libsbml.AST_RELATIONAL_EQ, libsbml.AST_RELATIONAL_NEQ):
+            raise UnsupportedSBMLError(
+                f"{self.source}: {where} switches on the equality {text!r} of "
+                "time-varying quantities, which odeinfer cannot keep exact. Use <, <=, "
+                "> or >=."
+            )
+        # Outside function bodies the formula names the comparison; inside, the same
+        # text can compare different arguments.
+        key = f"switch {text}" if not scope else f"switch {len(self.switches)}: {text}"
+        if key not in self.switches:
+            fn = _RELATIONAL[kind]
+            at = None
+            for this, other, other_closure in (
+                (node.getChild(0), node.getChild(1), b),
+                (node.getChild(1), node.getChild(0), a),
+            ):
+                if this.getType() == libsbml.AST_NAME_TIME and not scope:
+                    at = (self.symbols(other), other_closure)
+            self.switches[key] = Switch(
+                key,
+                where,
+                text,
+                _difference(a, b),
+                lambda ns: fn(a(ns), b(ns)),
+                reads,
+                at,
+            )
+        self.used.add(key)
+        return lambda ns: ns[key] > 0.5
+
+    def _tr(self, node, where, scope, in_condition, call_reads) -> Closure:  # noqa: C901
         kind = node.getType()
         children = [node.getChild(i) for i in range(node.getNumChildren())]
 
         def sub(child, condition=in_condition):
-            return self._tr(child, where, scope, condition)
+            return self._tr(child, where, scope, condition, call_reads)
 
         if kind in (libsbml.AST_INTEGER,):
             value = float(node.getInteger())
@@ -256,24 +300,10 @@ class Translator:
                     f"{formula(node)!r}; odeinfer supports two. Split it with and()."
                 )
             a, b = parts
-            if in_condition:
-                # `time <op> expr` with expr free of states: a known switch time.
-                at = None
-                for this, other, other_closure in (
-                    (children[0], children[1], b),
-                    (children[1], children[0], a),
-                ):
-                    if this.getType() == libsbml.AST_NAME_TIME and not scope:
-                        at = (self.symbols(other), other_closure)
-                self.switches.append(
-                    Switch(
-                        where,
-                        formula(node),
-                        _difference(a, b),
-                        None if scope else self.symbols(node),
-                        at,
-                    )
-                )
+            if in_condition and self.flagging:
+                reads = self.symbols(node) if not scope else call_reads
+                if reads is None or reads & self.varying:
+                    return self._switch(node, kind, a, b, where, scope, reads)
             return lambda ns: fn(a(ns), b(ns))
         if kind in _LOGICAL:
             fn, empty = _LOGICAL[kind]
@@ -324,8 +354,10 @@ class Translator:
                     f"{len(children)} arguments; its definition takes {len(args)}."
                 )
             bound = {a: sub(c) for a, c in zip(args, children, strict=True)}
+            if call_reads is None and not scope:
+                call_reads = self.symbols(node)
             return self._tr(
-                body, f"{where} (in function {name!r})", bound, in_condition
+                body, f"{where} (in function {name!r})", bound, in_condition, call_reads
             )
         if kind in _REFUSED:
             raise UnsupportedSBMLError(

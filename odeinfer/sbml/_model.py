@@ -179,7 +179,11 @@ def load(source: "str | os.PathLike") -> SBMLModel:
         )
     for sw in built.switches:
         crossings.append(
-            Crossing(_event_fn(built, sw.difference), name=f"switch {sw.formula}")
+            Crossing(
+                _event_fn(built, sw.difference),
+                reset=_flip(built.index[sw.key]),
+                name=sw.key,
+            )
         )
     return SBMLModel(
         model=ODEModel(vector_field, name=name),
@@ -201,6 +205,13 @@ def _event_fn(built: Built, difference):
     return fn
 
 
+def _flip(index: int):
+    def flip(t, y, params):
+        return y.at[index].set(1.0 - y[index])
+
+    return flip
+
+
 def _reset(built: Built, assignments):
     def reset(t, y, params):
         ns = built.namespace(t, y, params)
@@ -211,6 +222,12 @@ def _reset(built: Built, assignments):
             if s is not None and not s.getHasOnlySubstanceUnits():
                 value = value * ns[s.getCompartment()]
             y = y.at[built.index[var]].set(jnp.asarray(value, dtype=float))
+        # The assignments may have moved a switched comparison across its threshold.
+        if built.switches:
+            ns = built.namespace(t, y, params)
+            for sw in built.switches:
+                flag = jnp.asarray(sw.compare(ns), dtype=float)
+                y = y.at[built.index[sw.key]].set(flag)
         return y
 
     return reset
