@@ -251,6 +251,31 @@ def test_time_piecewise_switch_is_exact():
     assert sol.events.times[0] == pytest.approx(5.0, abs=1e-10)
 
 
+def test_switch_on_its_threshold_at_t0_takes_the_side_time_moves_to():
+    model = sbml.load(
+        make(
+            species={"A": ("c", 0.0)},
+            parameters={"u": 1.0, "t_end": 0.0},
+            reactions={"R": ([], ["A"], "piecewise(u, time <= t_end, 0)")},
+        )
+    )
+    flag = model.state_ids.index("switch time <= t_end")
+    assert model.initial_state()[flag] == 0.0  # off for t > 0
+    assert model.initial_state({"t_end": 1.0})[flag] == 1.0
+
+
+def test_event_true_at_t0_with_initial_value_false_is_refused():
+    model = sbml.load(
+        make(
+            species={"A": ("c", 1.0)},
+            parameters={"k": 1.0},
+            events=[("now", "time >= 0", {"A": "0"})],
+        )
+    )
+    with pytest.raises(Exception, match="event 'now'.*true at t0"):
+        model.initial_state()
+
+
 def test_event_resets_a_species():
     """A decays at rate k; when [A] falls below 0.5 it is reset to 2 (in a compartment
     of size 2: amounts 4). First crossing at ln(4)/k, then every ln(4)/k."""

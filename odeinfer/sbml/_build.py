@@ -18,6 +18,7 @@ Conventions (as AMICI's, but with amounts as the state):
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax.numpy as jnp
 import libsbml
 
@@ -25,6 +26,14 @@ from ._errors import SBMLError, UnsupportedSBMLError
 from ._math import TIME, Translator, formula
 
 _AMOUNT = "\0amount:"
+
+
+_COMPARE = {
+    libsbml.AST_RELATIONAL_GT: jnp.greater,
+    libsbml.AST_RELATIONAL_GEQ: jnp.greater_equal,
+    libsbml.AST_RELATIONAL_LT: jnp.less,
+    libsbml.AST_RELATIONAL_LEQ: jnp.less_equal,
+}
 
 
 class Node(NamedTuple):
@@ -483,7 +492,7 @@ class Built:
         self.initial_order = _topological(initial, label, "initial assignments")
 
         # --- events ---------------------------------------------------------------------
-        self.events: list[tuple[EventInfo, Callable, list]] = []
+        self.events: list[tuple[EventInfo, Callable, list, Callable]] = []
         for i, ev in enumerate(m.getListOfEvents()):
             eid = ev.getId() or f"event_{i}"
             trigger = ev.getTrigger()
@@ -527,8 +536,14 @@ class Built:
                 if self.level[0] >= 3
                 else True,
             )
+            truth = _COMPARE[kind]
             self.events.append(
-                (info, (lambda ns, a=lhs, b=rhs: a(ns) - b(ns)), assignments)
+                (
+                    info,
+                    (lambda ns, a=lhs, b=rhs: a(ns) - b(ns)),
+                    assignments,
+                    (lambda ns, a=lhs, b=rhs, f=truth: f(a(ns), b(ns))),
+                )
             )
 
     # --- evaluation ---------------------------------------------------------------------
@@ -593,7 +608,18 @@ class Built:
                 ns[node.id] = jnp.asarray(overrides[node.id], dtype=float)
             else:
                 ns[node.id] = node.value(ns)
-        return self.to_state(ns)
+        y0 = self.to_state(ns)
+        for info, _, _, truth in self.events:
+            if not info.initial_value:
+                y0 = eqx.error_if(
+                    y0,
+                    truth(ns),
+                    f"{self.label}: the trigger {info.trigger!r} of event {info.id!r} "
+                    "is true at t0 and its initialValue is false, so SBML fires it at "
+                    "t0; odeinfer does not fire events at t0. Set initialValue='true' "
+                    "or apply the event's assignments to the initial state.",
+                )
+        return y0
 
 
 def _flux(terms):

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import libsbml
 
@@ -87,7 +88,7 @@ class Switch(NamedTuple):
     where: str
     formula: str
     difference: Closure
-    compare: Closure
+    compare: Closure  # the truth just after the current time (initial, resets)
     # The ids the comparison reads (at a function call: all the call reads).
     reads: set | None
     # For `time <op> expr`: (the ids expr reads, expr's closure); else None.
@@ -181,6 +182,23 @@ class Translator:
         key = f"switch {text}" if not scope else f"switch {len(self.switches)}: {text}"
         if key not in self.switches:
             fn = _RELATIONAL[kind]
+            difference = _difference(a, b)
+            rising = kind in (libsbml.AST_RELATIONAL_GT, libsbml.AST_RELATIONAL_GEQ)
+
+            def compare(ns):
+                # The truth just after the current instant: on the threshold, the
+                # sign of d(a - b)/dt at fixed state decides (as AMICI's Heaviside
+                # initialisation), e.g. `time <= t_end` with t_end = t0 starts false.
+                value = difference(ns)
+                slope = jax.jvp(
+                    lambda t: difference({**ns, TIME: t}),
+                    (jnp.asarray(ns[TIME], dtype=float),),
+                    (jnp.ones((), dtype=float),),
+                )[1]
+                ahead = jnp.where(value == 0, slope, value)
+                side = ahead > 0 if rising else ahead < 0
+                return jnp.where(ahead == 0, fn(a(ns), b(ns)), side)
+
             at = None
             for this, other, other_closure in (
                 (node.getChild(0), node.getChild(1), b),
@@ -192,8 +210,8 @@ class Translator:
                 key,
                 where,
                 text,
-                _difference(a, b),
-                lambda ns: fn(a(ns), b(ns)),
+                difference,
+                compare,
                 reads,
                 at,
             )

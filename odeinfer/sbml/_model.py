@@ -168,7 +168,7 @@ def load(source: "str | os.PathLike") -> SBMLModel:
         return built.vector_field(t, y, params)
 
     crossings = []
-    for info, trigger, assignments in built.events:
+    for info, trigger, assignments, _ in built.events:
         crossings.append(
             Crossing(
                 _event_fn(built, trigger),
@@ -191,7 +191,7 @@ def load(source: "str | os.PathLike") -> SBMLModel:
         parameter_ids=tuple(built.free),
         parameters=dict(built.free),
         crossings=tuple(crossings),
-        events=tuple(info for info, _, _ in built.events),
+        events=tuple(event[0] for event in built.events),
         switches=tuple(sw.formula for sw in built.switches),
         source=label,
         _built=built,
