@@ -251,6 +251,24 @@ def test_time_piecewise_switch_is_exact():
     assert sol.events.times[0] == pytest.approx(5.0, abs=1e-10)
 
 
+def test_gradient_through_a_switch():
+    """A(10) = u · t_off: the switch time moves with t_off, and the gradient follows."""
+    model = sbml.load(
+        make(
+            species={"A": ("c", 0.0)},
+            parameters={"u": 1.5, "t_off": 5.0},
+            reactions={"R": ([], ["A"], "piecewise(u, time < t_off, 0)")},
+        )
+    )
+
+    def final(params):
+        return solve(model, np.array([10.0]), params).ys[-1, 0]
+
+    grad = jax.grad(final)({"u": 1.5, "t_off": 5.0})
+    np.testing.assert_allclose(grad["t_off"], 1.5, rtol=1e-8)
+    np.testing.assert_allclose(grad["u"], 5.0, rtol=1e-8)
+
+
 def test_switch_on_its_threshold_at_t0_takes_the_side_time_moves_to():
     model = sbml.load(
         make(

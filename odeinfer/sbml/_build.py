@@ -418,6 +418,15 @@ class Built:
                             f"of species {sid!r} (required in SBML Level 3)."
                         )
                     s = species[sid]
+                    if not s.getBoundaryCondition() and (
+                        sid in assigned or sid in rated
+                    ):
+                        raise SBMLError(
+                            f"{label}: species {sid!r} is changed by reaction {rid!r} "
+                            "and also set by a rule; SBML forbids this unless the "
+                            "species is a boundary species. Set boundaryCondition="
+                            "'true' or remove the rule."
+                        )
                     factor = (
                         s.getConversionFactor()
                         if s.isSetConversionFactor()
