@@ -14,8 +14,8 @@ except ImportError as error:  # pragma: no cover
         "`pip install 'python-libsbml>=5.20,<6'`)."
     ) from error
 
-from ._build import EventInfo as EventInfo
 from ._errors import SBMLError as SBMLError
 from ._errors import UnsupportedSBMLError as UnsupportedSBMLError
+from ._events import EventInfo as EventInfo
 from ._model import SBMLModel as SBMLModel
 from ._model import load as load

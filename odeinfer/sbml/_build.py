@@ -23,41 +23,16 @@ import jax.numpy as jnp
 import libsbml
 
 from ._errors import SBMLError, UnsupportedSBMLError
+from ._events import check_events, translate_events
 from ._math import TIME, Translator, formula
 
 _AMOUNT = "\0amount:"
-
-
-_COMPARE = {
-    libsbml.AST_RELATIONAL_GT: jnp.greater,
-    libsbml.AST_RELATIONAL_GEQ: jnp.greater_equal,
-    libsbml.AST_RELATIONAL_LT: jnp.less,
-    libsbml.AST_RELATIONAL_LEQ: jnp.less_equal,
-}
 
 
 class Node(NamedTuple):
     id: str
     reads: set
     value: Callable
-
-
-class EventInfo(NamedTuple):
-    """One SBML event as imported.
-
-    - `id`: the event's id (or `"event_<index>"` when it has none).
-    - `trigger`: the trigger formula; the [`odeinfer.Crossing`][] is on `lhs - rhs`.
-    - `direction`: `"rising"` for `>`/`>=`, `"falling"` for `<`/`<=`.
-    - `assignments`: the assigned ids and formulas, applied with the values at the
-        trigger time.
-    - `initial_value`: the trigger's `initialValue` (SBML L3; `True` for L2).
-    """
-
-    id: str
-    trigger: str
-    direction: str
-    assignments: tuple[tuple[str, str], ...]
-    initial_value: bool
 
 
 def _topological(nodes: dict[str, Node], label: str, what: str) -> list[Node]:
@@ -153,39 +128,10 @@ class Built:
             initial_assignments[var] = ia.getMath()
 
         # --- events: refusals first (their targets become states) ------------------
-        event_targets: set[str] = set()
-        for i, ev in enumerate(m.getListOfEvents()):
-            eid = ev.getId() or f"event_{i}"
-            if ev.isSetDelay():
-                raise UnsupportedSBMLError(
-                    f"{label}: event {eid!r} has a delay, which odeinfer does not "
-                    "support. Remove the delay or model it with a state."
-                )
-            if ev.isSetPriority():
-                raise UnsupportedSBMLError(
-                    f"{label}: event {eid!r} has a priority, which odeinfer does not "
-                    "support. Remove it (simultaneous events then apply in document "
-                    "order)."
-                )
-            for ea in ev.getListOfEventAssignments():
-                var = ea.getVariable()
-                if var not in known or var in reactions:
-                    raise SBMLError(
-                        f"{label}: event {eid!r} assigns {var!r}, which the model does "
-                        "not define as a species, compartment or parameter."
-                    )
-                if var in assigned:
-                    raise SBMLError(
-                        f"{label}: event {eid!r} assigns {var!r}, which an assignment "
-                        "rule defines; SBML forbids this."
-                    )
-                element = species.get(var) or compartments.get(var) or parameters[var]
-                if element.getConstant():
-                    raise SBMLError(
-                        f"{label}: event {eid!r} assigns {var!r}, which is declared "
-                        "constant. Set constant='false' on it."
-                    )
-                event_targets.add(var)
+        elements = {**parameters, **compartments, **species}
+        event_targets = check_events(
+            m, known - set(reactions), assigned, elements, label
+        )
 
         # --- classification ---------------------------------------------------------
         state_ids: list[str] = []
@@ -501,59 +447,7 @@ class Built:
         self.initial_order = _topological(initial, label, "initial assignments")
 
         # --- events ---------------------------------------------------------------------
-        self.events: list[tuple[EventInfo, Callable, list, Callable]] = []
-        for i, ev in enumerate(m.getListOfEvents()):
-            eid = ev.getId() or f"event_{i}"
-            trigger = ev.getTrigger()
-            math = trigger.getMath() if trigger is not None else None
-            if math is None:
-                raise SBMLError(f"{label}: event {eid!r} has no trigger math.")
-            kind = math.getType()
-            if kind in (libsbml.AST_RELATIONAL_GT, libsbml.AST_RELATIONAL_GEQ):
-                direction = "rising"
-            elif kind in (libsbml.AST_RELATIONAL_LT, libsbml.AST_RELATIONAL_LEQ):
-                direction = "falling"
-            else:
-                raise UnsupportedSBMLError(
-                    f"{label}: event {eid!r} has the trigger {formula(math)!r}; "
-                    "odeinfer supports one comparison a < b, a <= b, a > b or a >= b "
-                    "(the event becomes a Crossing of a - b). Split compound "
-                    "triggers into several events."
-                )
-            lhs = tr.translate(math.getChild(0), f"trigger of event {eid!r}")
-            rhs = tr.translate(math.getChild(1), f"trigger of event {eid!r}")
-            assignments = []
-            for ea in ev.getListOfEventAssignments():
-                var = ea.getVariable()
-                assignments.append(
-                    (
-                        var,
-                        tr.translate(
-                            ea.getMath(), f"assignment to {var!r} of event {eid!r}"
-                        ),
-                    )
-                )
-            info = EventInfo(
-                id=eid,
-                trigger=formula(math),
-                direction=direction,
-                assignments=tuple(
-                    (ea.getVariable(), formula(ea.getMath()))
-                    for ea in ev.getListOfEventAssignments()
-                ),
-                initial_value=bool(trigger.getInitialValue())
-                if self.level[0] >= 3
-                else True,
-            )
-            truth = _COMPARE[kind]
-            self.events.append(
-                (
-                    info,
-                    (lambda ns, a=lhs, b=rhs: a(ns) - b(ns)),
-                    assignments,
-                    (lambda ns, a=lhs, b=rhs, f=truth: f(a(ns), b(ns))),
-                )
-            )
+        self.events = translate_events(m, tr, label, self.level)
 
     # --- evaluation ---------------------------------------------------------------------
     def merge(self, params, extra=()) -> dict:
@@ -618,7 +512,8 @@ class Built:
             else:
                 ns[node.id] = node.value(ns)
         y0 = self.to_state(ns)
-        for info, _, _, truth in self.events:
+        for event in self.events:
+            info, truth = event.info, event.truth
             if not info.initial_value:
                 y0 = eqx.error_if(
                     y0,

@@ -10,8 +10,9 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._events import Crossing
 from .._model import ODEModel
-from ._build import Built, EventInfo
+from ._build import Built
 from ._errors import SBMLError
+from ._events import EventInfo
 from ._math import TIME
 from ._read import read_document
 
@@ -191,7 +192,7 @@ def load(source: "str | os.PathLike") -> SBMLModel:
         parameter_ids=tuple(built.free),
         parameters=dict(built.free),
         crossings=tuple(crossings),
-        events=tuple(event[0] for event in built.events),
+        events=tuple(event.info for event in built.events),
         switches=tuple(sw.formula for sw in built.switches),
         source=label,
         _built=built,
