@@ -40,6 +40,8 @@ def test_pk_censored_fit():
     assert abs(float(fit.estimates["ke"]) - 0.15) < 0.05
 
 
+@pytest.mark.slow  # compile-heavy; its gradient and order-2 checks also run in
+# tests/test_integrals.py (default tier)
 def test_integral_model_fit():
     fit, gradient_error, orders = _main("integral_model_fit.py")(["--n-times", "8"])
     assert gradient_error < 1e-5
