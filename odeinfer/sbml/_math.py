@@ -206,6 +206,18 @@ class Translator:
             ):
                 if this.getType() == libsbml.AST_NAME_TIME and not scope:
                     at = (self.symbols(other), other_closure)
+            if at is None and not scope and self._affine_in_time(node):
+                # `time - t_on < 0`, `2*time > t_end`: the switch time solves
+                # d(τ) = 0 for the difference d, affine in time.
+                def root(ns, difference=difference):
+                    d0, slope = jax.jvp(
+                        lambda t: difference({**ns, TIME: t}),
+                        (jnp.zeros((), dtype=float),),
+                        (jnp.ones((), dtype=float),),
+                    )
+                    return jnp.where(slope == 0, jnp.inf, -d0 / slope)
+
+                at = (self.symbols(node) - {TIME}, root)
             self.switches[key] = Switch(
                 key,
                 where,
@@ -217,6 +229,27 @@ class Translator:
             )
         self.used.add(key)
         return lambda ns: ns[key] > 0.5
+
+    def _affine_in_time(self, node) -> bool:
+        """Whether `node` is affine in `time` with coefficients free of `time` (read
+        off the AST: sums, differences, products and quotients by time-free terms).
+        Function calls and anything else that reads time count as not affine."""
+        if TIME not in self.symbols(node):
+            return True
+        kind = node.getType()
+        children = [node.getChild(i) for i in range(node.getNumChildren())]
+        if kind == libsbml.AST_NAME_TIME:
+            return True
+        if kind in (libsbml.AST_PLUS, libsbml.AST_MINUS) or kind in _RELATIONAL:
+            return all(self._affine_in_time(c) for c in children)
+        if kind == libsbml.AST_TIMES:
+            timed = [c for c in children if TIME in self.symbols(c)]
+            return len(timed) == 1 and self._affine_in_time(timed[0])
+        if kind == libsbml.AST_DIVIDE and len(children) == 2:
+            return TIME not in self.symbols(children[1]) and self._affine_in_time(
+                children[0]
+            )
+        return False
 
     def _tr(self, node, where, scope, in_condition, call_reads) -> Closure:  # noqa: C901
         kind = node.getType()

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import libsbml
 from jaxtyping import Array, ArrayLike, Float
 
-from .._events import Crossing
+from .._events import Crossing, Dose
 from .._model import ODEModel
 from ._build import Built
 from ._errors import SBMLError
@@ -143,6 +143,65 @@ class SBMLModel(eqx.Module):
             if sw.at is not None and not (sw.at[0] & built.varying)
         ]
         return jnp.sort(jnp.stack(times)) if times else jnp.zeros((0,))
+
+    @property
+    def species_ids(self) -> tuple[str, ...]:
+        """The states that are SBML species (the others are rate-rule variables and
+        the flags of piecewise switches)."""
+        return tuple(sid for sid in self.state_ids if sid in self._built.species)
+
+    @property
+    def switch_state_ids(self) -> tuple[str, ...]:
+        """The flag states of the piecewise switches (1.0 true, 0.0 false)."""
+        keys = {sw.key for sw in self._built.switches}
+        return tuple(sid for sid in self.state_ids if sid in keys)
+
+    @property
+    def needs_crossings(self) -> bool:
+        """Whether solving this model exactly needs `events=crossings` (a diffrax
+        solver): it has SBML events, or piecewise switches whose times depend on the
+        state. Otherwise [`odeinfer.sbml.SBMLModel.switch_doses`][] expresses every
+        switch as a dose, and the fused solvers apply."""
+        return bool(self.events) or any(
+            sw.at is None or (sw.at[0] & self._built.varying)
+            for sw in self._built.switches
+        )
+
+    def switch_doses(
+        self,
+        y0: Float[Array, " n"],
+        params: Mapping[str, ArrayLike] | None = None,
+        *,
+        t0: float = 0.0,
+    ) -> tuple[Dose, ...]:
+        """The piecewise switches in time (`time <op> expr(params)`, or any comparison
+        affine in time) as [`odeinfer.Dose`][]s on their flag states, for solvers that
+        take doses but no crossings (the fused ones): at the switch time τ the flag
+        jumps by ±1 (the side it leaves, read from `y0`); a switch at or before `t0`
+        has already happened (its flag in `y0` says so) and gets amount 0.
+
+        Raises `ValueError` when [`needs_crossings`][odeinfer.sbml.SBMLModel.needs_crossings]
+        is true (events and state-dependent switches need `events=crossings`)."""
+        if self.needs_crossings:
+            raise ValueError(
+                f"{self.source}: this model has SBML events or switches that depend on "
+                "the state; they cannot be doses. Solve with a diffrax solver (e.g. "
+                "oi.Rodas5P()) and `events=model.crossings`."
+            )
+        built = self._built
+        ns = built.merge(params)
+        for node in built.runtime_order:
+            if node.id in built.constant_ids:
+                ns[node.id] = node.value(ns)
+        t0 = jnp.asarray(t0, dtype=float)
+        doses = []
+        for sw in built.switches:
+            index = built.index[sw.key]
+            tau = jnp.asarray(sw.at[1](ns), dtype=float)
+            ahead = jnp.isfinite(tau) & (tau > t0)
+            amount = jnp.where(ahead, 1.0 - 2.0 * y0[index], 0.0)
+            doses.append(Dose(jnp.where(ahead, tau, t0), amount, target=index))
+        return tuple(doses)
 
 
 def load(source: "str | os.PathLike") -> SBMLModel:

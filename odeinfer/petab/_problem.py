@@ -1,0 +1,258 @@
+"""`load`: a PEtab v1 problem → `PEtabProblem`, a compiled log-likelihood on PEtab's
+parameter scale with its `oi.Parameters`, priors and simulation table."""
+
+import os
+import time
+from collections.abc import Mapping
+from typing import final
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jaxtyping import Array, ArrayLike, Float
+from petab.v1 import C
+
+from .._parameters import Bounded, Parameters
+from .._solvers import FusedRodas5P, Rodas5P
+from ..sbml import SBMLError, UnsupportedSBMLError
+from ..sbml import load as load_sbml
+from ._errors import PEtabError
+from ._layout import Layout, build, scale
+from ._likelihood import Simulator, log_likelihood_fn
+from ._priors import log_prior_fn, numpyro_priors
+from ._tables import Tables, read
+
+
+@final
+class PEtabProblem:
+    """A PEtab problem imported by [`odeinfer.petab.load`][].
+
+    Parameters are the PEtab problem's **estimated** parameters, keyed by
+    `parameterId`, **on their PEtab scale** (`log10(k)` for a log10-scaled `k`), as
+    in pyPESTO; the others stay at their nominal values.
+
+    **Attributes:**
+
+    - `parameters`: an [`odeinfer.Parameters`][] of [`odeinfer.Bounded`][] specs on the
+        PEtab scale (bounds from the table, starting at the nominal values): pass it
+        with `log_likelihood` to `oi.fit`, `oi.multistart`, `oi.profile`.
+    - `nominal`: the nominal values of the estimated parameters (PEtab scale).
+    - `sbml`: the imported [`odeinfer.sbml.SBMLModel`][].
+    - `measurements`: the measurement table (a `pandas.DataFrame`).
+    - `experiments`: the `(preequilibrationConditionId, simulationConditionId)` pairs,
+        in the order they are solved (one `jax.vmap`).
+    - `import_seconds`: the time `load` took.
+
+    !!! Example
+
+        ```python
+        import odeinfer as oi
+        import odeinfer.petab
+
+        problem = odeinfer.petab.load("Boehm_JProteomeRes2014.yaml")
+        problem.log_likelihood(problem.nominal)      # -138.222 (AMICI: -138.222)
+        fits = oi.multistart(problem.log_likelihood, parameters=problem.parameters,
+                             n_starts=20)
+        problem.simulation_table(fits.best.params)    # PEtab simulation table
+        ```
+    """
+
+    def __init__(self, tables: Tables, sbml, simulator: Simulator, seconds: float):
+        self._tables = tables
+        self.sbml = sbml
+        self._simulator = simulator
+        layout: Layout = simulator.layout
+        self._layout = layout
+        self.measurements = tables.measurements
+        self.experiments = tuple(tuple(e) for e in layout.experiments)
+        self.import_seconds = seconds
+        nominal = scale(layout.nominal[layout.estimated_index], layout.scale_code)
+        self.nominal = {p: float(v) for p, v in zip(layout.estimated, nominal)}
+        specs = {}
+        for name, lo, hi, x in zip(layout.estimated, layout.lower, layout.upper, nominal):
+            margin = 1e-9 * (hi - lo)
+            specs[name] = Bounded(lo, hi, init=float(np.clip(x, lo + margin, hi - margin)))
+        self.parameters = Parameters(specs)
+        self._llh = jax.jit(log_likelihood_fn(simulator))
+        self._prior = log_prior_fn(tables.parameters, layout)
+        self._predict = jax.jit(simulator.predictions)
+
+    # --- parameter vectors ------------------------------------------------------------
+    def vector(self, params: Mapping[str, ArrayLike]) -> Float[Array, " n"]:
+        """The estimated parameters `params` (PEtab scale) as one vector, in table
+        order; a missing or unknown name raises `KeyError` naming it."""
+        names = self._layout.estimated
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                "PEtabProblem: `params` must be a dict {parameterId: value on the "
+                f"PEtab scale}}; got {type(params).__name__}."
+            )
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            fixed = [p for p in unknown if p in self._layout.parameter_ids]
+            raise KeyError(
+                f"PEtabProblem: {unknown} are not estimated parameters"
+                + (f" ({fixed} are fixed in the parameter table)" if fixed else "")
+                + f"; the estimated ones are {list(names)}."
+            )
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise KeyError(
+                f"PEtabProblem: `params` lacks {missing}; start from "
+                "`problem.nominal` and change what you need."
+            )
+        return jnp.stack([jnp.asarray(params[n], dtype=float) for n in names])
+
+    # --- objective ----------------------------------------------------------------------
+    def log_likelihood(self, params: Mapping[str, ArrayLike]) -> Float[Array, ""]:
+        """The log-likelihood (natural log, normalisation constants and the Jacobian
+        terms of log/log10 observables included: AMICI's and pyPESTO's scale, where
+        pyPESTO's `fval` is its negative). `-inf` when a solve fails. Differentiable
+        (`jax.grad`) and jittable; the first call compiles."""
+        value, ok = self._llh(self.vector(params))
+        return jnp.where(ok, value, -jnp.inf)
+
+    def log_prior(self, params: Mapping[str, ArrayLike]) -> Float[Array, ""]:
+        """The sum of the parameter table's objective priors (0 without priors); see
+        the PEtab page of the docs for the conventions."""
+        return self._prior(self.vector(params))
+
+    def log_posterior(self, params: Mapping[str, ArrayLike]) -> Float[Array, ""]:
+        """`log_likelihood + log_prior`: the negative of pyPESTO's objective."""
+        return self.log_likelihood(params) + self.log_prior(params)
+
+    def priors(self) -> dict:
+        """numpyro distributions on the PEtab scale for `oi.sample`: the objective prior
+        where the table gives one on the parameter scale, otherwise uniform between
+        the bounds (pyPESTO's convention for sampling)."""
+        return numpyro_priors(self._tables.parameters, self._layout)
+
+    # --- simulations ----------------------------------------------------------------------
+    def simulation_table(self, params: Mapping[str, ArrayLike] | None = None) -> pd.DataFrame:
+        """The PEtab simulation table at `params` (default: nominal): the measurement
+        table with `measurement` replaced by `simulation`, plus the noise `sigma` and
+        the row's log-likelihood term `llh`."""
+        from ._likelihood import log_density
+
+        x = self.vector(self.nominal if params is None else params)
+        predictions, ok = self._predict(x)
+        frame = self.measurements.copy()
+        simulation = np.full(len(frame), np.nan)
+        sigma = np.full(len(frame), np.nan)
+        llh = np.full(len(frame), np.nan)
+        for oid, (sim, sd) in predictions.items():
+            rows = self._layout.observables[oid]
+            observable = self._tables.observables[oid]
+            simulation[rows.rows] = np.asarray(sim)
+            sigma[rows.rows] = np.asarray(sd)
+            llh[rows.rows] = np.asarray(
+                log_density(
+                    observable.transformation,
+                    observable.distribution,
+                    jnp.asarray(rows.measurement),
+                    sim,
+                    sd,
+                )
+            )
+        if not bool(jnp.all(ok)):
+            failed = [
+                e for e, good in zip(self.experiments, np.asarray(ok)) if not good
+            ]
+            raise RuntimeError(
+                f"PEtabProblem.simulation_table: the solve failed for the experiments "
+                f"{failed} (preequilibration, condition) at these parameters."
+            )
+        frame = frame.rename(columns={C.MEASUREMENT: C.SIMULATION})
+        frame[C.SIMULATION] = simulation
+        frame["sigma"] = sigma
+        frame["llh"] = llh
+        return frame
+
+    def to_linear(self, params: Mapping[str, ArrayLike]) -> dict[str, float]:
+        """Estimated parameters on the PEtab scale → linear values."""
+        x = np.asarray(self.vector(params))
+        code = self._layout.scale_code
+        lin = np.where(code == 1, np.exp(x), np.where(code == 2, 10.0**x, x))
+        return dict(zip(self._layout.estimated, map(float, lin)))
+
+    def __repr__(self) -> str:
+        return (
+            f"PEtabProblem({os.path.basename(self._tables.yaml)!r}: "
+            f"{len(self.sbml.state_ids)} states, {len(self.experiments)} experiments, "
+            f"{len(self.measurements)} measurements, {len(self.nominal)} estimated "
+            "parameters)"
+        )
+
+
+def load(
+    path: "str | os.PathLike",
+    *,
+    solver=None,
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    max_steps: int = 100_000,
+) -> PEtabProblem:
+    """Imports a PEtab v1 problem (its yaml file) as an
+    [`odeinfer.petab.PEtabProblem`][].
+
+    **Arguments:**
+
+    - `path`: the problem's yaml file.
+    - `solver`: `None` (default) is [`odeinfer.FusedRodas5P`][] (forward
+        sensitivities fused into the Rosenbrock solve; piecewise switches in time
+        become doses at their switch times), or [`odeinfer.Rodas5P`][] with the model's
+        crossings when it has SBML events or switches that depend on the state. Any
+        solver `oi.solve` takes may be given.
+    - `rtol`, `atol`: the solver tolerances (AMICI's benchmark settings by default).
+    - `max_steps`: the step budget of each solve.
+
+    Everything is checked here, before any compilation: malformed tables, ids
+    referenced but not defined, unsupported SBML or PEtab features and parameters
+    outside their bounds raise [`odeinfer.petab.PEtabError`][] naming the file, the row
+    or id, and the fix.
+    """
+    start = time.perf_counter()
+    tables = read(path)
+    try:
+        sbml = load_sbml(tables.sbml_file)
+    except UnsupportedSBMLError as error:
+        raise PEtabError(f"{tables.yaml}: the SBML model is not supported: {error}") from None
+    except SBMLError as error:
+        raise PEtabError(f"{tables.yaml}: the SBML model is invalid: {error}") from None
+    layout = build(tables, sbml)
+    if solver is None:
+        solver = Rodas5P() if sbml.needs_crossings else FusedRodas5P()
+    fns = {}
+    extra = tuple(p for p in layout.extra_ids)
+    for oid, observable in tables.observables.items():
+        where = f"{tables.files['observables']}, observable {oid!r}"
+        try:
+            h = sbml.expression(
+                observable.formula,
+                extra_parameters=extra + observable.observable_placeholders,
+            )
+            noise = sbml.expression(
+                observable.noise_formula,
+                extra_parameters=extra
+                + observable.observable_placeholders
+                + observable.noise_placeholders
+                + (oid,),
+            )
+        except SBMLError as error:
+            raise PEtabError(f"{where}: {error}") from None
+        fns[oid] = (h, noise, observable)
+    simulator = Simulator(
+        sbml=sbml,
+        layout=layout,
+        observable_fns=fns,
+        solver=solver,
+        rtol=float(rtol),
+        atol=float(atol),
+        max_steps=int(max_steps),
+    )
+    problem = PEtabProblem(tables, sbml, simulator, time.perf_counter() - start)
+    problem.import_seconds = time.perf_counter() - start
+    return problem
+
+
