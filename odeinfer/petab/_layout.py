@@ -42,6 +42,7 @@ class Experiment(NamedTuple):
 
 class Layout(NamedTuple):
     parameter_ids: tuple[str, ...]  # every row of the parameter table
+    model_ids: tuple[str, ...]  # the model parameters each experiment sets
     nominal: np.ndarray  # linear scale, every row
     estimated: tuple[str, ...]
     estimated_index: np.ndarray  # positions of `estimated` in `parameter_ids`
@@ -99,11 +100,27 @@ def build(tables: Tables, sbml) -> Layout:
     upper = frame.loc[list(estimated), C.UPPER_BOUND].to_numpy(dtype=float)
     lower, upper = scale(lower, code), scale(upper, code)
 
-    model_ids = sbml.parameter_ids
+    assigned = set(sbml.assigned_constant_ids)
+    conditions = tables.conditions
+    cfile = tables.files["conditions"]
+    # Constants with an initial assignment join the model parameters when the
+    # condition table sets them, in every condition (the assignment is replaced).
+    replaced = []
+    for column in conditions.columns:
+        if column in assigned:
+            values = conditions[column]
+            unset = [str(c) for c, v in values.items() if not isinstance(v, str) and math.isnan(v)]
+            if unset:
+                raise PEtabError(
+                    f"{cfile}: column {column!r} sets a constant whose SBML initial "
+                    f"assignment it replaces, but leaves it empty for conditions "
+                    f"{unset}; give a value in every condition."
+                )
+            replaced.append(column)
+    model_ids = tuple(sbml.parameter_ids) + tuple(replaced)
     model_set = set(model_ids)
     species_set = set(sbml.species_ids)
     state_ids = sbml.state_ids
-    cfile = tables.files["conditions"]
 
     # What the condition table sets.
     columns = [c for c in tables.conditions.columns if c != C.CONDITION_NAME]
@@ -123,7 +140,9 @@ def build(tables: Tables, sbml) -> Layout:
 
     def defaults() -> tuple[np.ndarray, np.ndarray]:
         index = np.full(len(model_ids), -1, dtype=int)
-        constant = np.array([sbml.parameters[m] for m in model_ids], dtype=float)
+        constant = np.array(
+            [sbml.parameters.get(m, math.nan) for m in model_ids], dtype=float
+        )
         for j, m in enumerate(model_ids):
             if m in positions:
                 index[j], constant[j] = positions[m], math.nan
@@ -244,6 +263,7 @@ def build(tables: Tables, sbml) -> Layout:
     extra = tuple(p for p in pids if p not in model_set)
     return Layout(
         parameter_ids=pids,
+        model_ids=model_ids,
         nominal=nominal,
         estimated=estimated,
         estimated_index=np.array([positions[p] for p in estimated], dtype=int),

@@ -71,7 +71,7 @@ class Simulator:
         slot: the steady state, for t = inf data), the model parameters per experiment
         `(n_exp, n_model_parameters)`, and whether every solve succeeded."""
         layout, sbml = self.layout, self.sbml
-        ids = sbml.parameter_ids
+        ids = layout.model_ids
         main = resolve(layout.main, values)
         pre = resolve(layout.pre, values)
         main_sp = resolve(layout.main_species, values)
@@ -170,7 +170,7 @@ class Simulator:
             p = model_params[jnp.asarray(rows.experiment)]
 
             def row(t, y_r, p_r, o_r, n_r, h=h, noise=noise, oid=oid, observable=observable):
-                params = dict(zip(self.sbml.parameter_ids, p_r))
+                params = dict(zip(self.layout.model_ids, p_r))
                 params.update(extra)
                 params.update(zip(self.observable_names(oid), o_r))
                 value = h(t, y_r, params)

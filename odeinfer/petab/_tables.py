@@ -50,16 +50,9 @@ class Tables(NamedTuple):
     files: dict[str, str]  # table kind -> file name, for messages
 
 
-def _file(config: dict, key: str, base: str) -> str:
-    value = config.get(key)
-    if isinstance(value, list):
-        value = value[0] if len(value) == 1 else value
-    if isinstance(value, list):
-        raise PEtabError(
-            f"{base}: the problem lists {len(value)} {key}; odeinfer imports one file "
-            "of each table per problem (merge them into one)."
-        )
-    return str(value)
+def _files(config: dict, key: str) -> list[str]:
+    value = config.get(key) or []
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def read(path: "str | os.PathLike") -> Tables:
@@ -94,18 +87,29 @@ def read(path: "str | os.PathLike") -> Tables:
         )
     entry = config["problems"][0]
     base = os.path.dirname(path)
-    files = {
-        "sbml": _file(entry, "sbml_files", path),
-        "conditions": _file(entry, "condition_files", path),
-        "measurements": _file(entry, "measurement_files", path),
-        "observables": _file(entry, "observable_files", path),
-        "parameters": str(config.get("parameter_file")),
+    sbml_files = _files(entry, "sbml_files")
+    if len(sbml_files) != 1:
+        raise PEtabError(
+            f"{path}: the problem lists {len(sbml_files)} SBML files; odeinfer imports "
+            "one model per problem."
+        )
+    listed = {
+        "sbml": sbml_files,
+        "conditions": _files(entry, "condition_files"),
+        "measurements": _files(entry, "measurement_files"),
+        "observables": _files(entry, "observable_files"),
+        "parameters": _files(config, "parameter_file"),
     }
-    for kind, name in files.items():
-        if not os.path.isfile(os.path.join(base, name)):
-            raise PEtabError(
-                f"{path}: the {kind} file {name!r} does not exist next to it."
-            )
+    for kind, names in listed.items():
+        if not names:
+            raise PEtabError(f"{path}: no {kind} file is listed.")
+        for name in names:
+            if not os.path.isfile(os.path.join(base, name)):
+                raise PEtabError(
+                    f"{path}: the {kind} file {name!r} does not exist next to it."
+                )
+    # For messages: the file (or files, merged by the petab library) of each table.
+    files = {kind: " + ".join(names) for kind, names in listed.items()}
     if entry.get("mapping_files"):
         raise PEtabError(
             f"{path}: uses a mapping table ({entry['mapping_files']}); odeinfer does "
@@ -178,10 +182,26 @@ def _observables(frame: pd.DataFrame, file: str) -> dict[str, Observable]:
     return out
 
 
+def _number(row, column: str, where: str) -> float:
+    """The row's entry in `column` as a float (NaN where empty)."""
+    try:
+        return float(row[column])
+    except (TypeError, ValueError):
+        raise PEtabError(
+            f"{where}: {column} {row[column]!r} is not a number."
+        ) from None
+
+
 def _check_parameters(tables: Tables) -> None:
     file = tables.files["parameters"]
     frame = tables.parameters
-    for column in (C.PARAMETER_SCALE, C.LOWER_BOUND, C.UPPER_BOUND, C.NOMINAL_VALUE, C.ESTIMATE):
+    for column in (
+        C.PARAMETER_SCALE,
+        C.LOWER_BOUND,
+        C.UPPER_BOUND,
+        C.NOMINAL_VALUE,
+        C.ESTIMATE,
+    ):
         if column not in frame.columns:
             raise PEtabError(f"{file}: no column {column!r}.")
     for pid, row in frame.iterrows():
@@ -189,14 +209,18 @@ def _check_parameters(tables: Tables) -> None:
         scale = _text(row[C.PARAMETER_SCALE], "lin")
         if scale not in SCALES:
             raise PEtabError(f"{where}: parameterScale {scale!r}; use one of {SCALES}.")
-        nominal = float(row[C.NOMINAL_VALUE])
+        nominal = _number(row, C.NOMINAL_VALUE, where)
         if not math.isfinite(nominal):
             raise PEtabError(f"{where}: nominalValue {nominal} is not a finite number.")
-        if int(row[C.ESTIMATE]) not in (0, 1):
-            raise PEtabError(f"{where}: estimate must be 0 or 1; got {row[C.ESTIMATE]}.")
-        if int(row[C.ESTIMATE]) == 0:
+        estimate = _number(row, C.ESTIMATE, where)
+        if estimate not in (0, 1):
+            raise PEtabError(
+                f"{where}: estimate must be 0 or 1; got {row[C.ESTIMATE]}."
+            )
+        if estimate == 0:
             continue
-        lower, upper = float(row[C.LOWER_BOUND]), float(row[C.UPPER_BOUND])
+        lower = _number(row, C.LOWER_BOUND, where)
+        upper = _number(row, C.UPPER_BOUND, where)
         if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
             raise PEtabError(
                 f"{where}: need finite lowerBound < upperBound for an estimated "
@@ -256,7 +280,7 @@ def _check_measurements(tables: Tables) -> None:
                     f"{where}: {column} {cid!r} is not in the condition table "
                     f"({tables.files['conditions']})."
                 )
-        value, time = float(row[C.MEASUREMENT]), float(row[C.TIME])
+        value, time = _number(row, C.MEASUREMENT, where), _number(row, C.TIME, where)
         if not math.isfinite(value):
             raise PEtabError(f"{where}: measurement {value} is not a finite number.")
         if np.isnan(time) or time < 0:

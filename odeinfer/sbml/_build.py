@@ -255,6 +255,9 @@ class Built:
             constant_ids.discard(sid)
         self.state_ids = tuple(state_ids) + tuple(promoted)
         self.index = {sid: i for i, sid in enumerate(self.state_ids)}
+        # Constants set by initial assignments: `params` may override them (PEtab
+        # conditions do), replacing the assignment.
+        self.derived_ids = frozenset(derived)
 
         # What varies in time (states, time, and whatever reads them), known before
         # the runtime math is translated: a piecewise comparison of varying quantities
@@ -455,7 +458,7 @@ class Built:
             return dict(self.free)
         out = dict(self.free)
         for key, value in params.items():
-            if key not in self.free and key not in extra:
+            if key not in self.free and key not in extra and key not in self.derived_ids:
                 raise KeyError(
                     f"{self.label}: `params` has the key {key!r}, which is not a "
                     "parameter of this model. The parameters are "
@@ -466,12 +469,14 @@ class Built:
 
     def namespace(self, t, y, params, extra=()) -> dict:
         ns = self.merge(params, extra)
+        given = self.derived_ids.intersection(params or ())
         ns[TIME] = jnp.asarray(t, dtype=float)
         for sid, i in self.index.items():
             key = _AMOUNT + sid if sid in self.species else sid
             ns[key] = y[i]
         for node in self.runtime_order:
-            ns[node.id] = node.value(ns)
+            if node.id not in given:
+                ns[node.id] = node.value(ns)
         return ns
 
     def vector_field(self, t, y, params):
@@ -506,7 +511,10 @@ class Built:
                 )
         ns = self.merge(params)
         ns[TIME] = jnp.asarray(t0, dtype=float)
+        given = self.derived_ids.intersection(params or ())
         for node in self.initial_order:
+            if node.id in given:
+                continue
             if node.id in overrides:
                 ns[node.id] = jnp.asarray(overrides[node.id], dtype=float)
             else:

@@ -135,7 +135,7 @@ class SBMLModel(eqx.Module):
         built = self._built
         ns = built.merge(params)
         for node in built.runtime_order:
-            if node.id in built.constant_ids:
+            if node.id in built.constant_ids and node.id not in ns:
                 ns[node.id] = node.value(ns)
         times = [
             jnp.asarray(sw.at[1](ns), dtype=float)
@@ -143,6 +143,13 @@ class SBMLModel(eqx.Module):
             if sw.at is not None and not (sw.at[0] & built.varying)
         ]
         return jnp.sort(jnp.stack(times)) if times else jnp.zeros((0,))
+
+    @property
+    def assigned_constant_ids(self) -> tuple[str, ...]:
+        """Constant parameters and compartments whose value an initial assignment sets.
+        A `params` key with one of these ids replaces the assignment (as a PEtab
+        condition does)."""
+        return tuple(sorted(self._built.derived_ids))
 
     @property
     def species_ids(self) -> tuple[str, ...]:
@@ -191,7 +198,7 @@ class SBMLModel(eqx.Module):
         built = self._built
         ns = built.merge(params)
         for node in built.runtime_order:
-            if node.id in built.constant_ids:
+            if node.id in built.constant_ids and node.id not in ns:
                 ns[node.id] = node.value(ns)
         t0 = jnp.asarray(t0, dtype=float)
         doses = []

@@ -1,0 +1,322 @@
+"""The PEtab benchmark collection with odeinfer, side by side with AMICI (C++/SUNDIALS).
+
+For every problem in `../shared/data/petab/`: import time, compile time (first value,
+first gradient), time per log-likelihood and per gradient (median of repeats, after the
+compile), the log-likelihood at the nominal parameters against AMICI's published
+reference (`benchmark_collection_overview.json`), and the simulation against the
+collection's `simulatedData_*.tsv` (matched on observable, condition and time).
+
+Peers, in the same run: AMICI 1.x (C++ with SUNDIALS CVODES, its default BDF, exact
+Jacobian, rtol = atol = 1e-8, forward and adjoint sensitivities) through
+`benchmarks/_amici_peer.py`, run by the Python of a separate environment that has
+amici/pypesto (`--amici-python`, default `/work/amici-venv/bin/python` when present;
+`pip install amici pypesto` builds AMICI from source in a few minutes). Without it the
+peer columns are empty. odeinfer runs at the same tolerances (FusedRodas5P: fused
+forward sensitivities).
+
+Also: compile time against the number of conditions (Fujita's six conditions replicated
+to 6·k; one `jax.vmap` over conditions), and with `--multistart N` a vmapped multistart of
+Boehm and Fujita from N starts, against the best values published by Hass et al. 2019.
+
+Run `python benchmarks/petab.py` (add `--multistart 100`, `--problems Boehm_JProteomeRes2014
+...`, `--quick` to skip the scaling study). Writes `benchmarks/results/petab.json`,
+`petab_times.png` and `petab_scaling.png`.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+import odeinfer as oi
+import odeinfer.petab as op
+
+RESULTS_DIR = Path(__file__).parent / "results"
+DATA_DIRS = (Path(__file__).parents[1] / "../shared/data/petab", Path("/work/shared/data/petab"))
+WITH_REFERENCE = (
+    "Boehm_JProteomeRes2014", "Borghans_BiophysChem1997", "Brannmark_JBC2010",
+    "Elowitz_Nature2000", "Fujita_SciSignal2010", "Zheng_PNAS2012",
+)  # fmt: skip
+
+
+def data_dir() -> Path:
+    for d in DATA_DIRS:
+        if d.is_dir():
+            return d.resolve()
+    raise FileNotFoundError("../shared/data/petab")
+
+
+def yaml_of(folder: Path) -> Path:
+    own = folder / f"{folder.name}.yaml"
+    if own.exists():
+        return own
+    found = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("petab_test"))
+    return found[0]
+
+
+def median_time(fn, *args, repeats=20) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def simulation_error(problem, folder: Path):
+    """Max relative difference to the collection's simulation table, matched on keys;
+    None when there is none or it does not match the measurement table's rows."""
+    files = sorted(folder.glob("simulatedData_*.tsv")) + sorted(folder.glob("simulations.tsv"))
+    if not files:
+        return None
+    ref = pd.read_csv(files[0], sep="\t")
+    column = "simulation" if "simulation" in ref.columns else "measurement"
+    ours = problem.simulation_table()
+    keys = [k for k in ("observableId", "simulationConditionId", "preequilibrationConditionId", "time")
+            if k in ref.columns and k in ours.columns]  # fmt: skip
+    if len(ref) != len(ours):
+        return {"note": f"{len(ref)} reference rows, {len(ours)} measurements"}
+    a = ours.sort_values(keys + ["simulation"], kind="stable")["simulation"].to_numpy(float)
+    b = ref.sort_values(keys + [column], kind="stable")[column].to_numpy(float)
+    rel = np.abs(a - b) / np.maximum(np.abs(b), 1e-12)
+    return {"max_rel": float(np.max(rel)), "max_abs": float(np.max(np.abs(a - b)))}
+
+
+def run_problem(folder: Path, reference: dict, repeats: int) -> dict:
+    out = {"problem": folder.name}
+    start = time.perf_counter()
+    try:
+        problem = op.load(yaml_of(folder))
+    except op.PEtabError as error:
+        out["refused"] = str(error)
+        return out
+    out["import_s"] = time.perf_counter() - start
+    names = list(problem.nominal)
+    x0 = problem.vector(problem.nominal)
+    value = jax.jit(lambda x: problem.log_likelihood(dict(zip(names, x))))
+    grad = jax.jit(jax.grad(lambda x: problem.log_likelihood(dict(zip(names, x)))))
+    start = time.perf_counter()
+    llh = float(value(x0))
+    out["compile_llh_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    g = np.asarray(grad(x0))
+    out["compile_grad_s"] = time.perf_counter() - start
+    out.update(
+        states=len(problem.sbml.state_ids),
+        experiments=len(problem.experiments),
+        measurements=len(problem.measurements),
+        parameters=len(names),
+        llh=llh,
+        gradient=g.tolist(),
+        llh_ms=1e3 * median_time(value, x0, repeats=repeats),
+        grad_ms=1e3 * median_time(grad, x0, repeats=repeats),
+    )
+    ref = reference.get(folder.name, {}).get("amici_reference_llh_at_nominal")
+    if ref is not None:
+        out["amici_reference_llh"] = ref
+        out["abs_error_llh"] = abs(llh - ref)
+    try:
+        out["simulation_vs_collection"] = simulation_error(problem, folder)
+    except RuntimeError as error:
+        out["simulation_vs_collection"] = {"note": str(error)}
+    return out
+
+
+def run_amici(python: str, problems, data: Path, repeats: int) -> dict | None:
+    if not python or not Path(python).exists():
+        return None
+    target = Path(tempfile.mkdtemp()) / "amici.json"
+    command = [python, str(Path(__file__).parent / "_amici_peer.py"), "--problems", *problems,
+               "--data", str(data), "--out", str(target), "--repeats", str(repeats)]  # fmt: skip
+    print("peer:", " ".join(command), flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or not target.exists():
+        print(done.stdout[-2000:], done.stderr[-2000:])
+        return {"error": done.stderr[-2000:]}
+    return json.loads(target.read_text())
+
+
+def amici_times(peer: dict | None, name: str) -> dict:
+    if not peer or name not in peer.get("problems", {}):
+        return {}
+    entry = peer["problems"][name].get("sundials", {})
+    out = {}
+    for key, field in (("llh", "llh"), ("grad_forward", "grad_forward"), ("grad_adjoint", "grad_adjoint")):
+        part = entry.get(field) or {}
+        if "run_simulations_s" in part:
+            out[f"amici_{key}_ms"] = 1e3 * part["run_simulations_s"]
+    if "import_s" in peer["problems"][name]:
+        out["amici_import_s"] = peer["problems"][name]["import_s"]
+    jax_part = peer["problems"][name].get("jax")
+    if isinstance(jax_part, dict):
+        for key in ("llh_s", "grad_s", "compile_s"):
+            if key in jax_part:
+                out[f"amici_jax_{key}"] = jax_part[key]
+    elif jax_part is not None:
+        out["amici_jax"] = str(jax_part)[:200]
+    return out
+
+
+def replicate(folder: Path, copies: int, target: Path) -> Path:
+    """Fujita with every condition repeated `copies` times (new ids, same data)."""
+    shutil.copytree(folder, target)
+    yaml = yaml_of(target)
+    conditions = pd.read_csv(next(target.glob("experimentalCondition_*.tsv")), sep="\t")
+    measurements_file = next(target.glob("measurementData_*.tsv"))
+    measurements = pd.read_csv(measurements_file, sep="\t")
+    used = set(measurements["simulationConditionId"])
+    conditions = conditions[conditions["conditionId"].isin(used)]
+    c_frames, m_frames = [], []
+    for k in range(copies):
+        c = conditions.copy()
+        c["conditionId"] = c["conditionId"] + f"_copy{k}"
+        m = measurements.copy()
+        m["simulationConditionId"] = m["simulationConditionId"] + f"_copy{k}"
+        c_frames.append(c)
+        m_frames.append(m)
+    pd.concat(c_frames).to_csv(next(target.glob("experimentalCondition_*.tsv")), sep="\t", index=False)
+    pd.concat(m_frames).to_csv(measurements_file, sep="\t", index=False)
+    return yaml
+
+
+def scaling(data: Path, copies=(1, 2, 4, 8)) -> list[dict]:
+    rows = []
+    for k in copies:
+        with tempfile.TemporaryDirectory() as tmp:
+            yaml = replicate(data / "Fujita_SciSignal2010", k, Path(tmp) / "Fujita")
+            start = time.perf_counter()
+            problem = op.load(yaml)
+            names = list(problem.nominal)
+            grad = jax.jit(jax.grad(lambda x: problem.log_likelihood(dict(zip(names, x)))))
+            x0 = problem.vector(problem.nominal)
+            t_import = time.perf_counter() - start
+            start = time.perf_counter()
+            llh = float(problem.log_likelihood(problem.nominal))
+            t_llh = time.perf_counter() - start
+            start = time.perf_counter()
+            jax.block_until_ready(grad(x0))
+            t_grad = time.perf_counter() - start
+            rows.append(dict(conditions=len(problem.experiments), import_s=t_import,
+                             compile_llh_s=t_llh, compile_grad_s=t_grad,
+                             llh=llh, grad_ms=1e3 * median_time(grad, x0, repeats=5)))  # fmt: skip
+            print(f"  {rows[-1]['conditions']:4d} conditions: compile llh {t_llh:6.1f} s, "
+                  f"grad {t_grad:6.1f} s, per gradient {rows[-1]['grad_ms']:8.1f} ms", flush=True)  # fmt: skip
+    return rows
+
+
+def multistart(data: Path, name: str, n_starts: int, reference: dict, seed: int) -> dict:
+    problem = op.load(yaml_of(data / name))
+    start = time.perf_counter()
+    result = oi.multistart(problem.log_likelihood, n_starts, key=seed,
+                           parameters=problem.parameters, throw=False)  # fmt: skip
+    seconds = time.perf_counter() - start
+    values = np.asarray(result.sorted_log_objective)
+    best = float(values[0])
+    hass = reference.get(name, {}).get("hass2019_general_info", {})
+    published = hass.get("reported_neg2loglik_field_labelled_2xLogLik")
+    return dict(problem=name, n_starts=n_starts, seconds=seconds, best_llh=best,
+                converged=int(result.num_converged),
+                within_0_1=int(np.sum(values >= best - 0.1)),
+                hass2019_field=published, sorted_llh=values.tolist())  # fmt: skip
+
+
+def plot(rows, scale_rows, path_times: Path, path_scaling: Path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots")
+        return
+    done = [r for r in rows if "grad_ms" in r]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x = np.arange(len(done))
+    ax.bar(x - 0.2, [r["grad_ms"] for r in done], 0.4, label="odeinfer gradient")
+    ax.bar(x + 0.2, [r.get("amici_grad_forward_ms", np.nan) for r in done], 0.4,
+           label="AMICI forward-sensitivity gradient")  # fmt: skip
+    ax.set_xticks(x, [r["problem"].split("_")[0] for r in done], rotation=60)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per gradient (median)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path_times, dpi=120)
+    if scale_rows:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        n = [r["conditions"] for r in scale_rows]
+        ax.plot(n, [r["compile_llh_s"] for r in scale_rows], "o-", label="first llh (compile)")
+        ax.plot(n, [r["compile_grad_s"] for r in scale_rows], "s-", label="first gradient (compile)")
+        ax.set_xlabel("conditions (Fujita replicated)")
+        ax.set_ylabel("seconds")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path_scaling, dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="*", default=None)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--amici-python", default="/work/amici-venv/bin/python")
+    parser.add_argument("--multistart", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="skip the scaling study")
+    args = parser.parse_args()
+    data = data_dir()
+    overview = json.loads((data / "benchmark_collection_overview.json").read_text())
+    reference = {m["problem_id"]: m for m in overview["models"]}
+    names = args.problems or sorted(p.name for p in data.iterdir() if p.is_dir())
+    peer = run_amici(args.amici_python, [n for n in names if n in WITH_REFERENCE], data, args.repeats)
+    rows = []
+    header = (f"{'problem':36s} {'import':>7s} {'compile':>8s} {'llh ms':>8s} {'grad ms':>8s} "
+              f"{'AMICI llh':>9s} {'AMICI fwd':>9s} {'grad/AMICI':>10s} {'|Δllh|':>9s}")  # fmt: skip
+    print(header)
+    for name in names:
+        row = run_problem(data / name, reference, args.repeats)
+        row.update(amici_times(peer, name))
+        rows.append(row)
+        if "refused" in row:
+            print(f"{name:36s} refused: {row['refused'][:100]}", flush=True)
+            continue
+        ratio = row["grad_ms"] / row["amici_grad_forward_ms"] if "amici_grad_forward_ms" in row else np.nan
+        print(f"{name:36s} {row['import_s']:7.2f} {row['compile_grad_s']:8.1f} {row['llh_ms']:8.2f} "
+              f"{row['grad_ms']:8.2f} {row.get('amici_llh_ms', np.nan):9.2f} "
+              f"{row.get('amici_grad_forward_ms', np.nan):9.2f} {ratio:10.2f} "
+              f"{row.get('abs_error_llh', np.nan):9.1e}", flush=True)  # fmt: skip
+    scale_rows = [] if args.quick else (print("compile time against conditions:") or scaling(data))
+    starts = []
+    if args.multistart:
+        for name in ("Boehm_JProteomeRes2014", "Fujita_SciSignal2010"):
+            starts.append(multistart(data, name, args.multistart, reference, args.seed))
+            s = starts[-1]
+            print(f"multistart {name}: {s['n_starts']} starts in {s['seconds']:.1f} s, best llh "
+                  f"{s['best_llh']:.4f}, {s['within_0_1']} within 0.1", flush=True)  # fmt: skip
+    RESULTS_DIR.mkdir(exist_ok=True)
+    out = dict(
+        machine=dict(platform=platform.platform(), cpu_count=os.cpu_count(),
+                     python=sys.version.split()[0], jax=jax.__version__, odeinfer=oi.__version__),  # fmt: skip
+        settings=dict(rtol=1e-8, atol=1e-8, solver="odeinfer.petab default (FusedRodas5P / Rodas5P+crossings)",
+                      repeats=args.repeats),  # fmt: skip
+        problems=rows,
+        amici=peer,
+        scaling=scale_rows,
+        multistart=starts,
+    )
+    (RESULTS_DIR / "petab.json").write_text(json.dumps(out, indent=1, default=str))
+    plot(rows, scale_rows, RESULTS_DIR / "petab_times.png", RESULTS_DIR / "petab_scaling.png")
+    print(f"wrote {RESULTS_DIR / 'petab.json'}")
+
+
+if __name__ == "__main__":
+    main()
