@@ -221,12 +221,13 @@ def multistart(data: Path, name: str, n_starts: int, reference: dict, seed: int)
     result = oi.multistart(problem.log_likelihood, n_starts, key=seed,
                            parameters=problem.parameters, throw=False)  # fmt: skip
     seconds = time.perf_counter() - start
-    values = np.asarray(result.sorted_log_objective)
+    values = np.sort(np.asarray(result.log_objective))[::-1]
+    values = values[np.isfinite(values)]
     best = float(values[0])
     hass = reference.get(name, {}).get("hass2019_general_info", {})
     published = hass.get("reported_neg2loglik_field_labelled_2xLogLik")
     return dict(problem=name, n_starts=n_starts, seconds=seconds, best_llh=best,
-                converged=int(result.num_converged),
+                converged=int(np.sum(np.asarray(result.converged))),
                 within_0_1=int(np.sum(values >= best - 0.1)),
                 hass2019_field=published, sorted_llh=values.tolist())  # fmt: skip
 

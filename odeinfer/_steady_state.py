@@ -278,7 +278,9 @@ def steady_state(
         `t` is evaluated at the time the criterion held).
     - `y0`: the initial state (any pytree of arrays).
     - `params`: the parameters (any pytree).
-    - `solver`: a diffrax solver for the integration; default [`odeinfer.Rodas5P`][].
+    - `solver`: the solver of the integration: a diffrax solver, default
+        [`odeinfer.Rodas5P`][], or a fused one ([`odeinfer.FusedRodas5P`][]; the
+        integration is not differentiated, so it only has to be cheap to compile).
     - `rtol`, `atol`: the integration tolerances and the weights of the convergence
         criterion. The result is polished by Newton to 1000× below the criterion.
     - `t0`: the start time (only for a vector field that reads `t`).
@@ -296,7 +298,7 @@ def steady_state(
 
     `ValueError`/`TypeError` before any work for invalid input (non-finite `y0` or
     `params`, non-positive tolerances, a `t_max` that is not positive and finite, a vector field whose output does
-    not match `y0`, a fused solver).
+    not match `y0`, a `solver` that is not a solver).
 
     The limits: a model whose steady-state Jacobian is singular for any reason other than
     a linear conservation law whose coefficients do not depend on `params` (a
@@ -320,13 +322,12 @@ def steady_state(
             f"`model` must be an odeinfer.ODEModel; got {type(model).__name__}. Wrap the "
             "vector field: `odeinfer.ODEModel(lambda t, y, params: ...)`."
         )
-    if isinstance(solver, AbstractFusedSolver) or not isinstance(
-        solver, diffrax.AbstractSolver
-    ):
+    if not isinstance(solver, diffrax.AbstractSolver | AbstractFusedSolver):
         raise TypeError(
             "`solver` must be a diffrax solver instance such as oi.Rodas5P() (the "
-            "default) or diffrax.Tsit5(); fused solvers take no crossings, which the "
-            f"convergence test uses. Got {solver!r}."
+            "default) or diffrax.Tsit5(), or a fused solver such as oi.FusedRodas5P() "
+            f"(the integration is not differentiated, so it compiles less). Got "
+            f"{solver!r}."
         )
     for name, value, positive in (("t0", t0, False), ("t_max", t_max, True)):
         if validate.is_concrete(value) and not (

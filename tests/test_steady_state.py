@@ -243,7 +243,6 @@ def test_limit_cycle_has_no_steady_state():
         (dict(t_max=jnp.inf), "t_max"),
         (dict(model=oi.ODEModel(lambda t, y, p: jnp.concatenate([y, y]))), "y0 is"),
         (dict(max_steps=0), "max_steps"),
-        (dict(solver=oi.FusedRodas5P()), "solver"),
         (dict(solver="Rodas5P"), "solver"),
         (dict(model=lambda t, y, p: -y), "ODEModel"),
         (dict(throw=1), "throw"),
@@ -268,3 +267,22 @@ def test_default_solver_is_rodas5p():
     default = inspect.signature(oi.steady_state).parameters["solver"].default
     assert isinstance(default, oi.Rodas5P)
     assert isinstance(default, diffrax.AbstractSolver)
+
+
+def test_fused_integration_gives_the_same_steady_state_and_derivatives():
+    # The integration stage is not differentiated, so a fused solver may run it
+    # (it compiles less); the result and its IFT derivatives are those of the model.
+    # A <-> B with kf, kb and X' = k1 - k2 X: A* = kb T/(kf+kb), X* = k1/k2.
+    y0 = jnp.array([1.0, 0.0, 0.0])
+
+    def steady(p):
+        return oi.steady_state(REVERSIBLE, y0, p, solver=oi.FusedRodas5P()).y
+
+    y = steady(REV_PARAMS)
+    kf, kb, k1, k2 = (REV_PARAMS[k] for k in ("kf", "kb", "k1", "k2"))
+    expected = jnp.array([kb / (kf + kb), kf / (kf + kb), k1 / k2])
+    assert jnp.allclose(y, expected, rtol=1e-9, atol=1e-12)
+    grad = jax.grad(lambda p: steady(p)[0])(REV_PARAMS)
+    # dA*/dkf = -kb/(kf+kb)^2, dA*/dkb = kf/(kf+kb)^2.
+    assert jnp.allclose(grad["kf"], -kb / (kf + kb) ** 2, rtol=1e-7)
+    assert jnp.allclose(grad["kb"], kf / (kf + kb) ** 2, rtol=1e-7)

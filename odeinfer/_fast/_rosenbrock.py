@@ -66,25 +66,38 @@ def rosenbrock_step(
     dT = jnp.where(finite, dT, 0.0)
     operator = lx.MatrixLinearOperator(W)
     state = linear_solver.init(operator, {})
-    a, C = np.asarray(tableau.a), np.asarray(tableau.C)
-    U = []
-    for i in range(tableau.num_stages):
-        if i == 0:
-            rhs = f0
-        else:
-            yi = y + sum(a[i, j] * U[j] for j in range(i) if a[i, j] != 0)
-            rhs = f(t + tableau.c[i] * safe_h, yi, theta)
-        coupling = [C[i, j] * U[j] for j in range(i) if C[i, j] != 0]
-        if coupling:
-            rhs = rhs + sum(coupling) / safe_h
-        if tableau.d[i] != 0:
-            rhs = rhs + (tableau.d[i] * safe_h) * dT
+    # Stages 1..s-1 run in a `lax.scan` rather than unrolled: the vector field and the
+    # triangular solves then appear once in the compiled program instead of once per
+    # stage. Measured on Zheng_PNAS2012 (15 states, loaded 2-core machine): compiling
+    # a FusedRodas5P solve took 8.6 s unrolled.
+    dtype = y.dtype
+
+    def solve_stage(rhs):
+        return lx.linear_solve(operator, rhs, linear_solver, state=state, throw=False).value
+
+    rhs0 = f0 + (tableau.d[0] * safe_h) * dT if tableau.d[0] != 0 else f0
+    finite = finite & _finite(rhs0)
+    U0 = solve_stage(jnp.where(finite, rhs0, 0.0))
+    s = tableau.num_stages
+    U_init = jnp.zeros((s, n), dtype).at[0].set(U0)
+    coefficients = (
+        jnp.asarray(tableau.a[1:], dtype),
+        jnp.asarray(tableau.C[1:], dtype),
+        jnp.asarray(tableau.c[1:], dtype),
+        jnp.asarray(tableau.d[1:], dtype),
+        jnp.arange(1, s),
+    )
+
+    def stage(carry, row):
+        U, finite = carry
+        a_i, C_i, c_i, d_i, i = row
+        yi = y + a_i @ U
+        rhs = f(t + c_i * safe_h, yi, theta) + (C_i @ U) / safe_h + (d_i * safe_h) * dT
         finite = finite & _finite(rhs)
-        rhs = jnp.where(finite, rhs, 0.0)
-        U.append(
-            lx.linear_solve(operator, rhs, linear_solver, state=state, throw=False).value
-        )
-    U = jnp.stack(U)
+        U_i = solve_stage(jnp.where(finite, rhs, 0.0))
+        return (U.at[i].set(U_i), finite), None
+
+    (U, finite), _ = jax.lax.scan(stage, (U_init, finite), coefficients)
     y1 = y + jnp.asarray(tableau.b, y.dtype) @ U
     error = jnp.asarray(tableau.e, y.dtype) @ U
     dense = jnp.asarray(tableau.H, y.dtype) @ U

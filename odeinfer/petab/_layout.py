@@ -43,6 +43,7 @@ class Experiment(NamedTuple):
 class Layout(NamedTuple):
     parameter_ids: tuple[str, ...]  # every row of the parameter table
     model_ids: tuple[str, ...]  # the model parameters each experiment sets
+    estimated_model_ids: tuple[str, ...]  # those that read an estimated parameter
     nominal: np.ndarray  # linear scale, every row
     estimated: tuple[str, ...]
     estimated_index: np.ndarray  # positions of `estimated` in `parameter_ids`
@@ -126,6 +127,13 @@ def build(tables: Tables, sbml) -> Layout:
     columns = [c for c in tables.conditions.columns if c != C.CONDITION_NAME]
     set_parameters, set_species = [], []
     for column in columns:
+        if column in positions:
+            raise PEtabError(
+                f"{cfile}: column {column!r} is also a row of the parameter table "
+                f"({tables.files['parameters']}); PEtab forbids setting an id in both. "
+                "Remove it from one of them (to vary it by condition, put parameter ids "
+                "in the condition table's cells)."
+            )
         if column in model_set:
             set_parameters.append(column)
         elif column in species_set:
@@ -261,7 +269,18 @@ def build(tables: Tables, sbml) -> Layout:
         )
 
     extra = tuple(p for p in pids if p not in model_set)
+    estimated_positions = {positions[p] for p in estimated}
+    reads_estimated = [
+        model_ids[j]
+        for j in range(len(model_ids))
+        if any(
+            int(refs[e][j]) in estimated_positions
+            for refs in (main_i, pre_i)
+            for e in range(len(order))
+        )
+    ]
     return Layout(
+        estimated_model_ids=tuple(reads_estimated),
         parameter_ids=pids,
         model_ids=model_ids,
         nominal=nominal,

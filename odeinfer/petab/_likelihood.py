@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from .._events import Dose
 from .._solve import solve
 from .._steady_state import steady_state
-from .._solvers import AbstractFusedSolver
+from .._solvers import AbstractFusedSolver, FusedRodas5P
 from ._layout import Layout, Refs
 
 
@@ -83,6 +84,9 @@ class Simulator:
             [e.preequilibration is not None for e in layout.experiments]
         )
         fused = isinstance(self.solver, AbstractFusedSolver)
+        # The steady-state integration is not differentiated: the fused Rosenbrock
+        # loop compiles less than diffrax's; a diffrax solver keeps its own choice.
+        integrator = FusedRodas5P() if fused else self.solver
 
         def one(p_main, p_pre, sp_main, set_main, sp_pre, set_pre, keep_e, pre_e, ts, t1):
             params = dict(zip(ids, p_main))
@@ -95,6 +99,7 @@ class Simulator:
                     sbml.model,
                     y_pre,
                     params_pre,
+                    solver=integrator,
                     rtol=self.rtol,
                     atol=self.atol,
                     max_steps=self.max_steps,
@@ -104,7 +109,12 @@ class Simulator:
                 ok = ok & (steady.successful | ~pre_e)
             kwargs = {}
             if fused:
-                kwargs["doses"] = sbml.switch_doses(y0, params)
+                # `load` chose the fused path only where no switch time reads an
+                # estimated parameter: their derivatives are zero.
+                kwargs["doses"] = tuple(
+                    Dose(jax.lax.stop_gradient(d.times), d.amounts, d.target)
+                    for d in sbml.switch_doses(y0, params)
+                )
             elif sbml.crossings:
                 kwargs["events"] = sbml.crossings
                 kwargs["max_events"] = 4 * len(sbml.crossings) + 16
@@ -129,6 +139,7 @@ class Simulator:
                     sbml.model,
                     sol.y_final,
                     params,
+                    solver=integrator,
                     rtol=self.rtol,
                     atol=self.atol,
                     max_steps=self.max_steps,

@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 from petab.v1 import C
 
 from .._parameters import Bounded, Parameters
-from .._solvers import FusedRodas5P, Rodas5P
+from .._solvers import AbstractFusedSolver, FusedRodas5P, Rodas5P
 from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
 from ._errors import PEtabError
@@ -191,7 +191,7 @@ def load(
     solver=None,
     rtol: float = 1e-8,
     atol: float = 1e-8,
-    max_steps: int = 100_000,
+    max_steps: int = 10_000,
 ) -> PEtabProblem:
     """Imports a PEtab v1 problem (its yaml file) as an
     [`odeinfer.petab.PEtabProblem`][].
@@ -205,7 +205,9 @@ def load(
         crossings when it has SBML events or switches that depend on the state. Any
         solver `oi.solve` takes may be given.
     - `rtol`, `atol`: the solver tolerances (AMICI's benchmark settings by default).
-    - `max_steps`: the step budget of each solve.
+    - `max_steps`: the step budget of each solve (AMICI's default, 10,000: a start of
+        a multistart that wanders into a region where the model is much stiffer fails
+        fast instead of costing 10× more).
 
     Everything is checked here, before any compilation: malformed tables, ids
     referenced but not defined, unsupported SBML or PEtab features and parameters
@@ -221,8 +223,21 @@ def load(
     except SBMLError as error:
         raise PEtabError(f"{tables.yaml}: the SBML model is invalid: {error}") from None
     layout = build(tables, sbml)
+    # Switch times that move with estimated parameters need their derivatives: the
+    # crossings of a diffrax solver give them, the fused solvers' doses do not.
+    moving = sbml.switch_time_parameters & set(layout.estimated_model_ids)
     if solver is None:
-        solver = Rodas5P() if sbml.needs_crossings else FusedRodas5P()
+        solver = Rodas5P() if sbml.needs_crossings or moving else FusedRodas5P()
+    elif isinstance(solver, AbstractFusedSolver) and (sbml.needs_crossings or moving):
+        raise PEtabError(
+            f"{tables.yaml}: `solver` {type(solver).__name__} is a fused solver, but the "
+            + (
+                "model has SBML events or state-dependent switches"
+                if sbml.needs_crossings
+                else f"switch times depend on the estimated parameters {sorted(moving)}"
+            )
+            + "; use a diffrax solver such as oi.Rodas5P() (the default here)."
+        )
     fns = {}
     extra = tuple(p for p in layout.extra_ids)
     for oid, observable in tables.observables.items():

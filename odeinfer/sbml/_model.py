@@ -4,6 +4,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
+import jax.lax as lax
 import jax.numpy as jnp
 import libsbml
 from jaxtyping import Array, ArrayLike, Float
@@ -174,6 +175,25 @@ class SBMLModel(eqx.Module):
             for sw in self._built.switches
         )
 
+    @property
+    def switch_time_parameters(self) -> frozenset[str]:
+        """The parameters (free or initial-assignment constants) that the switch times
+        of [`switch_doses`][odeinfer.sbml.SBMLModel.switch_doses] depend on, through
+        any chain of assignments. Derivatives with respect to them move a switch time;
+        the fused solvers do not differentiate dose times."""
+        built = self._built
+        seen: set[str] = set()
+        stack = [sid for sw in built.switches if sw.at is not None for sid in sw.at[0]]
+        while stack:
+            sid = stack.pop()
+            if sid in seen:
+                continue
+            seen.add(sid)
+            node = built.runtime.get(sid)
+            if node is not None:
+                stack.extend(node.reads)
+        return frozenset(seen & (set(built.free) | set(built.derived_ids)))
+
     def switch_doses(
         self,
         y0: Float[Array, " n"],
@@ -206,7 +226,8 @@ class SBMLModel(eqx.Module):
             index = built.index[sw.key]
             tau = jnp.asarray(sw.at[1](ns), dtype=float)
             ahead = jnp.isfinite(tau) & (tau > t0)
-            amount = jnp.where(ahead, 1.0 - 2.0 * y0[index], 0.0)
+            # The flag's jump is ±1 or 0: piecewise constant, no derivative.
+            amount = lax.stop_gradient(jnp.where(ahead, 1.0 - 2.0 * y0[index], 0.0))
             doses.append(Dose(jnp.where(ahead, tau, t0), amount, target=index))
         return tuple(doses)
 

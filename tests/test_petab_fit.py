@@ -1,0 +1,68 @@
+"""Multistart fits of PEtab benchmark problems reach the best values published by
+Hass et al. 2019 (Bioinformatics 35(17):3073; `hass2019_general_info` in the
+collection overview), within 0.1 in log-likelihood. Slow: minutes each."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("libsbml")
+pytest.importorskip("petab")
+import odeinfer as oi  # noqa: E402
+import odeinfer.petab as petab  # noqa: E402
+
+_CANDIDATES = (
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "petab"),
+    "/work/shared/data/petab",
+)
+PETAB = next((os.path.normpath(d) for d in _CANDIDATES if os.path.isdir(d)), None)
+pytestmark = [
+    pytest.mark.skipif(PETAB is None, reason="no PEtab benchmark data"),
+    pytest.mark.filterwarnings("ignore:The 'float_precision' argument is deprecated"),
+    pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame"),
+    pytest.mark.slow,
+]
+
+
+def published_best(name: str) -> float:
+    """Hass 2019's field labelled '2*Log-likelihood' is −2·log L for lin-scale data
+    (the overview's note), so the best log-likelihood is minus half of it."""
+    with open(os.path.join(PETAB, "benchmark_collection_overview.json")) as f:
+        models = {m["problem_id"]: m for m in json.load(f)["models"]}
+    info = models[name]["hass2019_general_info"]
+    assert info["log_scale_obs"] == "no"
+    return -0.5 * info["reported_neg2loglik_field_labelled_2xLogLik"]
+
+
+@pytest.mark.parametrize(
+    "name, n_starts",
+    [("Boehm_JProteomeRes2014", 8), ("Fujita_SciSignal2010", 16)],
+)
+def test_multistart_reaches_published_best(name, n_starts):
+    problem = petab.load(os.path.join(PETAB, name, f"{name}.yaml"))
+    # The nominal values are the published optimum: start from the middle of the
+    # bounds instead (multistart's first start is the parameters' `init`), the others
+    # uniform within the bounds.
+    away = oi.Parameters(
+        {n: oi.Bounded(s.lower, s.upper) for n, s in problem.parameters.specs.items()}
+    )
+    result = oi.multistart(
+        problem.log_likelihood,
+        n_starts,
+        key=0,
+        parameters=away,
+        batch_size=1,
+        throw=False,
+    )
+    best = float(np.max(np.asarray(result.log_objective)))
+    target = published_best(name)
+    # Reaching it: within 0.1 (not beyond it by more than solver noise either; a value
+    # far above the published optimum would mean a different objective).
+    assert best >= target - 0.1, (best, target)
+    assert best <= target + 0.1, (best, target)
+    # The best fit's parameters stay within the table's bounds (PEtab scale).
+    for name_, value in result.best.params.items():
+        spec = away.specs[name_]
+        assert spec.lower <= float(value) <= spec.upper
