@@ -21,8 +21,13 @@ import odeinfer.petab as petab  # noqa: E402
 from odeinfer.petab import PEtabError  # noqa: E402
 
 # The shared data live next to the repository: <repo>/../shared/data/petab.
-PETAB = os.path.normpath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "petab")
+_CANDIDATES = (
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "petab"),
+    "/work/shared/data/petab",
+)
+PETAB = next(
+    (os.path.normpath(d) for d in _CANDIDATES if os.path.isdir(d)),
+    os.path.normpath(_CANDIDATES[0]),
 )
 pytestmark = [
     pytest.mark.skipif(
@@ -319,9 +324,13 @@ CORRUPTIONS = {
         rf"{COND}: column 'Epo_dose' is not an id the condition table can set",
     ),
     "condition value not in the parameter table": (
-        [("experimentalCondition", lambda frame: frame.insert(2, "k_phos", "k_fast"))],
-        rf"{COND}, condition 'model1_data1', column 'k_phos': 'k_fast' is neither a "
+        [("experimentalCondition", lambda frame: frame.insert(2, "cyt", "k_fast"))],
+        rf"{COND}, condition 'model1_data1', column 'cyt': 'k_fast' is neither a "
         "number nor a parameter of the parameter table",
+    ),
+    "condition column that is also in the parameter table": (
+        [("experimentalCondition", lambda frame: frame.insert(2, "k_phos", "1.0"))],
+        rf"{COND}: column 'k_phos' is also a row of the parameter table",
     ),
     "override not in the parameter table": (
         [("measurementData", set_cell("noiseParameters", "sd_pSTAT5C_rel", row=8))],
