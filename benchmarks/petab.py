@@ -43,7 +43,10 @@ import odeinfer as oi
 import odeinfer.petab as op
 
 RESULTS_DIR = Path(__file__).parent / "results"
-DATA_DIRS = (Path(__file__).parents[1] / "../shared/data/petab", Path("/work/shared/data/petab"))
+DATA_DIRS = (
+    Path(__file__).parents[1] / "../shared/data/petab",
+    Path("/work/shared/data/petab"),
+)
 WITH_REFERENCE = (
     "Boehm_JProteomeRes2014", "Borghans_BiophysChem1997", "Brannmark_JBC2010",
     "Elowitz_Nature2000", "Fujita_SciSignal2010", "Zheng_PNAS2012",
@@ -61,7 +64,9 @@ def yaml_of(folder: Path) -> Path:
     own = folder / f"{folder.name}.yaml"
     if own.exists():
         return own
-    found = sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("petab_test"))
+    found = sorted(
+        p for p in folder.glob("*.yaml") if not p.name.startswith("petab_test")
+    )
     return found[0]
 
 
@@ -74,10 +79,20 @@ def median_time(fn, *args, repeats=20) -> float:
     return statistics.median(times)
 
 
+def gradient_of(problem, names):
+    """The jitted gradient of the log-likelihood in the vector of estimated
+    parameters (PEtab scale)."""
+    return jax.jit(
+        jax.grad(lambda x: problem.log_likelihood(dict(zip(names, x, strict=True))))
+    )
+
+
 def simulation_error(problem, folder: Path):
     """Max relative difference to the collection's simulation table, matched on keys;
     None when there is none or it does not match the measurement table's rows."""
-    files = sorted(folder.glob("simulatedData_*.tsv")) + sorted(folder.glob("simulations.tsv"))
+    files = sorted(folder.glob("simulatedData_*.tsv")) + sorted(
+        folder.glob("simulations.tsv")
+    )
     if not files:
         return None
     ref = pd.read_csv(files[0], sep="\t")
@@ -87,7 +102,9 @@ def simulation_error(problem, folder: Path):
             if k in ref.columns and k in ours.columns]  # fmt: skip
     if len(ref) != len(ours):
         return {"note": f"{len(ref)} reference rows, {len(ours)} measurements"}
-    a = ours.sort_values(keys + ["simulation"], kind="stable")["simulation"].to_numpy(float)
+    a = ours.sort_values(keys + ["simulation"], kind="stable")["simulation"].to_numpy(
+        float
+    )
     b = ref.sort_values(keys + [column], kind="stable")[column].to_numpy(float)
     rel = np.abs(a - b) / np.maximum(np.abs(b), 1e-12)
     return {"max_rel": float(np.max(rel)), "max_abs": float(np.max(np.abs(a - b)))}
@@ -104,8 +121,8 @@ def run_problem(folder: Path, reference: dict, repeats: int) -> dict:
     out["import_s"] = time.perf_counter() - start
     names = list(problem.nominal)
     x0 = problem.vector(problem.nominal)
-    value = jax.jit(lambda x: problem.log_likelihood(dict(zip(names, x))))
-    grad = jax.jit(jax.grad(lambda x: problem.log_likelihood(dict(zip(names, x)))))
+    value = jax.jit(lambda x: problem.log_likelihood(dict(zip(names, x, strict=True))))
+    grad = gradient_of(problem, names)
     start = time.perf_counter()
     llh = float(value(x0))
     out["compile_llh_s"] = time.perf_counter() - start
@@ -152,7 +169,11 @@ def amici_times(peer: dict | None, name: str) -> dict:
         return {}
     entry = peer["problems"][name].get("sundials", {})
     out = {}
-    for key, field in (("llh", "llh"), ("grad_forward", "grad_forward"), ("grad_adjoint", "grad_adjoint")):
+    for key, field in (
+        ("llh", "llh"),
+        ("grad_forward", "grad_forward"),
+        ("grad_adjoint", "grad_adjoint"),
+    ):
         part = entry.get(field) or {}
         if "run_simulations_s" in part:
             out[f"amici_{key}_ms"] = 1e3 * part["run_simulations_s"]
@@ -185,7 +206,9 @@ def replicate(folder: Path, copies: int, target: Path) -> Path:
         m["simulationConditionId"] = m["simulationConditionId"] + f"_copy{k}"
         c_frames.append(c)
         m_frames.append(m)
-    pd.concat(c_frames).to_csv(next(target.glob("experimentalCondition_*.tsv")), sep="\t", index=False)
+    pd.concat(c_frames).to_csv(
+        next(target.glob("experimentalCondition_*.tsv")), sep="\t", index=False
+    )
     pd.concat(m_frames).to_csv(measurements_file, sep="\t", index=False)
     return yaml
 
@@ -198,7 +221,7 @@ def scaling(data: Path, copies=(1, 2, 4, 8)) -> list[dict]:
             start = time.perf_counter()
             problem = op.load(yaml)
             names = list(problem.nominal)
-            grad = jax.jit(jax.grad(lambda x: problem.log_likelihood(dict(zip(names, x)))))
+            grad = gradient_of(problem, names)
             x0 = problem.vector(problem.nominal)
             t_import = time.perf_counter() - start
             start = time.perf_counter()
@@ -215,7 +238,9 @@ def scaling(data: Path, copies=(1, 2, 4, 8)) -> list[dict]:
     return rows
 
 
-def multistart(data: Path, name: str, n_starts: int, reference: dict, seed: int) -> dict:
+def multistart(
+    data: Path, name: str, n_starts: int, reference: dict, seed: int
+) -> dict:
     problem = op.load(yaml_of(data / name))
     start = time.perf_counter()
     result = oi.multistart(problem.log_likelihood, n_starts, key=seed,
@@ -256,8 +281,18 @@ def plot(rows, scale_rows, path_times: Path, path_scaling: Path):
     if scale_rows:
         fig, ax = plt.subplots(figsize=(5, 4))
         n = [r["conditions"] for r in scale_rows]
-        ax.plot(n, [r["compile_llh_s"] for r in scale_rows], "o-", label="first llh (compile)")
-        ax.plot(n, [r["compile_grad_s"] for r in scale_rows], "s-", label="first gradient (compile)")
+        ax.plot(
+            n,
+            [r["compile_llh_s"] for r in scale_rows],
+            "o-",
+            label="first llh (compile)",
+        )
+        ax.plot(
+            n,
+            [r["compile_grad_s"] for r in scale_rows],
+            "s-",
+            label="first gradient (compile)",
+        )
         ax.set_xlabel("conditions (Fujita replicated)")
         ax.set_ylabel("seconds")
         ax.legend()
@@ -278,7 +313,9 @@ def main():
     overview = json.loads((data / "benchmark_collection_overview.json").read_text())
     reference = {m["problem_id"]: m for m in overview["models"]}
     names = args.problems or sorted(p.name for p in data.iterdir() if p.is_dir())
-    peer = run_amici(args.amici_python, [n for n in names if n in WITH_REFERENCE], data, args.repeats)
+    peer = run_amici(
+        args.amici_python, [n for n in names if n in WITH_REFERENCE], data, args.repeats
+    )
     rows = []
     header = (f"{'problem':36s} {'import':>7s} {'compile':>8s} {'llh ms':>8s} {'grad ms':>8s} "
               f"{'AMICI llh':>9s} {'AMICI fwd':>9s} {'grad/AMICI':>10s} {'|Δllh|':>9s}")  # fmt: skip
@@ -290,12 +327,20 @@ def main():
         if "refused" in row:
             print(f"{name:36s} refused: {row['refused'][:100]}", flush=True)
             continue
-        ratio = row["grad_ms"] / row["amici_grad_forward_ms"] if "amici_grad_forward_ms" in row else np.nan
+        ratio = (
+            row["grad_ms"] / row["amici_grad_forward_ms"]
+            if "amici_grad_forward_ms" in row
+            else np.nan
+        )
         print(f"{name:36s} {row['import_s']:7.2f} {row['compile_grad_s']:8.1f} {row['llh_ms']:8.2f} "
               f"{row['grad_ms']:8.2f} {row.get('amici_llh_ms', np.nan):9.2f} "
               f"{row.get('amici_grad_forward_ms', np.nan):9.2f} {ratio:10.2f} "
               f"{row.get('abs_error_llh', np.nan):9.1e}", flush=True)  # fmt: skip
-    scale_rows = [] if args.quick else (print("compile time against conditions:") or scaling(data))
+    scale_rows = (
+        []
+        if args.quick
+        else (print("compile time against conditions:") or scaling(data))
+    )
     starts = []
     if args.multistart:
         for name in ("Boehm_JProteomeRes2014", "Fujita_SciSignal2010"):
@@ -305,17 +350,31 @@ def main():
                   f"{s['best_llh']:.4f}, {s['within_0_1']} within 0.1", flush=True)  # fmt: skip
     RESULTS_DIR.mkdir(exist_ok=True)
     out = dict(
-        machine=dict(platform=platform.platform(), cpu_count=os.cpu_count(),
-                     python=sys.version.split()[0], jax=jax.__version__, odeinfer=oi.__version__),  # fmt: skip
-        settings=dict(rtol=1e-8, atol=1e-8, solver="odeinfer.petab default (FusedRodas5P / Rodas5P+crossings)",
-                      repeats=args.repeats),  # fmt: skip
+        machine=dict(
+            platform=platform.platform(),
+            cpu_count=os.cpu_count(),
+            python=sys.version.split()[0],
+            jax=jax.__version__,
+            odeinfer=oi.__version__,
+        ),  # fmt: skip
+        settings=dict(
+            rtol=1e-8,
+            atol=1e-8,
+            solver="odeinfer.petab default (FusedRodas5P / Rodas5P+crossings)",
+            repeats=args.repeats,
+        ),  # fmt: skip
         problems=rows,
         amici=peer,
         scaling=scale_rows,
         multistart=starts,
     )
     (RESULTS_DIR / "petab.json").write_text(json.dumps(out, indent=1, default=str))
-    plot(rows, scale_rows, RESULTS_DIR / "petab_times.png", RESULTS_DIR / "petab_scaling.png")
+    plot(
+        rows,
+        scale_rows,
+        RESULTS_DIR / "petab_times.png",
+        RESULTS_DIR / "petab_scaling.png",
+    )
     print(f"wrote {RESULTS_DIR / 'petab.json'}")
 
 

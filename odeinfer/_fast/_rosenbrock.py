@@ -13,7 +13,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import lineax as lx
-import numpy as np
 
 from .._solvers._small_lu import SmallLU
 from .._solvers._tableaus import RosenbrockTableau

@@ -91,9 +91,11 @@ def build(tables: Tables, sbml) -> Layout:
     positions = {p: i for i, p in enumerate(pids)}
     nominal = frame[C.NOMINAL_VALUE].to_numpy(dtype=float)
     estimate = frame[C.ESTIMATE].to_numpy(dtype=int) == 1
-    estimated = tuple(p for p, e in zip(pids, estimate) if e)
+    estimated = tuple(p for p, e in zip(pids, estimate, strict=True) if e)
     scales = tuple(
-        str(frame.loc[p, C.PARAMETER_SCALE]) if isinstance(frame.loc[p, C.PARAMETER_SCALE], str) else "lin"
+        str(frame.loc[p, C.PARAMETER_SCALE])
+        if isinstance(frame.loc[p, C.PARAMETER_SCALE], str)
+        else "lin"
         for p in estimated
     )
     code = np.array([_SCALE_CODE[s] for s in scales], dtype=int)
@@ -110,7 +112,11 @@ def build(tables: Tables, sbml) -> Layout:
     for column in conditions.columns:
         if column in assigned:
             values = conditions[column]
-            unset = [str(c) for c, v in values.items() if not isinstance(v, str) and math.isnan(v)]
+            unset = [
+                str(c)
+                for c, v in values.items()
+                if not isinstance(v, str) and math.isnan(v)
+            ]
             if unset:
                 raise PEtabError(
                     f"{cfile}: column {column!r} sets a constant whose SBML initial "
@@ -185,7 +191,7 @@ def build(tables: Tables, sbml) -> Layout:
         else pd.Series([None] * len(m))
     )
     keys = []
-    for pre, sim in zip(pre_column, m[C.SIMULATION_CONDITION_ID]):
+    for pre, sim in zip(pre_column, m[C.SIMULATION_CONDITION_ID], strict=True):
         pre = pre if isinstance(pre, str) and pre.strip() else None
         keys.append(Experiment(pre, str(sim)))
     order = list(dict.fromkeys(keys))
@@ -205,11 +211,15 @@ def build(tables: Tables, sbml) -> Layout:
         a2, b2, c2, d2 = condition_refs(e.preequilibration or e.condition)
         pre_i.append(a2), pre_c.append(b2), psp_i.append(c2), psp_c.append(d2)
         overridden = {
-            s for s, i, v in zip(set_species, c, d) if i >= 0 or not math.isnan(v)
+            s
+            for s, i, v in zip(set_species, c, d, strict=True)
+            if i >= 0 or not math.isnan(v)
         }
         keep.append(
             [
-                e.preequilibration is not None and sid not in flags and sid not in overridden
+                e.preequilibration is not None
+                and sid not in flags
+                and sid not in overridden
                 for sid in state_ids
             ]
         )
@@ -297,12 +307,16 @@ def build(tables: Tables, sbml) -> Layout:
         pre=Refs(np.array(pre_i), np.array(pre_c)),
         species=tuple(set_species),
         main_species=Refs(
-            np.array(msp_i).reshape(len(order), -1), np.array(msp_c).reshape(len(order), -1)
+            np.array(msp_i).reshape(len(order), -1),
+            np.array(msp_c).reshape(len(order), -1),
         ),
         pre_species=Refs(
-            np.array(psp_i).reshape(len(order), -1), np.array(psp_c).reshape(len(order), -1)
+            np.array(psp_i).reshape(len(order), -1),
+            np.array(psp_c).reshape(len(order), -1),
         ),
-        from_steady_state=np.array(keep, dtype=bool).reshape(len(order), len(state_ids)),
+        from_steady_state=np.array(keep, dtype=bool).reshape(
+            len(order), len(state_ids)
+        ),
         times=padded,
         t1=t1,
         observables=observables,
@@ -315,4 +329,6 @@ def scale(values: np.ndarray, code: np.ndarray) -> np.ndarray:
     """Linear values → PEtab parameter scale (numpy, for bounds and reports)."""
     values = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(code == 1, np.log(values), np.where(code == 2, np.log10(values), values))
+        return np.where(
+            code == 1, np.log(values), np.where(code == 2, np.log10(values), values)
+        )

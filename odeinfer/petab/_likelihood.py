@@ -16,8 +16,8 @@ from jaxtyping import Array, Bool, Float
 
 from .._events import Dose
 from .._solve import solve
-from .._steady_state import steady_state
 from .._solvers import AbstractFusedSolver, FusedRodas5P
+from .._steady_state import steady_state
 from ._layout import Layout, Refs
 
 
@@ -38,7 +38,9 @@ class Simulator:
     """The model, the layout, the observables and the solver settings of one problem,
     built once by `load`; its methods are traced into the compiled likelihood."""
 
-    def __init__(self, sbml, layout: Layout, observable_fns: dict, solver, rtol, atol, max_steps):
+    def __init__(
+        self, sbml, layout: Layout, observable_fns: dict, solver, rtol, atol, max_steps
+    ):
         self.sbml = sbml
         self.layout = layout
         # observable id -> (observable fn, noise fn, tables.Observable)
@@ -88,12 +90,14 @@ class Simulator:
         # loop compiles less than diffrax's; a diffrax solver keeps its own choice.
         integrator = FusedRodas5P() if fused else self.solver
 
-        def one(p_main, p_pre, sp_main, set_main, sp_pre, set_pre, keep_e, pre_e, ts, t1):
-            params = dict(zip(ids, p_main))
+        def one(
+            p_main, p_pre, sp_main, set_main, sp_pre, set_pre, keep_e, pre_e, ts, t1
+        ):
+            params = dict(zip(ids, p_main, strict=True))
             y0 = self._initial(params, sp_main, set_main)
             ok = jnp.array(True)
             if layout.has_preequilibration:
-                params_pre = dict(zip(ids, p_pre))
+                params_pre = dict(zip(ids, p_pre, strict=True))
                 y_pre = self._initial(params_pre, sp_pre, set_pre)
                 steady = steady_state(
                     sbml.model,
@@ -170,38 +174,36 @@ class Simulator:
         values = self.all_values(x)
         ys, model_params, ok = self.simulate(values)
         layout = self.layout
-        extra = dict(zip(layout.extra_ids, values[jnp.asarray(layout.extra_index, int)]))
+        extra = dict(
+            zip(
+                layout.extra_ids,
+                values[jnp.asarray(layout.extra_index, int)],
+                strict=True,
+            )
+        )
         out = {}
         for oid, rows in layout.observables.items():
-            h, noise, _ = self.observable_fns[oid]
-            observable = layout.observables[oid]
-            obs_ph = resolve(observable.observable_refs, values)
-            noise_ph = resolve(observable.noise_refs, values)
+            h, noise, spec = self.observable_fns[oid]
             y = ys[jnp.asarray(rows.experiment), jnp.asarray(rows.slot)]
             p = model_params[jnp.asarray(rows.experiment)]
 
-            def row(t, y_r, p_r, o_r, n_r, h=h, noise=noise, oid=oid, observable=observable):
-                params = dict(zip(self.layout.model_ids, p_r))
+            def row(t, y_r, p_r, o_r, n_r, h=h, noise=noise, oid=oid, spec=spec):
+                params = dict(zip(layout.model_ids, p_r, strict=True))
                 params.update(extra)
-                params.update(zip(self.observable_names(oid), o_r))
+                params.update(zip(spec.observable_placeholders, o_r, strict=True))
                 value = h(t, y_r, params)
-                params.update(zip(self.noise_names(oid), n_r))
-                params[oid] = value
+                params.update(zip(spec.noise_placeholders, n_r, strict=True))
+                params[oid] = value  # a noise formula may read the observable
                 return value, noise(t, y_r, params)
 
             out[oid] = jax.vmap(row)(
-                jnp.asarray(rows.time), y, p, obs_ph, noise_ph
+                jnp.asarray(rows.time),
+                y,
+                p,
+                resolve(rows.observable_refs, values),
+                resolve(rows.noise_refs, values),
             )
         return out, ok
-
-    def observable_names(self, oid):
-        return self._tables_observable(oid).observable_placeholders
-
-    def noise_names(self, oid):
-        return self._tables_observable(oid).noise_placeholders
-
-    def _tables_observable(self, oid):
-        return self.observable_fns[oid][2]
 
 
 def log_density(

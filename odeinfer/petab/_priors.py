@@ -51,7 +51,9 @@ def log_prior_fn(frame: pd.DataFrame, layout: Layout):
     def log_prior(x):
         total = jnp.zeros(())
         for i, _, kind, a, b in entries:
-            lin = jnp.where(code[i] == 1, jnp.exp(x[i]), jnp.where(code[i] == 2, 10.0 ** x[i], x[i]))
+            lin = jnp.where(
+                code[i] == 1, jnp.exp(x[i]), jnp.where(code[i] == 2, 10.0 ** x[i], x[i])
+            )
             total = total + _log_density(kind, a, b, x[i], lin)
         return total
 
@@ -74,7 +76,11 @@ def numpyro_priors(frame: pd.DataFrame, layout: Layout) -> dict:
         elif kind == "parameterScaleUniform":
             out[pid] = dist.Uniform(max(a, lo), min(b, hi))
         elif layout.scales[i] == "lin" and kind in ("normal", "laplace", "uniform"):
-            out[pid] = {"normal": dist.Normal, "laplace": dist.Laplace, "uniform": dist.Uniform}[kind](a, b)
+            out[pid] = {
+                "normal": dist.Normal,
+                "laplace": dist.Laplace,
+                "uniform": dist.Uniform,
+            }[kind](a, b)
         else:
             raise PEtabError(
                 f"PEtabProblem.priors: parameter {pid!r} has an objective prior "

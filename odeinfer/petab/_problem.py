@@ -68,11 +68,17 @@ class PEtabProblem:
         self.experiments = tuple(tuple(e) for e in layout.experiments)
         self.import_seconds = seconds
         nominal = scale(layout.nominal[layout.estimated_index], layout.scale_code)
-        self.nominal = {p: float(v) for p, v in zip(layout.estimated, nominal)}
+        self.nominal = {
+            p: float(v) for p, v in zip(layout.estimated, nominal, strict=True)
+        }
         specs = {}
-        for name, lo, hi, x in zip(layout.estimated, layout.lower, layout.upper, nominal):
+        for name, lo, hi, x in zip(
+            layout.estimated, layout.lower, layout.upper, nominal, strict=True
+        ):
             margin = 1e-9 * (hi - lo)
-            specs[name] = Bounded(lo, hi, init=float(np.clip(x, lo + margin, hi - margin)))
+            specs[name] = Bounded(
+                lo, hi, init=float(np.clip(x, lo + margin, hi - margin))
+            )
         self.parameters = Parameters(specs)
         self._llh = jax.jit(log_likelihood_fn(simulator))
         self._prior = log_prior_fn(tables.parameters, layout)
@@ -129,7 +135,9 @@ class PEtabProblem:
         return numpyro_priors(self._tables.parameters, self._layout)
 
     # --- simulations ----------------------------------------------------------------------
-    def simulation_table(self, params: Mapping[str, ArrayLike] | None = None) -> pd.DataFrame:
+    def simulation_table(
+        self, params: Mapping[str, ArrayLike] | None = None
+    ) -> pd.DataFrame:
         """The PEtab simulation table at `params` (default: nominal): the measurement
         table with `measurement` replaced by `simulation`, plus the noise `sigma` and
         the row's log-likelihood term `llh`."""
@@ -157,7 +165,9 @@ class PEtabProblem:
             )
         if not bool(jnp.all(ok)):
             failed = [
-                e for e, good in zip(self.experiments, np.asarray(ok)) if not good
+                e
+                for e, good in zip(self.experiments, np.asarray(ok), strict=True)
+                if not good
             ]
             raise RuntimeError(
                 f"PEtabProblem.simulation_table: the solve failed for the experiments "
@@ -174,7 +184,7 @@ class PEtabProblem:
         x = np.asarray(self.vector(params))
         code = self._layout.scale_code
         lin = np.where(code == 1, np.exp(x), np.where(code == 2, 10.0**x, x))
-        return dict(zip(self._layout.estimated, map(float, lin)))
+        return dict(zip(self._layout.estimated, map(float, lin), strict=True))
 
     def __repr__(self) -> str:
         return (
@@ -219,7 +229,9 @@ def load(
     try:
         sbml = load_sbml(tables.sbml_file)
     except UnsupportedSBMLError as error:
-        raise PEtabError(f"{tables.yaml}: the SBML model is not supported: {error}") from None
+        raise PEtabError(
+            f"{tables.yaml}: the SBML model is not supported: {error}"
+        ) from None
     except SBMLError as error:
         raise PEtabError(f"{tables.yaml}: the SBML model is invalid: {error}") from None
     layout = build(tables, sbml)
@@ -269,5 +281,3 @@ def load(
     problem = PEtabProblem(tables, sbml, simulator, time.perf_counter() - start)
     problem.import_seconds = time.perf_counter() - start
     return problem
-
-

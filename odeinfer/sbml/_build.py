@@ -458,7 +458,11 @@ class Built:
             return dict(self.free)
         out = dict(self.free)
         for key, value in params.items():
-            if key not in self.free and key not in extra and key not in self.derived_ids:
+            if (
+                key not in self.free
+                and key not in extra
+                and key not in self.derived_ids
+            ):
                 raise KeyError(
                     f"{self.label}: `params` has the key {key!r}, which is not a "
                     "parameter of this model. The parameters are "
