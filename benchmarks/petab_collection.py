@@ -18,7 +18,8 @@ Also: compile time against the number of conditions (Fujita's six conditions rep
 to 6·k; one `jax.vmap` over conditions), and with `--multistart N` a vmapped multistart of
 Boehm and Fujita from N starts, against the best values published by Hass et al. 2019.
 
-Run `python benchmarks/petab.py` (add `--multistart 100`, `--problems Boehm_JProteomeRes2014
+Run `python benchmarks/petab_collection.py` (not `petab.py`: a script of that name
+would shadow the petab library it imports) (add `--multistart 100`, `--problems Boehm_JProteomeRes2014
 ...`, `--quick` to skip the scaling study). Writes `benchmarks/results/petab.json`,
 `petab_times.png` and `petab_scaling.png`.
 """
