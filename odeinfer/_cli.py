@@ -1,8 +1,10 @@
-"""The `odeinfer` command line. Subcommands (argparse); today: `odeinfer bench`.
+"""The `odeinfer` command line. Subcommands (argparse): `odeinfer bench` and
+`odeinfer petab` (in `_cli_petab.py`).
 
 ```
 odeinfer bench --list
 odeinfer bench rober --solvers Rodas5P Kvaerno5 scipy/LSODA --rtols 1e-4 1e-6 --out results/
+odeinfer petab Boehm_JProteomeRes2014.yaml --llh --fit 20
 ```
 """
 
@@ -10,6 +12,8 @@ import argparse
 import math
 import sys
 from pathlib import Path
+
+from . import _cli_petab
 
 
 def _bench(args) -> int:
@@ -106,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=None, help="folder for CSV/JSON/PNG")
     bench.add_argument("--quiet", action="store_true", help="no progress output")
     bench.set_defaults(handler=_bench)
+    _cli_petab.add_parser(commands)
     return parser
 
 

@@ -1,18 +1,54 @@
 """Every ```python block in the docs runs: the blocks of a page execute in order in one
 namespace (as a reader would paste them), and their own asserts check the numbers against
-closed forms and scipy references."""
+closed forms and scipy references.
 
+A block preceded by the line `<!-- slow -->` (an HTML comment, invisible on the page)
+takes minutes: it runs only in the slow tier, after the page's other blocks, so the
+default tier runs the blocks before it. Pages that need the shared data or an optional
+library are skipped cleanly where it is missing."""
+
+import importlib.util
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 DOCS = Path(__file__).parent.parent / "docs"
-PAGES = ["getting-started.md", "events.md", "stiff.md"]
+PAGES = ["getting-started.md", "events.md", "stiff.md", "petab.md"]
+PETAB_DATA = "/work/shared/data/petab/Boehm_JProteomeRes2014"
+# page -> (modules it imports, files it reads)
+REQUIRES = {
+    "petab.md": (("petab", "libsbml"), (PETAB_DATA,)),
+}
+SLOW = "<!-- slow -->"
 
 
-def python_blocks(page: Path) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.S | re.M)
+def python_blocks(page: Path, slow: bool = True) -> list[str]:
+    """The page's python blocks in order; without the slow ones unless `slow`."""
+    found = re.findall(
+        rf"^({re.escape(SLOW)}\n)?```python\n(.*?)^```",
+        page.read_text(),
+        flags=re.S | re.M,
+    )
+    return [code for marker, code in found if slow or not marker]
+
+
+def skip_unless_available(name: str) -> None:
+    modules, paths = REQUIRES.get(name, ((), ()))
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{name} needs {module}")
+    for path in paths:
+        if not os.path.exists(path):
+            pytest.skip(f"{name} needs {path}")
+
+
+def run_blocks(page: Path, slow: bool) -> None:
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for index, block in enumerate(python_blocks(page, slow=slow)):
+        code = compile(block, f"{page}[block {index}]", "exec")
+        exec(code, namespace)  # noqa: S102  (the docs' own snippets)
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -22,8 +58,12 @@ def test_page_has_code(name):
 
 @pytest.mark.parametrize("name", PAGES)
 def test_page_code_runs(name):
-    page = DOCS / name
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
-    for index, block in enumerate(python_blocks(page)):
-        code = compile(block, f"{page}[block {index}]", "exec")
-        exec(code, namespace)  # noqa: S102  (the docs' own snippets)
+    skip_unless_available(name)
+    run_blocks(DOCS / name, slow=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [p for p in PAGES if SLOW in (DOCS / p).read_text()])
+def test_page_slow_code_runs(name):
+    skip_unless_available(name)
+    run_blocks(DOCS / name, slow=True)
