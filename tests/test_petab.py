@@ -485,3 +485,37 @@ def test_fujita_gradient_through_a_switch_dose_matches_central_differences():
     assert not p.sbml.needs_crossings
     tight = petab.load(yaml_of(name), rtol=1e-12, atol=1e-12, max_steps=1_000_000)
     check_gradient(p, tolerance=1e-2, reference=tight, h=1e-4)
+
+
+def test_objective_priors_against_scipy():
+    # Raimundez_PCB2020 has parameterScaleNormal and laplace objective priors.
+    from scipy import stats
+
+    problem = petab.load(yaml_of("Raimundez_PCB2020"))
+    frame = pd.read_csv(
+        os.path.join(PETAB, "Raimundez_PCB2020", "parameters_Raimundez_PCB2020.tsv"),
+        sep="\t",
+    ).set_index("parameterId")
+    x = dict(problem.nominal)
+    expected = 0.0
+    kinds = set()
+    for pid, value in x.items():
+        kind = frame.loc[pid, "objectivePriorType"]
+        if not isinstance(kind, str):
+            continue
+        a, b = map(float, frame.loc[pid, "objectivePriorParameters"].split(";"))
+        scale = frame.loc[pid, "parameterScale"]
+        linear = {"lin": value, "log": np.exp(value), "log10": 10.0**value}[scale]
+        kinds.add(kind)
+        on_scale = kind.startswith("parameterScale")
+        point = value if on_scale else linear
+        family = stats.norm if kind.endswith(("Normal", "normal")) else stats.laplace
+        expected += family(a, b).logpdf(point)
+    assert kinds, "no objective priors found"
+    assert float(problem.log_prior(x)) == pytest.approx(expected, rel=1e-10)
+    # The sampling priors stay within the bounds (on the PEtab scale).
+    priors = problem.priors()
+    for pid, prior in priors.items():
+        spec = problem.parameters.specs[pid]
+        draws = np.asarray(prior.sample(jax.random.key(0), (200,)))
+        assert np.all((draws >= spec.lower) & (draws <= spec.upper)), pid

@@ -69,18 +69,21 @@ def numpyro_priors(frame: pd.DataFrame, layout: Layout) -> dict:
             out[pid] = dist.Uniform(lo, hi)
             continue
         kind, a, b = given[pid]
-        if kind == "parameterScaleNormal":
-            out[pid] = dist.TruncatedNormal(a, b, low=lo, high=hi)
-        elif kind == "parameterScaleLaplace":
-            out[pid] = dist.Laplace(a, b)
+        # Within the bounds, as the fits are: truncated (numpyro's truncation).
+        if kind in ("parameterScaleNormal", "parameterScaleLaplace"):
+            base = (
+                dist.Normal(a, b)
+                if kind == "parameterScaleNormal"
+                else dist.Laplace(a, b)
+            )
+            out[pid] = dist.TruncatedDistribution(base, low=lo, high=hi)
         elif kind == "parameterScaleUniform":
             out[pid] = dist.Uniform(max(a, lo), min(b, hi))
-        elif layout.scales[i] == "lin" and kind in ("normal", "laplace", "uniform"):
-            out[pid] = {
-                "normal": dist.Normal,
-                "laplace": dist.Laplace,
-                "uniform": dist.Uniform,
-            }[kind](a, b)
+        elif layout.scales[i] == "lin" and kind in ("normal", "laplace"):
+            base = dist.Normal(a, b) if kind == "normal" else dist.Laplace(a, b)
+            out[pid] = dist.TruncatedDistribution(base, low=lo, high=hi)
+        elif layout.scales[i] == "lin" and kind == "uniform":
+            out[pid] = dist.Uniform(max(a, lo), min(b, hi))
         else:
             raise PEtabError(
                 f"PEtabProblem.priors: parameter {pid!r} has an objective prior "
