@@ -151,6 +151,23 @@ def run_problem(folder: Path, reference: dict, repeats: int) -> dict:
     return out
 
 
+def run_isolated(name: str, repeats: int, timeout: float) -> dict:
+    """`run_problem` in a fresh process (own compile cache and memory), stopped after
+    `timeout` seconds: the large problems of the collection may take longer to compile
+    than this study can wait, and that is reported, not hidden."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "row.json"
+        command = [sys.executable, __file__, "--one", name, "--repeats", str(repeats),
+                   "--row-out", str(target)]  # fmt: skip
+        try:
+            subprocess.run(command, timeout=timeout, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            return {"problem": name, "not_timed": f"did not finish within {timeout:.0f} s"}
+        if not target.exists():
+            return {"problem": name, "not_timed": "the run failed"}
+        return json.loads(target.read_text())
+
+
 def run_amici(python: str, problems, data: Path, repeats: int) -> dict | None:
     if not python or not Path(python).exists():
         return None
@@ -309,24 +326,37 @@ def main():
     parser.add_argument("--multistart", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="skip the scaling study")
+    parser.add_argument("--amici-json", default=None,
+                        help="reuse the peer's JSON from an earlier run of _amici_peer.py")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=600.0, help="per problem, s")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--row-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = data_dir()
     overview = json.loads((data / "benchmark_collection_overview.json").read_text())
     reference = {m["problem_id"]: m for m in overview["models"]}
+    if args.one:
+        row = run_problem(data / args.one, reference, args.repeats)
+        Path(args.row_out).write_text(json.dumps(row, default=str))
+        return
     names = args.problems or sorted(p.name for p in data.iterdir() if p.is_dir())
-    peer = run_amici(
-        args.amici_python, [n for n in names if n in WITH_REFERENCE], data, args.repeats
-    )
+    if args.amici_json:
+        peer = json.loads(Path(args.amici_json).read_text())
+    else:
+        with_reference = [n for n in names if n in WITH_REFERENCE]
+        peer = run_amici(args.amici_python, with_reference, data, args.repeats)
     rows = []
     header = (f"{'problem':36s} {'import':>7s} {'compile':>8s} {'llh ms':>8s} {'grad ms':>8s} "
               f"{'AMICI llh':>9s} {'AMICI fwd':>9s} {'grad/AMICI':>10s} {'|Δllh|':>9s}")  # fmt: skip
     print(header)
     for name in names:
-        row = run_problem(data / name, reference, args.repeats)
+        row = run_isolated(name, args.repeats, args.timeout)
         row.update(amici_times(peer, name))
         rows.append(row)
-        if "refused" in row:
-            print(f"{name:36s} refused: {row['refused'][:100]}", flush=True)
+        if "refused" in row or "not_timed" in row:
+            why = row.get("refused") or row["not_timed"]
+            print(f"{name:36s} {'refused' if 'refused' in row else 'not timed'}: "
+                  f"{why[:100]}", flush=True)  # fmt: skip
             continue
         ratio = (
             row["grad_ms"] / row["amici_grad_forward_ms"]
