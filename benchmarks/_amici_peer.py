@@ -78,13 +78,13 @@ model build finds the swig that pip installed there)::
     /work/amici-venv/bin/python benchmarks/_amici_peer.py \\
         --problems Boehm_JProteomeRes2014 Fujita_SciSignal2010 Brannmark_JBC2010 \\
         Borghans_BiophysChem1997 Elowitz_Nature2000 Zheng_PNAS2012 \\
-        --out results/amici_peer.json
+        --out benchmarks/results/amici_peer.json
     /work/amici-venv/bin/python benchmarks/_amici_peer.py \\
         --problems Boehm_JProteomeRes2014 Fujita_SciSignal2010 --no-jax \\
-        --no-sundials-timing --multistart 100 --out results/amici_peer_multistart.json
+        --no-sundials-timing --multistart 100 --out benchmarks/results/amici_peer_multistart.json
     /work/amici034-venv/bin/python benchmarks/_amici_peer.py --jax-only \\
-        --problems <the same six> --compare results/amici_peer.json \\
-        --out results/amici_peer_jax_amici034.json
+        --problems <the same six> --compare benchmarks/results/amici_peer.json \\
+        --out benchmarks/results/amici_peer_jax_amici034.json
 
 All timings are on whatever machine runs the script (``machine`` = os.cpu_count(),
 ``cpu``, and the load average before and after each problem are recorded: a busy
@@ -778,7 +778,7 @@ def main() -> None:
         help="folder holding <id>/<id>.yaml (default ../shared/data/petab)",
     )
     parser.add_argument(
-        "--out", type=Path, default=REPO / "results" / "amici_peer.json"
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "amici_peer.json"
     )
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=100_000)
