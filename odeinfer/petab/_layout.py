@@ -195,11 +195,9 @@ def build(tables: Tables, sbml) -> Layout:
         pre = pre if isinstance(pre, str) and pre.strip() else None
         keys.append(Experiment(pre, str(sim)))
     order = list(dict.fromkeys(keys))
+    # With any preequilibration, the one compiled batch preequilibrates every
+    # experiment; those without one ignore the result (`from_steady_state` is False).
     has_pre = any(e.preequilibration is not None for e in order)
-    if has_pre and not all(e.preequilibration is not None for e in order):
-        # One compiled batch: experiments without preequilibration start from their
-        # own initial state; the batch still preequilibrates them (cheaply ignored).
-        pass
     index_of = {e: i for i, e in enumerate(order)}
 
     main_i, main_c, pre_i, pre_c = [], [], [], []

@@ -90,6 +90,18 @@ class Simulator:
         # loop compiles less than diffrax's; a diffrax solver keeps its own choice.
         integrator = FusedRodas5P() if fused else self.solver
 
+        def steady_from(y, params):
+            return steady_state(
+                sbml.model,
+                y,
+                params,
+                solver=integrator,
+                rtol=self.rtol,
+                atol=self.atol,
+                max_steps=self.max_steps,
+                throw=False,
+            )
+
         def one(
             p_main, p_pre, sp_main, set_main, sp_pre, set_pre, keep_e, pre_e, ts, t1
         ):
@@ -99,16 +111,7 @@ class Simulator:
             if layout.has_preequilibration:
                 params_pre = dict(zip(ids, p_pre, strict=True))
                 y_pre = self._initial(params_pre, sp_pre, set_pre)
-                steady = steady_state(
-                    sbml.model,
-                    y_pre,
-                    params_pre,
-                    solver=integrator,
-                    rtol=self.rtol,
-                    atol=self.atol,
-                    max_steps=self.max_steps,
-                    throw=False,
-                )
+                steady = steady_from(y_pre, params_pre)
                 y0 = jnp.where(keep_e, steady.y, y0)
                 ok = ok & (steady.successful | ~pre_e)
             kwargs = {}
@@ -139,16 +142,7 @@ class Simulator:
             ok = ok & sol.successful
             ys = sol.ys
             if layout.has_steady_state_data:
-                steady = steady_state(
-                    sbml.model,
-                    sol.y_final,
-                    params,
-                    solver=integrator,
-                    rtol=self.rtol,
-                    atol=self.atol,
-                    max_steps=self.max_steps,
-                    throw=False,
-                )
+                steady = steady_from(sol.y_final, params)
                 ok = ok & steady.successful
                 last = steady.y
             else:

@@ -19,7 +19,7 @@ from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
 from ._errors import PEtabError
 from ._layout import Layout, build, scale
-from ._likelihood import Simulator, log_likelihood_fn
+from ._likelihood import Simulator, log_density, log_likelihood_fn
 from ._priors import log_prior_fn, numpyro_priors
 from ._tables import Tables, read
 
@@ -114,7 +114,8 @@ class PEtabProblem:
     def log_likelihood(self, params: Mapping[str, ArrayLike]) -> Float[Array, ""]:
         """The log-likelihood (natural log, normalisation constants and the Jacobian
         terms of log/log10 observables included: AMICI's and pyPESTO's scale, where
-        pyPESTO's `fval` is its negative). `-inf` when a solve fails. Differentiable
+        pyPESTO's `fval` is its negative). `-inf` when a solve fails or a prediction is
+        not finite (e.g. a log-transformed observable at or below 0). Differentiable
         (`jax.grad`) and jittable; the first call compiles."""
         value, ok = self._llh(self.vector(params))
         return jnp.where(ok, value, -jnp.inf)
@@ -141,8 +142,6 @@ class PEtabProblem:
         """The PEtab simulation table at `params` (default: nominal): the measurement
         table with `measurement` replaced by `simulation`, plus the noise `sigma` and
         the row's log-likelihood term `llh`."""
-        from ._likelihood import log_density
-
         x = self.vector(self.nominal if params is None else params)
         predictions, ok = self._predict(x)
         frame = self.measurements.copy()
@@ -278,6 +277,4 @@ def load(
         atol=float(atol),
         max_steps=int(max_steps),
     )
-    problem = PEtabProblem(tables, sbml, simulator, time.perf_counter() - start)
-    problem.import_seconds = time.perf_counter() - start
-    return problem
+    return PEtabProblem(tables, sbml, simulator, time.perf_counter() - start)
