@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import odeinfer as oi  # noqa: E402
+from odeinfer import benchmarking  # noqa: E402
 from odeinfer._solvers._rosenbrock import _ROS3P  # noqa: E402
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -544,15 +545,15 @@ class RateProblem:
     name: str
     model: oi.ODEModel
     rates: np.ndarray
-    problem: oi.BenchmarkProblem
+    problem: benchmarking.BenchmarkProblem
     kernel_params: Callable  # rates -> the peer kernels' parameter vector
     output: Callable  # y(t1) -> scalar
     output_name: str
 
 
 def rate_problems():
-    rober = oi.benchmark_problem("rober")
-    hires = oi.benchmark_problem("hires")
+    rober = benchmarking.benchmark_problem("rober")
+    hires = benchmarking.benchmark_problem("hires")
     return {
         "rober": RateProblem(
             "rober", oi.ODEModel(rober_rates, name="rober_rates"),
@@ -992,7 +993,7 @@ def main():
     print("== 1. Bari stiff set", flush=True)
     peers, rows, settings = {}, [], {}
     for name in problems:
-        problem = oi.benchmark_problem(name)
+        problem = benchmarking.benchmark_problem(name)
         peers[name] = peer = peer_callables(name, problem)
         settings[name] = dict(scipy=peer.scipy_setting, cvode=peer.cvode_setting,
                               call_cost_us=peer.cost_us)  # fmt: skip

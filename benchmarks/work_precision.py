@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-import odeinfer as oi
+from odeinfer import benchmarking
 
 RESULTS_DIR = Path(__file__).parent / "results"
 HAS_CVODE = importlib.util.find_spec("sksundae") is not None
@@ -49,11 +49,11 @@ PLAN = {
 }
 
 
-def rober_to_1e5() -> oi.BenchmarkProblem:
+def rober_to_1e5() -> benchmarking.BenchmarkProblem:
     """ROBER on [0, 1e5], the setting of the issue's timing note (a user-built problem;
     the reference is computed with scipy Radau at rtol 1e-13)."""
-    rober = oi.benchmark_problem("rober")
-    return oi.BenchmarkProblem(
+    rober = benchmarking.benchmark_problem("rober")
+    return benchmarking.BenchmarkProblem(
         "rober_1e5",
         rober.model,
         rober.y0,
@@ -88,14 +88,14 @@ def main():
     results = None
     start = time.perf_counter()
     for name, (solvers, tolerances) in plan.items():
-        problem = oi.benchmark_problem(name)
-        part = oi.benchmark(problem, solvers, tolerances, repeats=args.repeats)
+        problem = benchmarking.benchmark_problem(name)
+        part = benchmarking.benchmark(problem, solvers, tolerances, repeats=args.repeats)
         print(part, flush=True)
         part.plot(args.out / f"wp_{name}.png")
         results = part if results is None else results + part
     if not args.quick and not args.problems:
         rober = rober_to_1e5()
-        part = oi.benchmark(
+        part = benchmarking.benchmark(
             rober, STIFF, [(1e-6, 1e-10)], repeats=max(args.repeats, 5), progress=True
         )
         print(part, flush=True)

@@ -1,4 +1,10 @@
-"""odeinfer: differentiable ODE solves with events, for estimation and inference."""
+"""odeinfer: differentiable ODE solves with events, for estimation and inference.
+
+The modelling, solving, estimation and inference core is flat here (`odeinfer.solve`,
+`odeinfer.fit`, `odeinfer.sample`, ...); the benchmark toolkit lives in
+`odeinfer.benchmarking`, the plots in `odeinfer.plotting`, the importers
+in `odeinfer.sbml` and `odeinfer.petab`.
+"""
 # ruff: noqa: I001 -- x64 is enabled before anything else is imported
 
 from ._config import enable_x64 as _enable_x64
@@ -75,22 +81,137 @@ from ._inference import PredictiveResult as PredictiveResult  # noqa: E402
 from ._inference import StressTestResult as StressTestResult  # noqa: E402
 from ._inference import VariationalResult as VariationalResult  # noqa: E402
 from ._inference import load_posterior as load_posterior  # noqa: E402
-from ._inference import plot_event_times as plot_event_times  # noqa: E402
-from ._inference import plot_predictive_bands as plot_predictive_bands  # noqa: E402
 from ._inference import predictive as predictive  # noqa: E402
 from ._inference import prior_stress_test as prior_stress_test  # noqa: E402
 from ._inference import sample as sample  # noqa: E402
 from ._inference import variational as variational  # noqa: E402
-from ._benchmark import AbstractBenchmarkSolver as AbstractBenchmarkSolver  # noqa: E402
-from ._benchmark import BenchmarkProblem as BenchmarkProblem  # noqa: E402
-from ._benchmark import BenchmarkResults as BenchmarkResults  # noqa: E402
-from ._benchmark import CVODESolver as CVODESolver  # noqa: E402
-from ._benchmark import OdeinferSolver as OdeinferSolver  # noqa: E402
-from ._benchmark import Reference as Reference  # noqa: E402
-from ._benchmark import ScipySolver as ScipySolver  # noqa: E402
-from ._benchmark import benchmark as benchmark  # noqa: E402
-from ._benchmark import benchmark_problem as benchmark_problem  # noqa: E402
-from ._benchmark import benchmark_suite as benchmark_suite  # noqa: E402
-from ._benchmark import compute_reference as compute_reference  # noqa: E402
 
-__version__ = "0.1.0"
+
+import importlib as _importlib  # noqa: E402
+import importlib.metadata as _metadata  # noqa: E402
+import warnings as _warnings  # noqa: E402
+
+try:
+    __version__ = _metadata.version("odeinfer")
+except _metadata.PackageNotFoundError:  # pragma: no cover -- a source tree, not installed
+    __version__ = "0+unknown"
+
+# Public namespaces imported on first attribute access (`oi.benchmarking.benchmark`),
+# so that `import odeinfer` does not import the benchmark peers or matplotlib.
+_NAMESPACES = ("benchmarking", "plotting")
+
+# Names that moved to a namespace (issue 11): the top-level aliases warn for one release.
+_MOVED = {
+    **{
+        name: "benchmarking"
+        for name in (
+            "AbstractBenchmarkSolver",
+            "BenchmarkProblem",
+            "BenchmarkResults",
+            "CVODESolver",
+            "OdeinferSolver",
+            "Reference",
+            "ScipySolver",
+            "benchmark",
+            "benchmark_problem",
+            "benchmark_suite",
+            "compute_reference",
+        )
+    },
+    "plot_event_times": "plotting",
+    "plot_predictive_bands": "plotting",
+}
+
+
+def __getattr__(name: str):
+    if name in _NAMESPACES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    if name in _MOVED:
+        namespace = _MOVED[name]
+        _warnings.warn(
+            f"odeinfer.{name} has moved to odeinfer.{namespace}.{name}; the top-level "
+            "alias is removed in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        module = _importlib.import_module(f"{__name__}.{namespace}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "AllCrossings",
+    "FirstCrossing",
+    "all_crossings",
+    "first_crossing",
+    "Crossing",
+    "Dose",
+    "ODEModel",
+    "RESULTS",
+    "SolveError",
+    "describe",
+    "is_successful",
+    "EventLog",
+    "Solution",
+    "solve",
+    "SteadyState",
+    "steady_state",
+    "AbstractRosenbrock",
+    "JacobianCheck",
+    "Rodas4",
+    "Rodas5P",
+    "SmallLU",
+    "check_jacobian",
+    "AbstractFusedSolver",
+    "FusedAuto",
+    "FusedDopri5",
+    "FusedRodas5P",
+    "solve_at_times",
+    "NumpyInTracedCodeError",
+    "AbstractParameter",
+    "Bounded",
+    "Fixed",
+    "Parameters",
+    "Positive",
+    "Real",
+    "AbstractNoise",
+    "EventTimeObservation",
+    "Experiment",
+    "Gaussian",
+    "LogNormal",
+    "NegativeBinomial",
+    "Poisson",
+    "StudentT",
+    "experiments_from_dataframe",
+    "EventTimeGradient",
+    "GradientReport",
+    "check_event_gradients",
+    "check_gradients",
+    "event_time_gradient",
+    "cumulative_integral",
+    "cumulative_simpson",
+    "cumulative_trapezoid",
+    "integral_initial_state",
+    "with_integral",
+    "Problem",
+    "Simulation",
+    "log_likelihood",
+    "residuals",
+    "simulate",
+    "FitResult",
+    "MultistartResult",
+    "ProfileResult",
+    "fit",
+    "multistart",
+    "profile",
+    "Posterior",
+    "SamplingWarning",
+    "PredictiveResult",
+    "StressTestResult",
+    "VariationalResult",
+    "load_posterior",
+    "predictive",
+    "prior_stress_test",
+    "sample",
+    "variational",
+]

@@ -17,7 +17,7 @@ from . import _cli_petab
 
 
 def _bench(args) -> int:
-    from ._benchmark import benchmark, benchmark_problem, benchmark_suite
+    from .benchmarking import benchmark, benchmark_problem, benchmark_suite
 
     if args.list:
         for name, problem in benchmark_suite().items():

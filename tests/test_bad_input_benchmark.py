@@ -8,10 +8,10 @@ import equinox as eqx
 import numpy as np
 import pytest
 
-import odeinfer as oi
+from odeinfer import benchmarking
 from odeinfer._cli import main
 
-LV = oi.benchmark_problem("lotka_volterra")
+LV = benchmarking.benchmark_problem("lotka_volterra")
 PARAMS = dict(LV.params)
 
 
@@ -19,7 +19,7 @@ def refuse_to_run(*args, **kwargs):
     raise AssertionError("a solver ran for a bad input")
 
 
-class NeverRuns(oi.AbstractBenchmarkSolver):
+class NeverRuns(benchmarking.AbstractBenchmarkSolver):
     """A solver that fails the test if `benchmark` gets as far as preparing it."""
 
     name: str = eqx.field(static=True, default="never")
@@ -33,7 +33,7 @@ def problem(**changes):
         name="lv", model=LV.model, y0=[1.0, 1.0], params=PARAMS, t0=0.0, t1=1.0
     )
     arguments.update(changes)
-    return oi.BenchmarkProblem(
+    return benchmarking.BenchmarkProblem(
         arguments.pop("name"),
         arguments.pop("model"),
         arguments.pop("y0"),
@@ -84,7 +84,7 @@ PROBLEM_CASES = [
     ("events-number", dict(events=[3]), TypeError, "`events`"),
     (
         "reference-other-shape",
-        dict(reference=oi.Reference(y_final=np.ones(3))),
+        dict(reference=benchmarking.Reference(y_final=np.ones(3))),
         ValueError,
         r"reference.y_final",
     ),
@@ -119,10 +119,10 @@ REFERENCE_CASES = [
 )
 def test_reference_bad_input(arguments, error, match):
     with pytest.raises(error, match=match):
-        oi.Reference(**arguments)
+        benchmarking.Reference(**arguments)
 
 
-GOOD_REFERENCE = oi.Reference(y_final=np.ones(2))
+GOOD_REFERENCE = benchmarking.Reference(y_final=np.ones(2))
 
 BENCHMARK_CASES = [
     ("problem-name", dict(problem="rober"), TypeError, "`problem`"),
@@ -149,7 +149,7 @@ BENCHMARK_CASES = [
     ("reference-dict", dict(reference={"y_final": 1}), TypeError, "`reference`"),
     (
         "reference-other-shape",
-        dict(reference=oi.Reference(y_final=np.ones(5))),
+        dict(reference=benchmarking.Reference(y_final=np.ones(5))),
         ValueError,
         "reference.y_final",
     ),
@@ -178,7 +178,7 @@ def test_benchmark_bad_input(arguments, error, match):
         **arguments,
     }
     with pytest.raises(error, match=match):
-        oi.benchmark(
+        benchmarking.benchmark(
             arguments.pop("problem"),
             arguments.pop("solvers"),
             arguments.pop("tolerances"),
@@ -187,55 +187,55 @@ def test_benchmark_bad_input(arguments, error, match):
 
 
 OTHER_CASES = [
-    ("problem-int", lambda: oi.benchmark_problem(3), TypeError, "`name`"),
-    ("problem-list", lambda: oi.benchmark_problem(["rober"]), TypeError, "`name`"),
+    ("problem-int", lambda: benchmarking.benchmark_problem(3), TypeError, "`name`"),
+    ("problem-list", lambda: benchmarking.benchmark_problem(["rober"]), TypeError, "`name`"),
     (
         "problem-misspelt",
-        lambda: oi.benchmark_problem("robr"),
+        lambda: benchmarking.benchmark_problem("robr"),
         ValueError,
         "Did you mean 'rober'",
     ),
-    ("suite-kind", lambda: oi.benchmark_suite("fast"), ValueError, "`kind`"),
-    ("reference-problem", lambda: oi.compute_reference("rober"), TypeError, "problem"),
-    ("reference-rtol", lambda: oi.compute_reference(LV, rtol=0.0), ValueError, "rtol"),
+    ("suite-kind", lambda: benchmarking.benchmark_suite("fast"), ValueError, "`kind`"),
+    ("reference-problem", lambda: benchmarking.compute_reference("rober"), TypeError, "problem"),
+    ("reference-rtol", lambda: benchmarking.compute_reference(LV, rtol=0.0), ValueError, "rtol"),
     (
         "reference-fd-step",
-        lambda: oi.compute_reference(LV, gradient=True, fd_step=-1.0),
+        lambda: benchmarking.compute_reference(LV, gradient=True, fd_step=-1.0),
         ValueError,
         "`fd_step`",
     ),
     (
         "reference-gradient-flag",
-        lambda: oi.compute_reference(LV, gradient="yes"),
+        lambda: benchmarking.compute_reference(LV, gradient="yes"),
         TypeError,
         "`gradient`",
     ),
-    ("scipy-method", lambda: oi.ScipySolver("rk45"), ValueError, "`method`"),
-    ("cvode-method", lambda: oi.CVODESolver("bdf"), ValueError, "`method`"),
-    ("odeinfer-solver", lambda: oi.OdeinferSolver("Tsit5"), TypeError, "`solver`"),
+    ("scipy-method", lambda: benchmarking.ScipySolver("rk45"), ValueError, "`method`"),
+    ("cvode-method", lambda: benchmarking.CVODESolver("bdf"), ValueError, "`method`"),
+    ("odeinfer-solver", lambda: benchmarking.OdeinferSolver("Tsit5"), TypeError, "`solver`"),
     (
         "odeinfer-adjoint",
-        lambda: oi.OdeinferSolver(diffrax.Tsit5(), adjoint="forward"),
+        lambda: benchmarking.OdeinferSolver(diffrax.Tsit5(), adjoint="forward"),
         TypeError,
         "`adjoint`",
     ),
     (
         "odeinfer-name",
-        lambda: oi.OdeinferSolver(diffrax.Tsit5(), name=3),
+        lambda: benchmarking.OdeinferSolver(diffrax.Tsit5(), name=3),
         TypeError,
         "`name`",
     ),
     ("replace-unknown", lambda: LV.replace(tol=1.0), TypeError, "tol"),
-    ("results-plus-number", lambda: oi.BenchmarkResults([]) + 3, TypeError, "\\+"),
+    ("results-plus-number", lambda: benchmarking.BenchmarkResults([]) + 3, TypeError, "\\+"),
     (
         "results-plot-column",
-        lambda: oi.BenchmarkResults([]).plot(x="speed"),
+        lambda: benchmarking.BenchmarkResults([]).plot(x="speed"),
         ValueError,
         "`x`",
     ),
     (
         "results-plot-problem",
-        lambda: oi.BenchmarkResults([{"problem": "lv"}]).plot(problem="rober"),
+        lambda: benchmarking.BenchmarkResults([{"problem": "lv"}]).plot(problem="rober"),
         ValueError,
         "`problem`",
     ),
@@ -270,8 +270,8 @@ CLI_CASES = [
     ids=[case[0] for case in CLI_CASES],
 )
 def test_cli_bad_input(monkeypatch, capsys, argv, match):
-    monkeypatch.setattr(oi.OdeinferSolver, "prepare", refuse_to_run)
-    monkeypatch.setattr(oi.ScipySolver, "prepare", refuse_to_run)
+    monkeypatch.setattr(benchmarking.OdeinferSolver, "prepare", refuse_to_run)
+    monkeypatch.setattr(benchmarking.ScipySolver, "prepare", refuse_to_run)
     try:
         code = main(["bench", *argv, "--quiet"])
     except SystemExit as exit:  # argparse rejects the value
@@ -281,7 +281,7 @@ def test_cli_bad_input(monkeypatch, capsys, argv, match):
 
 
 def test_cli_output_folder_that_cannot_be_made(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(oi.OdeinferSolver, "prepare", refuse_to_run)
+    monkeypatch.setattr(benchmarking.OdeinferSolver, "prepare", refuse_to_run)
     blocker = tmp_path / "file"
     blocker.write_text("")
     code = main(["bench", "logistic_threshold", "--out", str(blocker / "x"), "--quiet"])

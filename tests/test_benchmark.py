@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 import odeinfer as oi
+from odeinfer import benchmarking
 from odeinfer._benchmark import Outcome, Runner
 
-LOGISTIC = oi.benchmark_problem("logistic_threshold")
+LOGISTIC = benchmarking.benchmark_problem("logistic_threshold")
 K, Y0 = LOGISTIC.params["k"], float(LOGISTIC.y0[0])
 
 
-class ClosedFormLogistic(oi.AbstractBenchmarkSolver):
+class ClosedFormLogistic(benchmarking.AbstractBenchmarkSolver):
     """A user-added solver: the exact logistic solution."""
 
     name: str = "closed-form"
@@ -34,7 +35,7 @@ class ClosedFormLogistic(oi.AbstractBenchmarkSolver):
         )
 
 
-class Broken(oi.AbstractBenchmarkSolver):
+class Broken(benchmarking.AbstractBenchmarkSolver):
     name: str = "broken"
 
     def prepare(self, problem):
@@ -44,7 +45,7 @@ class Broken(oi.AbstractBenchmarkSolver):
         return Runner(run=run)
 
 
-class Missing(oi.AbstractBenchmarkSolver):
+class Missing(benchmarking.AbstractBenchmarkSolver):
     name: str = "missing"
 
     def available(self):
@@ -64,8 +65,8 @@ def test_odeinfer_rows_against_closed_form():
     the problem (fewer event slots and steps) keeps the runs short; the two
     compilations (solve, gradient) dominate."""
     small = LOGISTIC.replace(max_events=1, max_steps=2048)
-    solver = oi.OdeinferSolver(diffrax.Tsit5(), adjoint=diffrax.ForwardMode())
-    results = oi.benchmark(
+    solver = benchmarking.OdeinferSolver(diffrax.Tsit5(), adjoint=diffrax.ForwardMode())
+    results = benchmarking.benchmark(
         small, [solver], [1e-5, 1e-8], repeats=1, gradients=True, progress=False
     )
     loose, tight = results.rows
@@ -83,7 +84,7 @@ def test_odeinfer_rows_against_closed_form():
 def test_benchmark_columns_and_reports(tmp_path):
     """The machinery with peers only (no compilation): scipy against the closed form, a
     user-added solver, one that raises, one that is not installed, and every format."""
-    results = oi.benchmark(
+    results = benchmarking.benchmark(
         LOGISTIC,
         ["scipy/RK45", ClosedFormLogistic(), Broken(), Missing()],
         [1e-5, 1e-8],
@@ -126,52 +127,52 @@ def test_benchmark_columns_and_reports(tmp_path):
 
 def test_bad_input_is_refused_before_work():
     with pytest.raises(ValueError, match="Unknown solver 'Tsit6'.*Known names"):
-        oi.benchmark(LOGISTIC, ["Tsit6"], [1e-6])
+        benchmarking.benchmark(LOGISTIC, ["Tsit6"], [1e-6])
     with pytest.raises(ValueError, match="scipy/RK23"):
-        oi.benchmark(LOGISTIC, ["scipy/RK23"], [1e-6])
+        benchmarking.benchmark(LOGISTIC, ["scipy/RK23"], [1e-6])
     for bad in ([0.0], [-1e-6], [(1e-6, 0.0)], [math.nan]):
         with pytest.raises(ValueError, match="tolerances"):
-            oi.benchmark(LOGISTIC, ["scipy/RK45"], bad)
+            benchmarking.benchmark(LOGISTIC, ["scipy/RK45"], bad)
     with pytest.raises(ValueError, match="empty"):
-        oi.benchmark(LOGISTIC, ["scipy/RK45"], [])
+        benchmarking.benchmark(LOGISTIC, ["scipy/RK45"], [])
     with pytest.raises(ValueError, match="repeats"):
-        oi.benchmark(LOGISTIC, ["scipy/RK45"], [1e-6], repeats=0)
+        benchmarking.benchmark(LOGISTIC, ["scipy/RK45"], [1e-6], repeats=0)
     with pytest.raises(TypeError, match="BenchmarkProblem"):
-        oi.benchmark("rober", ["scipy/RK45"], [1e-6])
+        benchmarking.benchmark("rober", ["scipy/RK45"], [1e-6])
     no_reference = decay_problem()
     with pytest.raises(ValueError, match="no reference"):
-        oi.benchmark(no_reference, ["scipy/RK45"], [1e-6], reference_solver=None)
+        benchmarking.benchmark(no_reference, ["scipy/RK45"], [1e-6], reference_solver=None)
     with pytest.raises(TypeError, match="diffrax solver"):
-        oi.OdeinferSolver("Tsit5")
+        benchmarking.OdeinferSolver("Tsit5")
 
 
 def decay_problem():
     model = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay")
-    return oi.BenchmarkProblem("decay", model, [2.0], {"k": 0.7}, t0=0.0, t1=3.0)
+    return benchmarking.BenchmarkProblem("decay", model, [2.0], {"k": 0.7}, t0=0.0, t1=3.0)
 
 
 def test_reference_and_gradient_computed_when_missing():
     problem = decay_problem()
-    reference = oi.compute_reference(problem, gradient=True)
+    reference = benchmarking.compute_reference(problem, gradient=True)
     exact = 2.0 * np.exp(-0.7 * 3.0)
     np.testing.assert_allclose(reference.y_final, [exact], rtol=1e-12)
     # quantity = y_final (weight 1 for one state): d/dk = -t1 y(t1).
     np.testing.assert_allclose(reference.gradient, [-3.0 * exact], rtol=1e-7)
-    results = oi.benchmark(problem, ["scipy/DOP853"], [1e-8], repeats=1, progress=False)
+    results = benchmarking.benchmark(problem, ["scipy/DOP853"], [1e-8], repeats=1, progress=False)
     assert "DOP853" in results.references["decay"]
     assert results.rows[0]["error"] < 1e-7
 
 
 def test_sundials_cvode_peer():
     pytest.importorskip("sksundae")
-    problem = oi.benchmark_problem("lotka_volterra")
-    results = oi.benchmark(
+    problem = benchmarking.benchmark_problem("lotka_volterra")
+    results = benchmarking.benchmark(
         problem, ["sundials/CVODE-BDF"], [1e-9], repeats=1, progress=False
     )
     row = results.rows[0]
     assert row["success"] and row["error"] < 1e-5 and row["fevals"] > 0
-    ball = oi.benchmark(
-        oi.benchmark_problem("bouncing_ball"),
+    ball = benchmarking.benchmark(
+        benchmarking.benchmark_problem("bouncing_ball"),
         ["cvode"],
         [1e-6],
         repeats=1,
@@ -202,5 +203,5 @@ def test_no_recompilation_when_tolerance_level_or_data_change():
 
 
 def test_backsolve_adjoint_has_no_gradient():
-    solver = oi.OdeinferSolver(diffrax.Tsit5(), adjoint=diffrax.BacksolveAdjoint())
+    solver = benchmarking.OdeinferSolver(diffrax.Tsit5(), adjoint=diffrax.BacksolveAdjoint())
     assert solver.prepare(LOGISTIC).gradient is None

@@ -6,6 +6,7 @@ import numpy as np
 from test_posterior import make_posterior
 
 import odeinfer as oi
+from odeinfer import plotting
 
 
 def test_bands_of_monotone_prediction_are_predictions_at_quantiles():
@@ -91,13 +92,13 @@ def test_plots_of_bands_and_event_times():
     matplotlib.use("Agg")
     times = np.linspace(0.0, 1.0, 4)
     bands = np.stack([times, 2 * times, 3 * times])
-    ax = oi.plot_predictive_bands(times, bands, data=2 * times + 0.1)
+    ax = plotting.plot_predictive_bands(times, bands, data=2 * times + 0.1)
     # the median line and the data points carry the given values
     lines = {tuple(np.round(line.get_ydata(), 12)) for line in ax.get_lines()}
     assert tuple(np.round(2 * times, 12)) in lines
     assert tuple(np.round(2 * times + 0.1, 12)) in lines
     event_times = np.array([1.0, 1.5, np.inf, 2.0, np.inf])
-    ax = oi.plot_event_times(event_times, observed=1.2, bins=3)
+    ax = plotting.plot_event_times(event_times, observed=1.2, bins=3)
     assert "2 not found" in ax.get_title()
     heights = np.array([patch.get_height() for patch in ax.patches])
     widths = np.array([patch.get_width() for patch in ax.patches])

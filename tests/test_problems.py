@@ -14,8 +14,8 @@ import jax
 import numpy as np
 import pytest
 
-import odeinfer as oi
-from odeinfer._benchmark._peers import OdeinferSolver, ScipySolver
+from odeinfer import benchmarking
+from odeinfer.benchmarking import OdeinferSolver, ScipySolver
 
 
 def significant_error(problem, y):
@@ -25,24 +25,24 @@ def significant_error(problem, y):
 
 
 def test_suite_lists_every_kind():
-    suite = oi.benchmark_suite()
+    suite = benchmarking.benchmark_suite()
     assert {"lotka_volterra", "spring3d", "kepler", "hires", "rober", "pollu", "vdpol",
             "orego", "e5", "bouncing_ball", "logistic_threshold"} <= set(suite)  # fmt: skip
-    assert all(p.stiff for p in oi.benchmark_suite("stiff").values())
-    assert all(p.events for p in oi.benchmark_suite("events").values())
-    assert oi.benchmark_problem("rober") is oi.benchmark_problem("rober")
+    assert all(p.stiff for p in benchmarking.benchmark_suite("stiff").values())
+    assert all(p.events for p in benchmarking.benchmark_suite("events").values())
+    assert benchmarking.benchmark_problem("rober") is benchmarking.benchmark_problem("rober")
 
 
 def test_unknown_problem_and_kind():
     with pytest.raises(ValueError, match="Known problems"):
-        oi.benchmark_problem("robertson")
+        benchmarking.benchmark_problem("robertson")
     with pytest.raises(ValueError, match="kind"):
-        oi.benchmark_suite("mild")
+        benchmarking.benchmark_suite("mild")
 
 
-@pytest.mark.parametrize("name", list(oi.benchmark_suite()))
+@pytest.mark.parametrize("name", list(benchmarking.benchmark_suite()))
 def test_numpy_and_jax_vector_fields_agree(name):
-    problem = oi.benchmark_problem(name)
+    problem = benchmarking.benchmark_problem(name)
     rng = np.random.default_rng(0)
     y = problem.y0 * (1 + 0.1 * rng.random(problem.y0.shape)) + 0.01
     jax_value = np.asarray(problem.model(0.3, jax.numpy.asarray(y), problem.params))
@@ -52,14 +52,14 @@ def test_numpy_and_jax_vector_fields_agree(name):
 
 @pytest.mark.slow
 def test_hires_odeinfer_kvaerno5_ten_digits():
-    problem = oi.benchmark_problem("hires")
+    problem = benchmarking.benchmark_problem("hires")
     out = OdeinferSolver(diffrax.Kvaerno5()).prepare(problem).run(1e-12, 1e-16)
     assert out.success
     assert significant_error(problem, out.y_final).max() < 1e-10
 
 
 def test_hires_scipy_radau_ten_digits():
-    problem = oi.benchmark_problem("hires")
+    problem = benchmarking.benchmark_problem("hires")
     out = ScipySolver("Radau").prepare(problem).run(1e-11, 1e-15)
     assert out.success
     assert significant_error(problem, out.y_final).max() < 1e-10
@@ -68,7 +68,7 @@ def test_hires_scipy_radau_ten_digits():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["rober", "pollu", "vdpol", "orego"])
 def test_stiff_scipy_radau_ten_digits(name):
-    problem = oi.benchmark_problem(name)
+    problem = benchmarking.benchmark_problem(name)
     out = ScipySolver("Radau").prepare(problem).run(1e-12, problem.atol_scale * 1e-12)
     assert out.success
     assert significant_error(problem, out.y_final).max() < 1e-10
@@ -76,19 +76,19 @@ def test_stiff_scipy_radau_ten_digits(name):
 
 @pytest.mark.slow
 def test_e5_two_digits():
-    problem = oi.benchmark_problem("e5")
+    problem = benchmarking.benchmark_problem("e5")
     out = ScipySolver("Radau").prepare(problem).run(1e-12, 1e-30)
     assert significant_error(problem, out.y_final).max() < 1e-2
 
 
 def test_kepler_returns_after_three_periods():
-    problem = oi.benchmark_problem("kepler")
+    problem = benchmarking.benchmark_problem("kepler")
     out = ScipySolver("DOP853").prepare(problem).run(1e-13, 1e-15)
     assert significant_error(problem, out.y_final).max() < 1e-9
 
 
 def test_bouncing_ball_closed_form_with_scipy_restarts():
-    problem = oi.benchmark_problem("bouncing_ball")
+    problem = benchmarking.benchmark_problem("bouncing_ball")
     out = ScipySolver("DOP853").prepare(problem).run(1e-12, 1e-14)
     np.testing.assert_allclose(
         out.event_times, problem.reference.event_times, rtol=1e-10
@@ -97,7 +97,7 @@ def test_bouncing_ball_closed_form_with_scipy_restarts():
 
 
 def test_logistic_threshold_closed_form():
-    problem = oi.benchmark_problem("logistic_threshold")
+    problem = benchmarking.benchmark_problem("logistic_threshold")
     out = ScipySolver("DOP853").prepare(problem).run(1e-13, 1e-15)
     np.testing.assert_allclose(
         out.event_times, problem.reference.event_times, rtol=1e-11
@@ -110,9 +110,9 @@ def test_computed_references_agree_between_methods():
     methods (DOP853 Runge–Kutta, LSODA multistep) agree (the spring is sensitive to
     perturbations: LSODA at rtol 1e-11 is ~1e-6 off at t = 5)."""
     for name, agree in (("lotka_volterra", 1e-9), ("spring3d", 1e-5)):
-        problem = oi.benchmark_problem(name)
-        a = oi.compute_reference(problem, solver="scipy/DOP853", rtol=1e-13)
-        b = oi.compute_reference(problem, solver="scipy/LSODA", rtol=1e-11)
+        problem = benchmarking.benchmark_problem(name)
+        a = benchmarking.compute_reference(problem, solver="scipy/DOP853", rtol=1e-13)
+        b = benchmarking.compute_reference(problem, solver="scipy/LSODA", rtol=1e-11)
         scale = np.maximum(np.abs(a.y_final), problem.error_floor)
         assert np.max(np.abs(a.y_final - b.y_final) / scale) < agree
         if problem.events:

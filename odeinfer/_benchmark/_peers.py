@@ -1,4 +1,4 @@
-"""Solvers that [`odeinfer.benchmark`][] can run, as strategy objects.
+"""Solvers that [`odeinfer.benchmarking.benchmark`][] can run, as strategy objects.
 
 `AbstractBenchmarkSolver.prepare(problem)` returns a `Runner`: a plain callable
 `run(rtol, atol) -> Outcome` (plus an optional `gradient(rtol, atol)`). Preparing builds
@@ -46,7 +46,7 @@ class Runner:
 
 
 class AbstractBenchmarkSolver(eqx.Module):
-    """A solver [`odeinfer.benchmark`][] can run. Subclass it to benchmark your own.
+    """A solver [`odeinfer.benchmarking.benchmark`][] can run. Subclass it to benchmark your own.
 
     **Attributes and methods to provide:**
 
@@ -469,5 +469,5 @@ def get_solver(name: "str | AbstractBenchmarkSolver") -> AbstractBenchmarkSolver
     )
     raise ValueError(
         f"Unknown solver {name!r}. Known names: {', '.join(known)}; or pass an "
-        "odeinfer.OdeinferSolver(diffrax.X()) / your own AbstractBenchmarkSolver."
+        "odeinfer.benchmarking.OdeinferSolver(diffrax.X()) / your own AbstractBenchmarkSolver."
     )

@@ -52,7 +52,7 @@ def _converted(name: str, value):
 
 
 class Reference(eqx.Module):
-    """A reference solution of a [`odeinfer.BenchmarkProblem`][].
+    """A reference solution of a [`odeinfer.benchmarking.BenchmarkProblem`][].
 
     **Arguments:**
 
@@ -151,7 +151,7 @@ class BenchmarkProblem(eqx.Module):
     - `saveat`: times at which errors are also measured, or `None` (final time only).
     - `events`: [`odeinfer.Crossing`][]s recorded during the solve (resets and
         terminal crossings are supported by odeinfer and scipy peers).
-    - `reference`: a [`odeinfer.Reference`][], or `None` to compute one at tight
+    - `reference`: a [`odeinfer.benchmarking.Reference`][], or `None` to compute one at tight
         tolerance when benchmarking.
     - `stiff`: whether the problem is stiff (chooses the reference method, Radau vs
         DOP853, and the default solvers).
@@ -280,7 +280,7 @@ class BenchmarkProblem(eqx.Module):
                 )
         if reference is not None and not isinstance(reference, Reference):
             raise TypeError(
-                "BenchmarkProblem: `reference` must be an odeinfer.Reference or None "
+                "BenchmarkProblem: `reference` must be an odeinfer.benchmarking.Reference or None "
                 f"(computed at tight tolerance); got {type(reference).__name__}."
             )
         if reference is not None:

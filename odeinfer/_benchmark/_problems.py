@@ -332,14 +332,14 @@ def benchmark_problem(name: str) -> BenchmarkProblem:
 
     **Arguments:**
 
-    - `name`: one of `odeinfer.benchmark_suite()`'s keys: `lotka_volterra`,
+    - `name`: one of `odeinfer.benchmarking.benchmark_suite()`'s keys: `lotka_volterra`,
         `spring3d`, `kepler` (non-stiff); `hires`, `rober`, `pollu`, `vdpol`, `orego`,
         `e5` (stiff, Bari IVP test set with its published reference values);
         `bouncing_ball`, `logistic_threshold` (events, closed-form references).
 
     **Returns:**
 
-    A [`odeinfer.BenchmarkProblem`][]. The same instance is returned on every call,
+    A [`odeinfer.benchmarking.BenchmarkProblem`][]. The same instance is returned on every call,
     so jitted solves are reused.
     """
     if not isinstance(name, str):

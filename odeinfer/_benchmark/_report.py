@@ -35,7 +35,7 @@ _NUMERIC_COLUMNS = (
 
 
 class BenchmarkResults:
-    """What [`odeinfer.benchmark`][] measured: one row per problem × solver × tolerance.
+    """What [`odeinfer.benchmarking.benchmark`][] measured: one row per problem × solver × tolerance.
 
     **Columns:** `problem`, `solver`, `rtol`, `atol`; `error` (max of `error_final`
     and `error_saveat`: `max |y - y_ref| / max(|y_ref|, error_floor)`), `event_error`

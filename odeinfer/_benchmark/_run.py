@@ -1,4 +1,4 @@
-"""[`odeinfer.benchmark`][]: every solver × tolerance on one problem, against a reference."""
+"""[`odeinfer.benchmarking.benchmark`][]: every solver × tolerance on one problem, against a reference."""
 
 import math
 import statistics
@@ -67,7 +67,7 @@ def compute_reference(
 
     **Arguments:**
 
-    - `problem`: an [`odeinfer.BenchmarkProblem`][].
+    - `problem`: an [`odeinfer.benchmarking.BenchmarkProblem`][].
     - `solver`: `"auto"` (scipy Radau for stiff problems, DOP853 otherwise, both
         high-order), a solver name or a solver object.
     - `rtol`: the relative tolerance; `atol = problem.atol_scale * rtol`.
@@ -76,7 +76,7 @@ def compute_reference(
 
     **Returns:**
 
-    A [`odeinfer.Reference`][].
+    A [`odeinfer.benchmarking.Reference`][].
     """
     _check_problem(problem)
     _check_flag("gradient", gradient)
@@ -149,8 +149,8 @@ def _check_tolerance(name, value):
 def _check_problem(problem):
     if not isinstance(problem, BenchmarkProblem):
         raise TypeError(
-            f"`problem` must be an odeinfer.BenchmarkProblem; got {type(problem).__name__}. "
-            "See odeinfer.benchmark_problem(name) for the shipped suite."
+            f"`problem` must be an odeinfer.benchmarking.BenchmarkProblem; got {type(problem).__name__}. "
+            "See odeinfer.benchmarking.benchmark_problem(name) for the shipped suite."
         )
 
 
@@ -258,19 +258,19 @@ def benchmark(
 
     **Arguments:**
 
-    - `problem`: a [`odeinfer.BenchmarkProblem`][] (e.g.
-        `odeinfer.benchmark_problem("rober")`).
+    - `problem`: a [`odeinfer.benchmarking.BenchmarkProblem`][] (e.g.
+        `odeinfer.benchmarking.benchmark_problem("rober")`).
     - `solvers`: names (`"Tsit5"`, `"Kvaerno5"`, `"scipy/LSODA"`,
         `"sundials/CVODE-BDF"`, ...) or solver objects
-        ([`odeinfer.OdeinferSolver`][], [`odeinfer.ScipySolver`][],
-        [`odeinfer.CVODESolver`][], or your own `AbstractBenchmarkSolver`).
+        ([`odeinfer.benchmarking.OdeinferSolver`][], [`odeinfer.benchmarking.ScipySolver`][],
+        [`odeinfer.benchmarking.CVODESolver`][], or your own `AbstractBenchmarkSolver`).
     - `tolerances`: relative tolerances (`atol = problem.atol_scale * rtol`) or
         `(rtol, atol)` pairs; all `> 0`.
     - `repeats`: timed runs after the first (compiling) one; the median is reported.
     - `gradients`: also time d `problem.quantity` / d params for solvers that support
         it and compare with the reference gradient (finite differences of the reference
         solver unless the reference gives one).
-    - `reference`: a [`odeinfer.Reference`][]; default the problem's own, else computed
+    - `reference`: a [`odeinfer.benchmarking.Reference`][]; default the problem's own, else computed
         with `reference_solver` at `reference_rtol`.
     - `reference_solver`: `"auto"` (scipy Radau for stiff problems, DOP853 otherwise), a
         name, a solver object, or `None` (never compute: a problem without a reference
@@ -279,7 +279,7 @@ def benchmark(
 
     **Returns:**
 
-    [`odeinfer.BenchmarkResults`][]: `.table()`, `.to_csv()`, `.to_json()`, `.plot()`.
+    [`odeinfer.benchmarking.BenchmarkResults`][]: `.table()`, `.to_csv()`, `.to_json()`, `.plot()`.
 
     **Raises:**
 
@@ -302,12 +302,12 @@ def benchmark(
     if reference is None and reference_solver is None:
         raise ValueError(
             f"Problem {problem.name!r} has no reference and `reference_solver=None` gives "
-            "no way to compute one. Pass `reference=odeinfer.Reference(...)` or a "
+            "no way to compute one. Pass `reference=odeinfer.benchmarking.Reference(...)` or a "
             "`reference_solver` (e.g. 'scipy/Radau')."
         )
     if reference is not None and not isinstance(reference, Reference):
         raise TypeError(
-            f"`reference` must be an odeinfer.Reference; got {reference!r}."
+            f"`reference` must be an odeinfer.benchmarking.Reference; got {reference!r}."
         )
     if reference is not None:
         check_reference(problem.y0, problem.saveat, reference)
