@@ -509,7 +509,7 @@ def solve(
     - `params`: the parameters (any pytree; a dict of named parameters is usual).
     - `t0`, `t1`: the interval, `t0 < t1`, both finite.
     - `saveat`: sorted times in `[t0, t1]` at which to save the state, or `None`.
-    - `solver`: a strategy object (see the [solver guide](stiff.md)):
+    - `solver`: a strategy object (see the [solver guide](../stiff.md)):
         - a diffrax solver: the default `diffrax.Tsit5()` for non-stiff problems;
           [`odeinfer.Rodas5P`][] (or [`odeinfer.Rodas4`][] at rtol ≥ 1e-5) for stiff
           ones — 5–35× faster than `diffrax.Kvaerno5()` on the Bari stiff set, and it

@@ -19,3 +19,5 @@ except ImportError as error:  # pragma: no cover
 from ._errors import PEtabError as PEtabError
 from ._problem import PEtabProblem as PEtabProblem
 from ._problem import load as load
+
+__all__ = ["PEtabError", "PEtabProblem", "load"]

@@ -19,3 +19,5 @@ from ._errors import UnsupportedSBMLError as UnsupportedSBMLError
 from ._events import EventInfo as EventInfo
 from ._model import SBMLModel as SBMLModel
 from ._model import load as load
+
+__all__ = ["EventInfo", "SBMLError", "SBMLModel", "UnsupportedSBMLError", "load"]
