@@ -162,7 +162,10 @@ def run_isolated(name: str, repeats: int, timeout: float) -> dict:
         try:
             subprocess.run(command, timeout=timeout, capture_output=True, text=True)
         except subprocess.TimeoutExpired:
-            return {"problem": name, "not_timed": f"did not finish within {timeout:.0f} s"}
+            return {
+                "problem": name,
+                "not_timed": f"did not finish within {timeout:.0f} s",
+            }
         if not target.exists():
             return {"problem": name, "not_timed": "the run failed"}
         return json.loads(target.read_text())

@@ -267,7 +267,9 @@ def peer_callables(name, problem, kernel_params=None, jax_field=None) -> PeerCal
     data = (np.asarray(kernel_params, dtype=float),)
     n = problem.y0.size
     rng = np.random.default_rng(1)
-    y = np.abs(problem.y0) + rng.uniform(0.1, 1, n) * np.maximum(np.abs(problem.y0), 0.1)
+    y = np.abs(problem.y0) + rng.uniform(0.1, 1, n) * np.maximum(
+        np.abs(problem.y0), 0.1
+    )
     y_ro = y.copy()
     y_ro.flags.writeable = False
     t = float(problem.t0)
@@ -307,7 +309,9 @@ def peer_callables(name, problem, kernel_params=None, jax_field=None) -> PeerCal
     rhs_candidates = {}
     jaci_candidates = {}
     if package_field:
-        fun_candidates["numpy vector field (package's)"] = lambda t, y: np_field(t, y, params)
+        fun_candidates["numpy vector field (package's)"] = lambda t, y: np_field(
+            t, y, params
+        )
 
         def rhs_numpy(t, y, yp, data):
             yp[:] = np_field(t, y, params)
@@ -339,7 +343,9 @@ def peer_callables(name, problem, kernel_params=None, jax_field=None) -> PeerCal
         out_nb, J_nb = np.empty(n), np.empty((n, n))
         rhs_nb(t, y, out_nb, data)
         jac_nb(t, y, out_nb, J_nb, data)
-        assert np.allclose(out_nb, out, rtol=1e-13, atol=0) and np.allclose(J_nb, J), name
+        assert np.allclose(out_nb, out, rtol=1e-13, atol=0) and np.allclose(J_nb, J), (
+            name
+        )
 
     yp, JJ = np.empty(n), np.empty((n, n))
     for f in (*fun_candidates.values(), *jac_candidates.values()):
@@ -403,7 +409,10 @@ ODEINFER_SOLVERS = {
     "odeinfer/Kvaerno5": diffrax.Kvaerno5(),
     "odeinfer/FusedRodas5P": oi.FusedRodas5P(),
 }
-BATCH_SOLVERS = {"odeinfer/Rodas5P": oi.Rodas5P(), "odeinfer/FusedRodas5P": oi.FusedRodas5P()}
+BATCH_SOLVERS = {
+    "odeinfer/Rodas5P": oi.Rodas5P(),
+    "odeinfer/FusedRodas5P": oi.FusedRodas5P(),
+}
 ODEINFER_SETTING = (
     "jitted oi.solve (jax.jit around it; rtol/atol traced), jacfwd Jacobian, dense LU, "
     "PID controller, throw=False, max_steps=200000"
@@ -712,7 +721,9 @@ def gradient_section(rp, rtol, peers, repeats, quick):
         check = float(np.linalg.norm(fd - reference) / np.linalg.norm(reference))
 
     def rel(g):
-        return float(np.linalg.norm(np.asarray(g) - reference) / np.linalg.norm(reference))
+        return float(
+            np.linalg.norm(np.asarray(g) - reference) / np.linalg.norm(reference)
+        )
 
     rows = []
     modes = [("odeinfer/FusedRodas5P", oi.FusedRodas5P(), "forward"),
@@ -1011,7 +1022,10 @@ def main():
         args.out.mkdir(parents=True, exist_ok=True)
         plot(part, name, args.out / f"{prefix}_wp_{name}.png")
 
-    print("\n== 2. 1,000 parameter sets: vmapped Rodas5P vs a scipy LSODA loop", flush=True)
+    print(
+        "\n== 2. 1,000 parameter sets: vmapped Rodas5P vs a scipy LSODA loop",
+        flush=True,
+    )
     rps = rate_problems()
     rate_peers = {
         name: peer_callables(
@@ -1038,7 +1052,10 @@ def main():
                   f"max rel. difference to LSODA {b['max_rel_difference_vs_lsoda']:.1e}",
                   flush=True)  # fmt: skip
 
-    print("\n== 3. Gradient w.r.t. all rate constants, as a ratio to one solve", flush=True)
+    print(
+        "\n== 3. Gradient w.r.t. all rate constants, as a ratio to one solve",
+        flush=True,
+    )
     gradients = []
     for name, rp in rps.items():
         if quick and name != "rober":
@@ -1046,9 +1063,11 @@ def main():
         g = gradient_section(rp, 1e-6, rate_peers, 3 if quick else args.repeats, quick)
         gradients.append(g)
         check = g["reference_vs_radau_fd"]
-        print(f"{name}: d {g['output']} / d log k ({len(g['reference_gradient'])} "
-              f"parameters), rtol 1e-6; reference {g['reference']}"
-              + ("" if check is None else f" (vs Radau FD at 1e-12: {check:.1e})"))
+        print(
+            f"{name}: d {g['output']} / d log k ({len(g['reference_gradient'])} "
+            f"parameters), rtol 1e-6; reference {g['reference']}"
+            + ("" if check is None else f" (vs Radau FD at 1e-12: {check:.1e})")
+        )
         for r in g["rows"]:
             print(f"  {r['solver']:<20} {r['mode'][:60]:<60} {r['gradient_time_s'] * 1e3:8.2f} "
                   f"ms = {r['ratio_to_solve']:5.2f}x its solve ({r['solve_time_s'] * 1e3:.2f}"

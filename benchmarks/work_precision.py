@@ -27,7 +27,15 @@ RESULTS_DIR = Path(__file__).parent / "results"
 HAS_CVODE = importlib.util.find_spec("sksundae") is not None
 
 NONSTIFF = ["Tsit5", "Dopri8", "scipy/RK45", "scipy/DOP853", "scipy/LSODA"]
-STIFF = ["Rodas5P", "Rodas4", "Kvaerno3", "Kvaerno5", "scipy/Radau", "scipy/BDF", "scipy/LSODA"]
+STIFF = [
+    "Rodas5P",
+    "Rodas4",
+    "Kvaerno3",
+    "Kvaerno5",
+    "scipy/Radau",
+    "scipy/BDF",
+    "scipy/LSODA",
+]
 EVENTS = ["Tsit5", "scipy/RK45", "scipy/DOP853", "scipy/LSODA"]
 if HAS_CVODE:
     NONSTIFF.append("sundials/CVODE-Adams")
@@ -89,7 +97,9 @@ def main():
     start = time.perf_counter()
     for name, (solvers, tolerances) in plan.items():
         problem = benchmarking.benchmark_problem(name)
-        part = benchmarking.benchmark(problem, solvers, tolerances, repeats=args.repeats)
+        part = benchmarking.benchmark(
+            problem, solvers, tolerances, repeats=args.repeats
+        )
         print(part, flush=True)
         part.plot(args.out / f"wp_{name}.png")
         results = part if results is None else results + part

@@ -93,8 +93,8 @@ import warnings as _warnings  # noqa: E402
 
 try:
     __version__ = _metadata.version("odeinfer")
-except _metadata.PackageNotFoundError:  # pragma: no cover -- a source tree, not installed
-    __version__ = "0+unknown"
+except _metadata.PackageNotFoundError:  # pragma: no cover
+    __version__ = "0+unknown"  # a source tree on sys.path, not an installed package
 
 # Public namespaces imported on first attribute access (`oi.benchmarking.benchmark`),
 # so that `import odeinfer` does not import the benchmark peers or matplotlib.

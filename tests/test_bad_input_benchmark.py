@@ -188,7 +188,12 @@ def test_benchmark_bad_input(arguments, error, match):
 
 OTHER_CASES = [
     ("problem-int", lambda: benchmarking.benchmark_problem(3), TypeError, "`name`"),
-    ("problem-list", lambda: benchmarking.benchmark_problem(["rober"]), TypeError, "`name`"),
+    (
+        "problem-list",
+        lambda: benchmarking.benchmark_problem(["rober"]),
+        TypeError,
+        "`name`",
+    ),
     (
         "problem-misspelt",
         lambda: benchmarking.benchmark_problem("robr"),
@@ -196,8 +201,18 @@ OTHER_CASES = [
         "Did you mean 'rober'",
     ),
     ("suite-kind", lambda: benchmarking.benchmark_suite("fast"), ValueError, "`kind`"),
-    ("reference-problem", lambda: benchmarking.compute_reference("rober"), TypeError, "problem"),
-    ("reference-rtol", lambda: benchmarking.compute_reference(LV, rtol=0.0), ValueError, "rtol"),
+    (
+        "reference-problem",
+        lambda: benchmarking.compute_reference("rober"),
+        TypeError,
+        "problem",
+    ),
+    (
+        "reference-rtol",
+        lambda: benchmarking.compute_reference(LV, rtol=0.0),
+        ValueError,
+        "rtol",
+    ),
     (
         "reference-fd-step",
         lambda: benchmarking.compute_reference(LV, gradient=True, fd_step=-1.0),
@@ -212,7 +227,12 @@ OTHER_CASES = [
     ),
     ("scipy-method", lambda: benchmarking.ScipySolver("rk45"), ValueError, "`method`"),
     ("cvode-method", lambda: benchmarking.CVODESolver("bdf"), ValueError, "`method`"),
-    ("odeinfer-solver", lambda: benchmarking.OdeinferSolver("Tsit5"), TypeError, "`solver`"),
+    (
+        "odeinfer-solver",
+        lambda: benchmarking.OdeinferSolver("Tsit5"),
+        TypeError,
+        "`solver`",
+    ),
     (
         "odeinfer-adjoint",
         lambda: benchmarking.OdeinferSolver(diffrax.Tsit5(), adjoint="forward"),
@@ -226,7 +246,12 @@ OTHER_CASES = [
         "`name`",
     ),
     ("replace-unknown", lambda: LV.replace(tol=1.0), TypeError, "tol"),
-    ("results-plus-number", lambda: benchmarking.BenchmarkResults([]) + 3, TypeError, "\\+"),
+    (
+        "results-plus-number",
+        lambda: benchmarking.BenchmarkResults([]) + 3,
+        TypeError,
+        "\\+",
+    ),
     (
         "results-plot-column",
         lambda: benchmarking.BenchmarkResults([]).plot(x="speed"),
@@ -235,7 +260,9 @@ OTHER_CASES = [
     ),
     (
         "results-plot-problem",
-        lambda: benchmarking.BenchmarkResults([{"problem": "lv"}]).plot(problem="rober"),
+        lambda: benchmarking.BenchmarkResults([{"problem": "lv"}]).plot(
+            problem="rober"
+        ),
         ValueError,
         "`problem`",
     ),

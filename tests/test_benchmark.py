@@ -141,14 +141,18 @@ def test_bad_input_is_refused_before_work():
         benchmarking.benchmark("rober", ["scipy/RK45"], [1e-6])
     no_reference = decay_problem()
     with pytest.raises(ValueError, match="no reference"):
-        benchmarking.benchmark(no_reference, ["scipy/RK45"], [1e-6], reference_solver=None)
+        benchmarking.benchmark(
+            no_reference, ["scipy/RK45"], [1e-6], reference_solver=None
+        )
     with pytest.raises(TypeError, match="diffrax solver"):
         benchmarking.OdeinferSolver("Tsit5")
 
 
 def decay_problem():
     model = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay")
-    return benchmarking.BenchmarkProblem("decay", model, [2.0], {"k": 0.7}, t0=0.0, t1=3.0)
+    return benchmarking.BenchmarkProblem(
+        "decay", model, [2.0], {"k": 0.7}, t0=0.0, t1=3.0
+    )
 
 
 def test_reference_and_gradient_computed_when_missing():
@@ -158,7 +162,9 @@ def test_reference_and_gradient_computed_when_missing():
     np.testing.assert_allclose(reference.y_final, [exact], rtol=1e-12)
     # quantity = y_final (weight 1 for one state): d/dk = -t1 y(t1).
     np.testing.assert_allclose(reference.gradient, [-3.0 * exact], rtol=1e-7)
-    results = benchmarking.benchmark(problem, ["scipy/DOP853"], [1e-8], repeats=1, progress=False)
+    results = benchmarking.benchmark(
+        problem, ["scipy/DOP853"], [1e-8], repeats=1, progress=False
+    )
     assert "DOP853" in results.references["decay"]
     assert results.rows[0]["error"] < 1e-7
 
@@ -203,5 +209,7 @@ def test_no_recompilation_when_tolerance_level_or_data_change():
 
 
 def test_backsolve_adjoint_has_no_gradient():
-    solver = benchmarking.OdeinferSolver(diffrax.Tsit5(), adjoint=diffrax.BacksolveAdjoint())
+    solver = benchmarking.OdeinferSolver(
+        diffrax.Tsit5(), adjoint=diffrax.BacksolveAdjoint()
+    )
     assert solver.prepare(LOGISTIC).gradient is None

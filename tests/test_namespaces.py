@@ -63,7 +63,9 @@ def test_old_top_level_names_warn_and_still_work(namespace, name):
 
 
 def test_deprecated_alias_is_callable():
-    with pytest.warns(DeprecationWarning, match="odeinfer.benchmarking.benchmark_suite"):
+    with pytest.warns(
+        DeprecationWarning, match="odeinfer.benchmarking.benchmark_suite"
+    ):
         suite = oi.benchmark_suite()
     assert "logistic_threshold" in suite
 

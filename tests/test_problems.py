@@ -30,7 +30,9 @@ def test_suite_lists_every_kind():
             "orego", "e5", "bouncing_ball", "logistic_threshold"} <= set(suite)  # fmt: skip
     assert all(p.stiff for p in benchmarking.benchmark_suite("stiff").values())
     assert all(p.events for p in benchmarking.benchmark_suite("events").values())
-    assert benchmarking.benchmark_problem("rober") is benchmarking.benchmark_problem("rober")
+    assert benchmarking.benchmark_problem("rober") is benchmarking.benchmark_problem(
+        "rober"
+    )
 
 
 def test_unknown_problem_and_kind():
