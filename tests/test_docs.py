@@ -7,6 +7,7 @@ takes minutes: it runs only in the slow tier, after the page's other blocks, so 
 default tier runs the blocks before it. Pages that need the shared data or an optional
 library are skipped cleanly where it is missing."""
 
+import importlib
 import importlib.util
 import os
 import re
@@ -67,3 +68,30 @@ def test_page_code_runs(name):
 def test_page_slow_code_runs(name):
     skip_unless_available(name)
     run_blocks(DOCS / name, slow=True)
+
+
+# The site's structure (`make docs` builds it with `mkdocs build --strict`; these checks
+# name the missing page or name without building it).
+MKDOCS = (DOCS.parent / "mkdocs.yml").read_text()
+ALL_PAGES = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_every_page_is_in_the_nav_and_the_index(page):
+    assert re.search(rf":\s*{re.escape(page)}\s*$", MKDOCS, re.M), f"{page} not in nav"
+    if page != "index.md":
+        assert f"({page})" in (DOCS / "index.md").read_text(), f"{page} not in index"
+
+
+@pytest.mark.parametrize(
+    "module", ["odeinfer", "odeinfer.benchmarking", "odeinfer.plotting"]
+)
+def test_every_public_name_has_an_api_entry(module):
+    api = "".join(p.read_text() for p in (DOCS / "api").glob("*.md"))
+    entries = set(re.findall(r"^::: ([\w.]+)$", api, re.M))
+    missing = [
+        name
+        for name in importlib.import_module(module).__all__
+        if f"{module}.{name}" not in entries
+    ]
+    assert not missing, f"no `::: {module}.NAME` in docs/api for {missing}"
