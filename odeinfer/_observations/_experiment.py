@@ -1,6 +1,7 @@
 """`Experiment`: observation times, data, observables, noise, and the experiment's own
 initial state, doses and parameter overrides."""
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
@@ -10,6 +11,7 @@ from jaxtyping import Array, Bool, Float
 
 from .._events import Dose
 from ._event_time import EventTimeObservation
+from ._frame import frame_to_arrays, is_dataframe
 from ._noise import AbstractNoise
 
 # Beyond this, (data - prediction)**2 / sigma**2 overflows float64 for any sigma <= 1.
@@ -106,14 +108,12 @@ class Experiment(eqx.Module):
                 raise TypeError(
                     f"Experiment `{name}`: observable {f!r} is not callable."
                 )
-        if data is not None and _is_dataframe(data):
+        if data is not None and is_dataframe(data):
             if times is not None or mask is not None:
                 raise ValueError(
                     f"Experiment `{name}`: with a DataFrame `data`, leave `times` and "
                     "`mask` as None (they come from the frame; NaN means missing)."
                 )
-            from ._dataframe import frame_to_arrays
-
             named = isinstance(observables, Mapping) or len(fns) > 1
             times, data, mask = frame_to_arrays(data, names if named else None, name)
         # Times and data.
@@ -352,6 +352,30 @@ class Experiment(eqx.Module):
             ]
         )
 
+    def padded(self, n_times: int) -> "Experiment":
+        """A copy observed at `n_times >= len(times)` times: the last time repeated,
+        its data row copied and masked out. The likelihood and its gradient do not
+        change (masked entries never enter them); experiments of different lengths
+        padded to one are stacked for `jax.vmap`."""
+        extra = n_times - self.times.shape[0]
+        if extra < 0 or (extra and self.times.shape[0] == 0):
+            raise ValueError(
+                f"Experiment `{self.name}`: cannot pad {self.times.shape[0]} times to "
+                f"{n_times}."
+            )
+        if extra == 0:
+            return self
+        return replace(
+            self,
+            times=jnp.concatenate([self.times, jnp.repeat(self.times[-1:], extra)]),
+            data=jnp.concatenate(
+                [self.data, jnp.repeat(self.data[-1:], extra, axis=0)]
+            ),
+            mask=jnp.concatenate(
+                [self.mask, jnp.zeros((extra, self.n_observables), dtype=bool)]
+            ),
+        )
+
     def parameter_names(self) -> set[str]:
         """Names this experiment reads from the params dict (noise scales, overrides)."""
         names = {s for _, s in self.override_names}
@@ -360,6 +384,18 @@ class Experiment(eqx.Module):
         for e in self.event_times:
             names.update(e.noise.parameter_names())
         return names
+
+
+def replace(experiment: Experiment, **changes) -> Experiment:
+    """A copy of `experiment` with some fields replaced, without `__init__`'s checks:
+    for values derived from checked ones (padded times, a blank name)."""
+    copy = object.__new__(Experiment)
+    for field in dataclasses.fields(Experiment):
+        value = changes.pop(field.name, getattr(experiment, field.name))
+        object.__setattr__(copy, field.name, value)
+    if changes:
+        raise TypeError(f"Experiment has no field(s) {sorted(changes)}.")
+    return copy
 
 
 def _as_float_array(value, what: str) -> np.ndarray:
@@ -375,7 +411,3 @@ def _as_float_array(value, what: str) -> np.ndarray:
             f"{what} must be real numbers (an array or a list of floats); got "
             f"{value!r:.200}."
         ) from None
-
-
-def _is_dataframe(x) -> bool:
-    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")
