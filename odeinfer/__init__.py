@@ -8,8 +8,10 @@ in `odeinfer.sbml` and `odeinfer.petab`.
 # ruff: noqa: I001 -- x64 is enabled before anything else is imported
 
 from ._config import enable_x64 as _enable_x64
+from ._config import use_compilation_cache as _use_compilation_cache
 
 _enable_x64()
+_use_compilation_cache()
 
 from ._crossings import AllCrossings as AllCrossings  # noqa: E402
 from ._crossings import FirstCrossing as FirstCrossing  # noqa: E402

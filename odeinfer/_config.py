@@ -1,17 +1,40 @@
-"""Float64 policy.
+"""JAX configuration applied when `odeinfer` is imported: float64 and the persistent
+compilation cache.
 
-ODE parameter estimation needs float64: tolerances of 1e-8 and below, finite-difference
-gradient checks and Hessians are meaningless in float32. Importing `odeinfer` therefore
-turns on `jax_enable_x64`, once, before any odeinfer array is created.
+**Float64.** ODE parameter estimation needs float64: tolerances of 1e-8 and below,
+finite-difference gradient checks and Hessians are meaningless in float32. Importing
+`odeinfer` therefore turns on `jax_enable_x64`, once, before any odeinfer array is
+created. Set the environment variable `ODEINFER_NO_X64=1` before importing to leave JAX's
+setting alone (for example to run float32 on an accelerator); odeinfer then warns once.
 
-Set the environment variable `ODEINFER_NO_X64=1` before importing to leave JAX's setting
-alone (for example to run float32 on an accelerator); odeinfer then warns once.
+**Compilation cache.** Compiling a solve and its gradient takes seconds; JAX can keep
+compiled programs on disk so that the next process loads them instead. Importing
+`odeinfer` points JAX's persistent compilation cache at `$XDG_CACHE_HOME/odeinfer/jax`
+(`~/.cache/odeinfer/jax` when `XDG_CACHE_HOME` is unset), unless
+- the environment variable `ODEINFER_COMPILATION_CACHE` is `0` (or `false`, `off`,
+  `no`): no cache; any other value that is not `1` (`true`, `on`, `yes`) is taken as
+  the directory to use;
+- JAX's cache directory is already set (`JAX_COMPILATION_CACHE_DIR`, or
+  `jax.config.update("jax_compilation_cache_dir", ...)` before the import): the
+  user's choice stands;
+- the directory cannot be created or written: no cache (and no warning per program).
+
+The setting is JAX's, so it applies to every JAX program of the process, not only to
+odeinfer's. Only programs without host callbacks are written (JAX's rule), and only
+those that took at least `jax_persistent_cache_min_compile_time_secs` (JAX's default,
+1 s) to compile. See the [performance page](performance.md).
 """
 
 import os
 import warnings
+from pathlib import Path
 
 import jax
+from jax.experimental.compilation_cache import compilation_cache
+
+CACHE_VARIABLE = "ODEINFER_COMPILATION_CACHE"
+_OFF = ("0", "false", "off", "no")
+_ON = ("", "1", "true", "on", "yes")
 
 
 def enable_x64() -> None:
@@ -24,3 +47,79 @@ def enable_x64() -> None:
             )
         return
     jax.config.update("jax_enable_x64", True)
+
+
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/odeinfer/jax`, or `~/.cache/odeinfer/jax`."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "odeinfer" / "jax"
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        # Owner-only: JAX loads executables from this directory, so whoever can write
+        # to it can run code in this process (JAX's warning on `set_cache_dir`).
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def set_compilation_cache(path: str | os.PathLike | None) -> None:
+    """Keep compiled programs in `path` (created if missing), or turn the persistent
+    compilation cache off with `None`.
+
+    odeinfer calls this on import with its default directory (see
+    [`odeinfer`'s configuration](performance.md#the-compilation-cache)); call it to
+    choose another directory. It takes effect for programs compiled afterwards. The
+    setting is JAX's own (`jax_compilation_cache_dir`), for every JAX program of the
+    process.
+
+    **Arguments:**
+
+    - `path`: a directory, or `None` for no persistent cache.
+
+    !!! Example
+
+        ```python
+        import odeinfer as oi
+
+        oi.set_compilation_cache("/scratch/me/jax-cache")  # a fast local disk
+        oi.set_compilation_cache(None)  # compile everything afresh in this process
+        ```
+    """
+    if path is not None:
+        path = Path(path).expanduser()
+        if not _writable_dir(path):
+            raise ValueError(
+                f"The compilation cache directory {str(path)!r} cannot be created or "
+                "written; give a writable directory, or None for no cache."
+            )
+        path = str(path)
+    # JAX opens its cache once, at the first compilation; reset so that the new
+    # directory (or none) is the one used from now on.
+    compilation_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", path)
+
+
+def use_compilation_cache() -> None:
+    """On import: the default cache directory unless opted out or already configured
+    (see the module docstring)."""
+    setting = os.environ.get(CACHE_VARIABLE, "").strip()
+    if setting.lower() in _OFF:
+        return
+    if jax.config.jax_compilation_cache_dir is not None:
+        return  # configured by the user (JAX_COMPILATION_CACHE_DIR or jax.config)
+    if setting.lower() in _ON:
+        path = default_cache_dir()
+    else:
+        path = Path(setting).expanduser()
+    if _writable_dir(path):
+        jax.config.update("jax_compilation_cache_dir", str(path))
+    elif setting.lower() not in _ON:
+        warnings.warn(
+            f"{CACHE_VARIABLE}={setting!r} is not a writable directory: JAX programs "
+            "are compiled afresh in this process.",
+            stacklevel=3,
+        )
