@@ -63,26 +63,27 @@ forked worker processes. Recorded: total wall time, the best objective value
 start reaching within 0.1 of the best value finished (measured: the engine used
 here records when each start's result arrives).
 
-Install the peers (separate from odeinfer's environment; AMICI builds from source
+Install the peers (separate from odeinfer's environment, here next to the checkout;
+AMICI builds from source
 with g++ and takes a few minutes; swig, cmake and BLAS come from PyPI)::
 
-    python3.11 -m venv /work/amici-venv
-    /work/amici-venv/bin/pip install "amici[petab,jax]" pypesto petab fides
+    python3.11 -m venv ../amici-venv
+    ../amici-venv/bin/pip install "amici[petab,jax]" pypesto petab fides
     # optional, for the JAX backend of AMICI 0.34 (PEtab v1):
-    python3.11 -m venv /work/amici034-venv
-    /work/amici034-venv/bin/pip install "amici[petab,jax]==0.34.2" "pandas<3"
+    python3.11 -m venv ../amici034-venv
+    ../amici034-venv/bin/pip install "amici[petab,jax]==0.34.2" "pandas<3"
 
 Run (from the repository root; the script puts its venv's bin on PATH so that AMICI's
 model build finds the swig that pip installed there)::
 
-    /work/amici-venv/bin/python benchmarks/_amici_peer.py \\
+    ../amici-venv/bin/python benchmarks/_amici_peer.py \\
         --problems Boehm_JProteomeRes2014 Fujita_SciSignal2010 Brannmark_JBC2010 \\
         Borghans_BiophysChem1997 Elowitz_Nature2000 Zheng_PNAS2012 \\
         --out benchmarks/results/amici_peer.json
-    /work/amici-venv/bin/python benchmarks/_amici_peer.py \\
+    ../amici-venv/bin/python benchmarks/_amici_peer.py \\
         --problems Boehm_JProteomeRes2014 Fujita_SciSignal2010 --no-jax \\
         --no-sundials-timing --multistart 100 --out benchmarks/results/amici_peer_multistart.json
-    /work/amici034-venv/bin/python benchmarks/_amici_peer.py --jax-only \\
+    ../amici034-venv/bin/python benchmarks/_amici_peer.py --jax-only \\
         --problems <the same six> --compare benchmarks/results/amici_peer.json \\
         --out benchmarks/results/amici_peer_jax_amici034.json
 

@@ -42,7 +42,10 @@ TRACES = {"solve": 0, "gradient": 0, "log_density": 0, "crossing": 0}
 
 
 def load_data():
-    for folder in (DATA, Path("/work/shared/data/posteriordb")):
+    for folder in (
+        DATA,
+        Path(__file__).resolve().parents[2] / "shared/data/posteriordb",
+    ):
         if (folder / DATA_FILE).exists():
             raw = json.loads((folder / DATA_FILE).read_text())
             return (jnp.asarray(raw["ts"], dtype=float),

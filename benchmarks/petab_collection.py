@@ -9,7 +9,8 @@ collection's `simulatedData_*.tsv` (matched on observable, condition and time).
 Peers, in the same run: AMICI 1.x (C++ with SUNDIALS CVODES, its default BDF, exact
 Jacobian, rtol = atol = 1e-8, forward and adjoint sensitivities) through
 `benchmarks/_amici_peer.py`, run by the Python of a separate environment that has
-amici/pypesto (`--amici-python`, default `/work/amici-venv/bin/python` when present;
+amici/pypesto (`--amici-python`, default `$AMICI_PYTHON` or `<repo>/../amici-venv/bin/python` when
+present;
 `pip install amici pypesto` builds AMICI from source in a few minutes). Without it the
 peer columns are empty. odeinfer runs at the same tolerances (FusedRodas5P: fused
 forward sensitivities).
@@ -44,9 +45,11 @@ import odeinfer as oi
 import odeinfer.petab as op
 
 RESULTS_DIR = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+# The PEtab benchmark collection next to the checkout (or under $ODEINFER_SHARED_DATA).
 DATA_DIRS = (
-    Path(__file__).parents[1] / "../shared/data/petab",
-    Path("/work/shared/data/petab"),
+    Path(os.environ.get("ODEINFER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    / "petab",
 )
 WITH_REFERENCE = (
     "Boehm_JProteomeRes2014", "Borghans_BiophysChem1997", "Brannmark_JBC2010",
@@ -325,7 +328,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="*", default=None)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--amici-python", default="/work/amici-venv/bin/python")
+    parser.add_argument(
+        "--amici-python",
+        default=os.environ.get(
+            "AMICI_PYTHON", str(ROOT.parent / "amici-venv" / "bin" / "python")
+        ),
+    )
     parser.add_argument("--multistart", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="skip the scaling study")

@@ -266,12 +266,11 @@ def plot(grid, ys, times, output):
 
 # ---------------------------------------------------------------- 3. lynx–hare NUTS
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def lynx_hare_demo(checks):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from nuts_lynx_hare import (
+    # The lynx–hare problem of the sibling example (this folder is on sys.path when a
+    # script here runs).
+    from lynx_hare_nuts import (
         NAMES,
         load_data,
         make_problem,

@@ -17,13 +17,10 @@ pytest.importorskip("libsbml")
 pytest.importorskip("petab")
 pd = pytest.importorskip("pandas")
 
+from _paths import PETAB  # noqa: E402  (<repo>/../shared/data/petab)
+
 from odeinfer._cli import main  # noqa: E402
 
-PETAB = "/work/shared/data/petab"
-if not os.path.isdir(PETAB):
-    PETAB = os.path.join(
-        os.path.dirname(__file__), "..", "..", "shared", "data", "petab"
-    )
 BOEHM = os.path.join(PETAB, "Boehm_JProteomeRes2014", "Boehm_JProteomeRes2014.yaml")
 OVERVIEW = os.path.join(PETAB, "benchmark_collection_overview.json")
 needs_boehm = pytest.mark.skipif(

@@ -14,14 +14,17 @@ import re
 from pathlib import Path
 
 import pytest
+from _paths import PETAB
 
 DOCS = Path(__file__).parent.parent / "docs"
 PAGES = ["getting-started.md", "events.md", "stiff.md", "petab.md"]
-PETAB_DATA = "/work/shared/data/petab/Boehm_JProteomeRes2014"
+PETAB_DATA = os.path.join(PETAB, "Boehm_JProteomeRes2014")
 # page -> (modules it imports, files it reads)
 REQUIRES = {
     "petab.md": (("petab", "libsbml"), (PETAB_DATA,)),
 }
+# page -> the folder its blocks run in (their paths are relative to it)
+WORKDIR = {"petab.md": PETAB}
 SLOW = "<!-- slow -->"
 
 
@@ -58,15 +61,17 @@ def test_page_has_code(name):
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_page_code_runs(name):
+def test_page_code_runs(name, monkeypatch):
     skip_unless_available(name)
+    monkeypatch.chdir(WORKDIR.get(name, DOCS.parent))
     run_blocks(DOCS / name, slow=False)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [p for p in PAGES if SLOW in (DOCS / p).read_text()])
-def test_page_slow_code_runs(name):
+def test_page_slow_code_runs(name, monkeypatch):
     skip_unless_available(name)
+    monkeypatch.chdir(WORKDIR.get(name, DOCS.parent))
     run_blocks(DOCS / name, slow=True)
 
 

@@ -2,27 +2,13 @@
 reference posterior (Stan; means and Monte Carlo standard errors shipped in
 `odeinfer/data/`)."""
 
-import importlib.util
-import pathlib
-
+import _lynx_hare as bench
 import numpy as np
 
-BENCHMARK = (
-    pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "nuts_lynx_hare.py"
-)
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("nuts_lynx_hare", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import odeinfer as oi
 
 
 def test_lynx_hare_posterior_means_match_posteriordb_reference():
-    bench = load_benchmark()
-    import odeinfer as oi
-
     posterior = oi.sample(
         bench.make_problem(bench.load_data()),
         bench.priors(),

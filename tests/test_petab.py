@@ -17,18 +17,12 @@ import pytest
 pytest.importorskip("libsbml")
 pytest.importorskip("petab")
 pd = pytest.importorskip("pandas")
+# The shared data live next to the repository: <repo>/../shared/data/petab.
+from _paths import PETAB  # noqa: E402
+
 import odeinfer.petab as petab  # noqa: E402
 from odeinfer.petab import PEtabError  # noqa: E402
 
-# The shared data live next to the repository: <repo>/../shared/data/petab.
-_CANDIDATES = (
-    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "petab"),
-    "/work/shared/data/petab",
-)
-PETAB = next(
-    (os.path.normpath(d) for d in _CANDIDATES if os.path.isdir(d)),
-    os.path.normpath(_CANDIDATES[0]),
-)
 pytestmark = [
     pytest.mark.skipif(
         not os.path.isdir(PETAB), reason=f"no PEtab benchmark data at {PETAB}"

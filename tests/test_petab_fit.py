@@ -10,16 +10,13 @@ import pytest
 
 pytest.importorskip("libsbml")
 pytest.importorskip("petab")
+from _paths import PETAB  # noqa: E402  (<repo>/../shared/data/petab)
+
 import odeinfer as oi  # noqa: E402
 import odeinfer.petab as petab  # noqa: E402
 
-_CANDIDATES = (
-    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "petab"),
-    "/work/shared/data/petab",
-)
-PETAB = next((os.path.normpath(d) for d in _CANDIDATES if os.path.isdir(d)), None)
 pytestmark = [
-    pytest.mark.skipif(PETAB is None, reason="no PEtab benchmark data"),
+    pytest.mark.skipif(not os.path.isdir(PETAB), reason="no PEtab benchmark data"),
     pytest.mark.filterwarnings("ignore:The 'float_precision' argument is deprecated"),
     pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame"),
     pytest.mark.slow,

@@ -12,13 +12,10 @@ import pytest
 import odeinfer as oi
 
 libsbml = pytest.importorskip("libsbml")
+from _paths import PETAB  # noqa: E402  (<repo>/../shared/data/petab)
+
 import odeinfer.sbml as sbml  # noqa: E402
 
-PETAB = "/work/shared/data/petab"
-if not os.path.isdir(PETAB):
-    PETAB = os.path.join(
-        os.path.dirname(__file__), "..", "..", "shared", "data", "petab"
-    )
 TOL = dict(rtol=1e-10, atol=1e-10)
 
 
