@@ -75,6 +75,7 @@ def _bench(args) -> int:
         results = part if results is None else results + part
         if args.out is not None:
             part.plot(args.out / f"wp_{name}.png")
+    assert results is not None  # at least one problem (checked above)
     print(results)
     if args.out is not None:
         results.to_csv(args.out / "benchmark.csv")

@@ -11,6 +11,7 @@ import abc
 import dataclasses
 import importlib.util
 from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -175,11 +176,10 @@ class OdeinferSolver(AbstractBenchmarkSolver):
             )
             return _param_vector(grads, problem.param_names)
 
-        if isinstance(self.adjoint, diffrax.BacksolveAdjoint):
-            # odeinfer.solve saves with `SaveAt(subs=...)`, which diffrax's
-            # BacksolveAdjoint refuses (and it cannot cross events anyway).
-            gradient = None
-        return Runner(run=run, gradient=gradient)
+        # odeinfer.solve saves with `SaveAt(subs=...)`, which diffrax's
+        # BacksolveAdjoint refuses (and it cannot cross events anyway).
+        backsolve = isinstance(self.adjoint, diffrax.BacksolveAdjoint)
+        return Runner(run=run, gradient=None if backsolve else gradient)
 
 
 class ScipySolver(AbstractBenchmarkSolver):
@@ -208,7 +208,9 @@ class ScipySolver(AbstractBenchmarkSolver):
 
         field, jac, event_fns, resets = _numpy_callables(problem)
         # The exact Jacobian for the implicit methods (explicit ones warn if given one).
-        extra = {"jac": jac} if self.method in ("Radau", "BDF", "LSODA") else {}
+        extra: dict[str, Any] = (
+            {"jac": jac} if self.method in ("Radau", "BDF", "LSODA") else {}
+        )
 
         def run(rtol, atol):
             t, y = problem.t0, problem.y0.copy()
@@ -235,8 +237,9 @@ class ScipySolver(AbstractBenchmarkSolver):
                 if problem.saveat is not None:
                     segments_t.append((t, sol.t[-1]))
                     segments_sol.append(sol.sol)
+                # scipy's stubs type `t_events` as never set (it is, with `events=`).
                 for i, found in enumerate(sol.t_events or ()):
-                    times.extend((ti, i) for ti in found)
+                    times.extend((ti, i) for ti in found)  # pyright: ignore[reportGeneralTypeIssues]
                 if sol.status == 0:
                     y = sol.y[:, -1]
                     break
@@ -282,16 +285,13 @@ def _evaluate(segments_t, segments_sol, s):
 def _numpy_callables(problem: BenchmarkProblem):
     """numpy-facing vector field, Jacobian, scipy event functions and resets."""
     params = problem.params
-    if problem.numpy_vector_field is not None:
-        np_field = problem.numpy_vector_field
+    np_field = problem.numpy_vector_field
+    jitted = jax.jit(lambda t, y: problem.model(t, y, params))  # compiled on first use
 
-        def field(t, y):
+    def field(t, y):
+        if np_field is not None:
             return np_field(t, y, params)
-    else:
-        jitted = jax.jit(lambda t, y: problem.model(t, y, params))
-
-        def field(t, y):
-            return np.asarray(jitted(t, y))
+        return np.asarray(jitted(t, y))
 
     jac_jit = jax.jit(jax.jacfwd(lambda t, y: problem.model(t, y, params), argnums=1))
 
@@ -312,7 +312,7 @@ def _numpy_callables(problem: BenchmarkProblem):
         if crossing.reset is None:
             resets.append(None)
         else:
-            reset = jax.jit(lambda t, y, c=crossing: c.reset(t, y, params))
+            reset = jax.jit(lambda t, y, fn=crossing.reset: fn(t, y, params))
             resets.append(lambda t, y, reset=reset: np.asarray(reset(t, y)))
     # Compile the JAX callables now, so that their compilation is not timed as a run.
     y0 = problem.y0
@@ -360,7 +360,7 @@ class CVODESolver(AbstractBenchmarkSolver):
             raise NotImplementedError(
                 "CVODESolver does not support crossings with resets or terminal ones."
             )
-        from sksundae.cvode import CVODE
+        from sksundae.cvode import CVODE  # pyright: ignore[reportMissingImports]
 
         field, jac, event_fns, _ = _numpy_callables(problem)
 
@@ -370,7 +370,9 @@ class CVODESolver(AbstractBenchmarkSolver):
         def jacfn(t, y, yp, jj):
             jj[:, :] = jac(t, y)
 
-        options = dict(method=self.method, max_num_steps=problem.max_steps)
+        options: dict[str, Any] = dict(
+            method=self.method, max_num_steps=problem.max_steps
+        )
         if self.method == "BDF":
             options["jacfn"] = jacfn
         if event_fns:

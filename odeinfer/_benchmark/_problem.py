@@ -46,7 +46,7 @@ def _positive(owner: str, name: str, value, *, integer: bool = False):
 
 
 def _converted(name: str, value):
-    if value is None and name != "y_final":
+    if value is None:
         return None
     return _finite_array("Reference", name, value)
 
@@ -65,7 +65,9 @@ class Reference(eqx.Module):
     """
 
     # Finite numbers only: a NaN reference would make every error NaN or inf.
-    y_final: np.ndarray = eqx.field(converter=functools.partial(_converted, "y_final"))
+    y_final: np.ndarray = eqx.field(
+        converter=functools.partial(_finite_array, "Reference", "y_final")
+    )
     ys: np.ndarray | None = eqx.field(
         default=None, converter=functools.partial(_converted, "ys")
     )

@@ -6,6 +6,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import jax
+import numpy as np
+
 COLUMNS = (
     "problem",
     "solver",
@@ -189,6 +192,6 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
+    if isinstance(value, np.ndarray | np.generic | jax.Array):
+        return _jsonable(np.asarray(value).tolist())
     return value

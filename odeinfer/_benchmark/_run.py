@@ -315,6 +315,7 @@ def benchmark(
         _reference_solver(problem, reference_solver)  # an unknown name fails here
 
     if reference is None:
+        assert reference_solver is not None  # refused above
         reference = compute_reference(
             problem, solver=reference_solver, rtol=reference_rtol, gradient=gradients
         )
@@ -422,5 +423,7 @@ def _measure(problem, solver, runner, rtol, atol, reference, repeats, gradients)
             row["gradient_time_s"] = statistics.median(times)
             row["gradient_compile_s"] = max(first - row["gradient_time_s"], 0.0)
         except Exception as error:
-            row["message"] += f" gradient failed: {type(error).__name__}: {error}"
+            row["message"] = (
+                f"{row['message']} gradient failed: {type(error).__name__}: {error}"
+            )
     return row
