@@ -1,9 +1,16 @@
-"""Result codes of odeinfer solves (an extension of `diffrax.RESULTS`)."""
+"""Result codes of odeinfer solves (an extension of `diffrax.RESULTS`), and how `throw`
+turns a failure into an exception."""
 
 import warnings
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import diffrax
 import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 # `successful` is redefined below to carry words (`print(solution.result)` then says what
 # happened instead of `RESULTS<>`); equinox warns about any redefinition.
@@ -86,3 +93,45 @@ def is_successful(result: RESULTS):
 def describe(result: RESULTS) -> str:
     """The message of a concrete result code, in words (`"traced"` under `jax.jit`)."""
     return RESULTS[result]
+
+
+class _HasResult(Protocol):
+    result: RESULTS
+
+    @property
+    def successful(self): ...
+
+
+_Outcome = TypeVar("_Outcome", bound=_HasResult)
+
+
+def raise_on_failure(
+    outcome: _Outcome, throw: bool, message: Callable[[_Outcome], str]
+) -> _Outcome:
+    """`throw=True` applied to the value a compiled solve returned, outside its program.
+
+    The compiled program only returns the result code: it carries no host callback, so
+    JAX's persistent compilation cache can keep it (JAX does not write programs with
+    callbacks). Here, after the call:
+
+    - the code is concrete (an ordinary call, and also under `jax.grad`, `jax.jvp`,
+      `jax.hessian` outside `jax.jit`: result codes carry no derivative): a failure
+      raises [`odeinfer.SolveError`][] with `message(outcome)`, in Python;
+    - the code is traced (inside the caller's `jax.jit` or under `jax.vmap`): there is
+      no host to check on until the caller's program runs, so the check goes into that
+      program as `eqx.error_if` (an `equinox.EquinoxRuntimeError` with the
+      [`odeinfer.RESULTS`][] message, as before).
+
+    `message` receives `outcome` with derivatives stopped (its floats are concrete).
+    """
+    if not throw:
+        return outcome
+    successful = lax.stop_gradient(outcome.successful)
+    if isinstance(successful, jax.core.Tracer):
+        return outcome.result.error_if(outcome, jnp.invert(successful))
+    if not np.all(np.asarray(successful)):
+        stopped = jax.tree_util.tree_map(
+            lambda x: lax.stop_gradient(x) if eqx.is_array(x) else x, outcome
+        )
+        raise SolveError(message(stopped))
+    return outcome

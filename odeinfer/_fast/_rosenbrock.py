@@ -3,9 +3,9 @@
 The same method as [`odeinfer.Rodas5P`][] (the coefficients of `_solvers/_tableaus.py`),
 without diffrax's per-step machinery. Its sensitivities are the forward-mode derivative
 of the step itself (`jax.linearize` at fixed `t`, `h`): the directions share the step's
-LU factorisation of `W = I/(γh) - J` through lineax's implicit JVP rule
-(`x' = W⁻¹(b' - W' x)`), so each direction costs triangular solves and directional
-derivatives of `f` and `J`, not a factorisation.
+LU factorisation of `W = I/(γh) - J` through the implicit JVP rule of
+`jax.lax.custom_linear_solve` (`x' = W⁻¹(b' - W' x)`), so each direction costs
+triangular solves and directional derivatives of `f` and `J`, not a factorisation.
 """
 
 from collections.abc import Callable
@@ -71,8 +71,19 @@ def rosenbrock_step(
     # a FusedRodas5P solve took 8.6 s unrolled.
     dtype = y.dtype
 
+    transposed, _ = linear_solver.transpose(state, {})
+
+    # `lax.custom_linear_solve` rather than `lx.linear_solve`: the same derivative rule,
+    # without the host callback that lineax's tangent solves carry (they always throw),
+    # which would keep every program with a Rosenbrock gradient out of JAX's persistent
+    # compilation cache.
     def solve_stage(rhs):
-        return lx.linear_solve(operator, rhs, linear_solver, state=state, throw=False).value
+        return jax.lax.custom_linear_solve(
+            lambda x: W @ x,
+            rhs,
+            solve=lambda _, b: linear_solver.compute(state, b, {})[0],
+            transpose_solve=lambda _, b: linear_solver.compute(transposed, b, {})[0],
+        )
 
     rhs0 = f0 + (tableau.d[0] * safe_h) * dT if tableau.d[0] != 0 else f0
     finite = finite & _finite(rhs0)
