@@ -1,0 +1,158 @@
+"""JAX's persistent compilation cache: on by default at import, the opt-out, the user's
+own setting kept, and `throw` checked outside the compiled program (a program with a host
+callback is never written to the cache, so odeinfer's programs carry none).
+
+The import-time behaviour is checked in subprocesses (the setting is process-wide)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import pytest
+
+import odeinfer as oi
+from odeinfer._config import default_cache_dir
+
+_VARIABLES = (
+    "ODEINFER_COMPILATION_CACHE",
+    "JAX_COMPILATION_CACHE_DIR",
+    "XDG_CACHE_HOME",
+)
+
+
+def _run(code: str, **env) -> str:
+    """Run `code` in a fresh interpreter with `env` on top of a clean environment;
+    return its last line of stdout."""
+    base = {k: v for k, v in os.environ.items() if k not in _VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=base | env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+_PRINT_DIR = "import odeinfer, jax; print(jax.config.jax_compilation_cache_dir)"
+
+
+def test_default_cache_dir_honours_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "odeinfer" / "jax"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "odeinfer" / "jax"
+
+
+def test_import_sets_the_cache_directory(tmp_path):
+    printed = _run(_PRINT_DIR, XDG_CACHE_HOME=str(tmp_path))
+    assert printed == str(tmp_path / "odeinfer" / "jax")
+    assert (tmp_path / "odeinfer" / "jax").is_dir()
+
+
+@pytest.mark.parametrize("value", ["0", "off", "false"])
+def test_opt_out(tmp_path, value):
+    printed = _run(
+        _PRINT_DIR, XDG_CACHE_HOME=str(tmp_path), ODEINFER_COMPILATION_CACHE=value
+    )
+    assert printed == "None"
+    assert not (tmp_path / "odeinfer").exists()
+
+
+def test_a_directory_in_the_variable_and_the_users_own_setting(tmp_path):
+    chosen = tmp_path / "chosen"
+    assert _run(_PRINT_DIR, ODEINFER_COMPILATION_CACHE=str(chosen)) == str(chosen)
+    # A cache directory configured for JAX itself stands.
+    mine = str(tmp_path / "mine")
+    assert _run(_PRINT_DIR, JAX_COMPILATION_CACHE_DIR=mine) == mine
+    before_import = (
+        "import jax; jax.config.update('jax_compilation_cache_dir', "
+        f"{mine!r}); " + _PRINT_DIR
+    )
+    assert _run(before_import, ODEINFER_COMPILATION_CACHE=str(chosen)) == mine
+
+
+def test_set_compilation_cache_directory_and_off(tmp_path):
+    code = f"""
+import jax, jax.numpy as jnp
+from odeinfer._config import set_compilation_cache
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+set_compilation_cache({str(tmp_path / "a")!r})
+jax.jit(lambda x: jnp.sin(x) * 3.0)(1.0).block_until_ready()
+set_compilation_cache(None)
+jax.jit(lambda x: jnp.cos(x) * 5.0)(1.0).block_until_ready()
+print(jax.config.jax_compilation_cache_dir)
+"""
+    assert _run(code, ODEINFER_COMPILATION_CACHE="0") == "None"
+    assert len(list((tmp_path / "a").glob("jit_*"))) == 1  # the sin program only
+
+
+# --- `throw`: the same loud failure, checked after the compiled call ---------------
+
+_MODEL = oi.ODEModel(lambda t, y, p: -p["k"] * y)
+_MESSAGE = r"^odeinfer.solve failed at t = .*increasing `max_steps`"
+
+
+def _final(k, **options):
+    return oi.solve(_MODEL, 1.0, {"k": k}, t0=0.0, t1=50.0, **options).y_final
+
+
+def test_a_failed_solve_raises_solve_error_outside_and_under_grad():
+    with pytest.raises(oi.SolveError, match=_MESSAGE) as concrete:
+        _final(0.5, max_steps=2)
+    # Under jax.grad (no jax.jit around it) the result code is concrete after the
+    # compiled call: the same exception and message.
+    with pytest.raises(oi.SolveError, match=_MESSAGE) as traced:
+        jax.grad(lambda k: _final(k, max_steps=2))(0.5)
+    assert str(traced.value) == str(concrete.value)
+    with pytest.raises(oi.SolveError, match=_MESSAGE):
+        jax.jacfwd(lambda k: _final(k, max_steps=2))(0.5)
+
+
+def test_a_failed_solve_raises_inside_jit_and_vmap():
+    # No host to check on until the caller's program has run: the check is compiled
+    # into it (equinox's error, the RESULTS message), as before.
+    with pytest.raises(eqx.EquinoxRuntimeError, match="increasing `max_steps`"):
+        eqx.filter_jit(lambda k: _final(k, max_steps=2))(jnp.array(0.5))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="increasing `max_steps`"):
+        jax.vmap(lambda k: _final(k, max_steps=2))(jnp.array([0.5, 0.6]))
+    # throw=False never raises; the code says what happened.
+    sol = oi.solve(_MODEL, 1.0, {"k": 0.5}, t0=0.0, t1=50.0, max_steps=2, throw=False)
+    assert sol.result == oi.RESULTS.max_steps_reached
+
+
+# --- programs that carried a host callback are now written --------------------------
+
+_WRITTEN = """
+import json, os
+import jax, numpy as np
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+import odeinfer as oi
+
+model = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay")
+times = np.linspace(0.1, 5.0, 8)
+experiment = oi.Experiment(times, 2.0 * np.exp(-0.7 * times),
+                           observables=lambda t, y, p: y, noise=oi.Gaussian(0.05),
+                           y0=lambda p: p["a"])
+space = oi.Parameters({"a": oi.Positive(init=1.0), "k": oi.Positive(init=1.0)})
+problem = oi.Problem(model, experiment, space, solver=oi.FusedRodas5P())
+jax.grad(lambda p: oi.log_likelihood(problem, p))({"a": 2.0, "k": 0.7})
+jax.grad(lambda k: oi.solve(model, 1.0, {"k": k}, t0=0.0, t1=1.0).y_final)(0.7)
+print(json.dumps(sorted(os.listdir(os.environ["ODEINFER_COMPILATION_CACHE"]))))
+"""
+
+
+def test_gradient_programs_are_written_to_the_cache(tmp_path):
+    names = json.loads(_run(_WRITTEN, ODEINFER_COMPILATION_CACHE=str(tmp_path)))
+    # The forward pass of each gradient carried a host callback before (lineax's
+    # tangent solves in the Rosenbrock stages; `throw=True` in `_solve`), so JAX kept
+    # it out of the cache; now the forward and the backward programs are there.
+    assert sum(n.startswith("jit__log_likelihood-") for n in names) >= 2, names
+    assert sum(n.startswith("jit__solve-") for n in names) >= 2, names
