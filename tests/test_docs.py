@@ -5,7 +5,13 @@ closed forms and scipy references.
 A block preceded by the line `<!-- slow -->` (an HTML comment, invisible on the page)
 takes minutes: it runs only in the slow tier, after the page's other blocks, so the
 default tier runs the blocks before it. Pages that need the shared data or an optional
-library are skipped cleanly where it is missing."""
+library are skipped cleanly where it is missing.
+
+Tiers: the default tier runs one representative page (`getting-started.md`: models,
+solves, adjoints, events, steady states; about 30 s of compilation); the slow tier runs
+every page whole (the events, stiff and PEtab pages compile for minutes; much of what
+their blocks compute is also checked in test_events.py, test_rosenbrock.py, test_fused.py
+and test_petab.py)."""
 
 import importlib
 import importlib.util
@@ -26,6 +32,7 @@ REQUIRES = {
 # page -> the folder its blocks run in (their paths are relative to it)
 WORKDIR = {"petab.md": PETAB}
 SLOW = "<!-- slow -->"
+DEFAULT_TIER = ("getting-started.md",)
 
 
 def python_blocks(page: Path, slow: bool = True) -> list[str]:
@@ -60,7 +67,7 @@ def test_page_has_code(name):
     assert len(python_blocks(DOCS / name)) >= 5
 
 
-@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("name", DEFAULT_TIER)
 def test_page_code_runs(name, monkeypatch):
     skip_unless_available(name)
     monkeypatch.chdir(WORKDIR.get(name, DOCS.parent))
@@ -68,7 +75,10 @@ def test_page_code_runs(name, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [p for p in PAGES if SLOW in (DOCS / p).read_text()])
+@pytest.mark.parametrize(
+    "name",
+    [p for p in PAGES if p not in DEFAULT_TIER or SLOW in (DOCS / p).read_text()],
+)
 def test_page_slow_code_runs(name, monkeypatch):
     skip_unless_available(name)
     monkeypatch.chdir(WORKDIR.get(name, DOCS.parent))
