@@ -23,11 +23,8 @@ import numpyro.distributions as dist
 import odeinfer as oi
 
 HERE = pathlib.Path(__file__).resolve().parent
-DATA = pathlib.Path(
-    "/work/shared/data/posteriordb/hudson_lynx_hare-lotka_volterra.json"
-)
-if not DATA.exists():
-    DATA = HERE.parent / "odeinfer" / "data" / "hudson_lynx_hare-lotka_volterra.json"
+# posteriordb's data, shipped with the package (identical to posteriordb's file).
+DATA = HERE.parent / "odeinfer" / "data" / "hudson_lynx_hare-lotka_volterra.json"
 
 NAMES = ("theta1", "theta2", "theta3", "theta4", "z1", "z2", "sigma1", "sigma2")
 
@@ -245,14 +242,18 @@ def run_stan(data, args):
 def measure_levers(data, args):
     """Per-evaluation cost of the log density and of its gradient, at several
     tolerances (after compilation; median of repeats)."""
-    from odeinfer._inference._potential import Potential
+    from odeinfer._density import log_density, masked_potential
 
     out = {}
     for rtol, atol in ((1e-6, 1e-6), (1e-5, 1e-3), (1e-8, 1e-8)):
-        pot = Potential(make_problem(data, rtol, atol), priors(), record_failures=False)
-        u = pot.space.to_unconstrained(INIT)
-        value = jax.jit(pot.potential)
-        grad = jax.jit(jax.value_and_grad(pot.potential))
+        density = log_density(make_problem(data, rtol, atol), priors())
+        u = density.parameters.to_unconstrained(INIT)
+
+        def potential(u, density=density):
+            return masked_potential(density, u)
+
+        value = jax.jit(potential)
+        grad = jax.jit(jax.value_and_grad(potential))
         jax.block_until_ready(value(u))
         jax.block_until_ready(grad(u))
 

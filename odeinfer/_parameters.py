@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -151,6 +152,51 @@ class Bounded(AbstractParameter):
         return self.bounds[1]
 
 
+class HalfLine(AbstractParameter):
+    """A parameter on a half-line `(lower, inf)` or `(-inf, upper)` other than
+    `(0, inf)` (numpyro's `biject_to` of `greater_than(lower)`/`less_than(upper)`):
+    what [`odeinfer.parameters_from_priors`][] makes of e.g.
+    `TruncatedNormal(..., low=1.0)`.
+
+    **Arguments:**
+
+    - `lower`, `upper`: one finite, the other infinite.
+    - `init`: initial value strictly inside; default one unit inside the bound.
+    """
+
+    bounds: tuple[float, float] = eqx.field(static=True)
+
+    def __init__(self, lower: float, upper: float, init: ArrayLike | None = None):
+        lower, upper = float(lower), float(upper)
+        if math.isfinite(lower) == math.isfinite(upper) or not lower < upper:
+            raise ValueError(
+                f"HalfLine: need one finite bound, `lower < upper`; got ({lower}, "
+                f"{upper}). Use oi.Bounded for two finite bounds, oi.Real for none."
+            )
+        self.bounds = (lower, upper)
+        default = lower + 1.0 if math.isfinite(lower) else upper - 1.0
+        self.init = _as_init(default if init is None else init, "HalfLine")
+        value = np.asarray(self.init)
+        if not np.all((value > lower) & (value < upper)):
+            raise ValueError(
+                f"HalfLine: `init`={init!r} must lie strictly inside ({lower}, {upper})."
+            )
+
+    @property
+    def support(self):
+        if math.isfinite(self.bounds[0]):
+            return constraints.greater_than(self.bounds[0])
+        return constraints.less_than(self.bounds[1])
+
+    @property
+    def lower(self) -> float:
+        return self.bounds[0]
+
+    @property
+    def upper(self) -> float:
+        return self.bounds[1]
+
+
 class Fixed(AbstractParameter):
     """A parameter held at `value` (not estimated; filled into the params dict)."""
 
@@ -203,9 +249,7 @@ class Parameters(eqx.Module):
         for name, spec in specs.items():
             if not isinstance(name, str):
                 raise TypeError(f"Parameters: names must be strings; got {name!r}.")
-            if not isinstance(spec, AbstractParameter) and (
-                isinstance(spec, (int, float, np.ndarray)) or hasattr(spec, "shape")
-            ):
+            if isinstance(spec, int | float | np.ndarray | np.generic | jax.Array):
                 spec = Fixed(spec)
             if not isinstance(spec, AbstractParameter):
                 raise TypeError(
@@ -348,3 +392,60 @@ class Parameters(eqx.Module):
                         f"({spec.lower}, {spec.upper}) ({type(spec).__name__}); give a "
                         "value strictly inside."
                     )
+
+
+def support_bounds(support) -> tuple[float, float] | None:
+    """`(lower, upper)` of a numpyro constraint on (an interval of) the real line, read
+    through numpyro's public constraint classes; `None` for any other constraint
+    (discrete, simplex, vector-valued, ...). An `independent` constraint is read
+    through its base constraint."""
+    if isinstance(support, constraints.independent):
+        return support_bounds(support.base_constraint)
+    if isinstance(support, constraints.interval):
+        return (float(support.lower_bound), float(support.upper_bound))
+    if isinstance(support, constraints.greater_than):
+        return (float(support.lower_bound), math.inf)
+    if isinstance(support, constraints.less_than):
+        return (-math.inf, float(support.upper_bound))
+    if support is constraints.real:
+        return (-math.inf, math.inf)
+    return None
+
+
+def parameter_from_support(support) -> AbstractParameter | None:
+    """The parameter spec whose transform maps onto `support` (`Real`, `Positive`,
+    `Bounded` or `HalfLine`), or `None` when `support` is not an interval."""
+    bounds = support_bounds(support)
+    if bounds is None:
+        return None
+    lower, upper = bounds
+    if math.isinf(lower) and math.isinf(upper):
+        return Real()
+    if lower == 0.0 and math.isinf(upper):
+        return Positive()
+    if math.isfinite(lower) and math.isfinite(upper):
+        return Bounded(lower, upper)
+    return HalfLine(lower, upper)
+
+
+def parameters_from_priors(priors: Mapping, names: tuple[str, ...]) -> Parameters:
+    """The [`odeinfer.Parameters`][] of a log-likelihood function that has none: one
+    spec per name in `names` (the order of the unconstrained vector), on its prior's
+    support.
+
+    `names` is passed, never read from `priors`: a dict that went through a JAX
+    program comes back in sorted key order, which would silently swap parameters.
+
+    **Raises:** `ValueError` naming a prior whose support is not an interval of the
+    real line."""
+    specs = {}
+    for name in names:
+        spec = parameter_from_support(priors[name].support)
+        if spec is None:
+            raise ValueError(
+                f"`priors['{name}']` has support {priors[name].support}, which is not "
+                "an interval of the real line; give a continuous scalar prior (e.g. "
+                "`dist.Normal`, `dist.LogNormal`, `dist.Uniform`)."
+            )
+        specs[name] = spec
+    return Parameters(specs)

@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 from jax.scipy.stats import norm
 
 import odeinfer as oi
+from odeinfer._density import log_density, masked_potential
 from odeinfer._inference import SamplingWarning
+from odeinfer._inference._init import initial_points, potentials
 from odeinfer._inference._posterior import warn_if_unreliable
-from odeinfer._inference._potential import Potential
-from odeinfer._inference._programs import compiled, make_target
-from odeinfer._inference._sample import _initial_points, _potentials
 
 Y = np.array([1.2, 0.4, 2.1, 1.5, 0.9])
 
@@ -71,7 +70,7 @@ def no_compile():
     def refuse(*args, **kwargs):
         raise AssertionError("sample compiled a program for a bad input")
 
-    with mock.patch("odeinfer._inference._sample.compiled", refuse):
+    with mock.patch("odeinfer._inference._sample.compile_chains", refuse):
         yield
 
 
@@ -80,22 +79,17 @@ def no_compile():
 
 
 def test_compiled_potential_equals_plain_potential_for_unsorted_priors():
-    potential = Potential(ll_ab, unsorted_priors())
-    assert potential.names == ("b", "a")
-    target = make_target(potential, 0)
+    density = log_density(ll_ab, unsorted_priors())
+    assert density.names == ("b", "a")
     u = jnp.array([[np.log(10.0), -5.0], [np.log(9.8), 1.0], [0.3, 4.0]])
-    run, _ = compiled(_potentials, None, target, u)
-    np.testing.assert_allclose(
-        np.asarray(run(u)), np.asarray(jax.vmap(potential.potential)(u)), rtol=1e-12
-    )
+    compiled = potentials(density, u)
+    plain = [masked_potential(density, row) for row in u]
+    np.testing.assert_allclose(np.asarray(compiled), np.asarray(plain), rtol=1e-12)
 
 
 def test_initial_points_follow_the_unconstrained_order():
-    potential = Potential(ll_ab, unsorted_priors())
-    target = make_target(potential, 0)
-    u0 = _initial_points(
-        potential, target, {"a": -5.0, "b": 10.0}, jax.random.key(0), 2, 0.0
-    )
+    density = log_density(ll_ab, unsorted_priors())
+    u0 = initial_points(density, {"a": -5.0, "b": 10.0}, jax.random.key(0), 2, 0.0)
     np.testing.assert_allclose(u0, [[np.log(10.0), -5.0]] * 2)
 
 
@@ -606,7 +600,7 @@ def test_fuzz_sample_argument_validation(data, bad):
     def refuse(*args, **kwargs):
         raise AssertionError("sample compiled a program for a bad input")
 
-    with mock.patch("odeinfer._inference._sample.compiled", refuse):
+    with mock.patch("odeinfer._inference._sample.compile_chains", refuse):
         with pytest.raises((TypeError, ValueError)) as raised:
             oi.sample(ll_positive, priors, **arguments)
     message = str(raised.value)

@@ -229,7 +229,7 @@ def fit(
         print(result.summary())
         ```
     """
-    problem = objective.canonical(problem, parameters)
+    problem = objective.canonical(problem, parameters, priors)
     priors = objective.check_priors(priors, problem)
     u0 = objective.initial_unconstrained(problem, init)
     check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)

@@ -8,6 +8,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._parameters import AbstractParameter
 from . import _objective as objective
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
@@ -107,12 +108,8 @@ def draw_starts(problem, priors, n_starts, key, u_init, spread, from_priors):
     return jnp.concatenate([u_init[None], u[1:]], axis=0)
 
 
-def _bounds(spec) -> tuple[float, float]:
-    lower = getattr(spec, "lower", None)
-    upper = getattr(spec, "upper", None)
-    lower = -np.inf if lower is None else float(np.asarray(lower))
-    upper = np.inf if upper is None else float(np.asarray(upper))
-    return lower, upper
+def _bounds(spec: AbstractParameter) -> tuple[float, float]:
+    return float(spec.lower), float(spec.upper)
 
 
 @eqx.filter_jit
@@ -204,7 +201,7 @@ def multistart(
         )
     key = _as_key(key)
     check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)
-    problem = objective.canonical(problem, parameters)
+    problem = objective.canonical(problem, parameters, priors)
     priors = objective.check_priors(priors, problem)
     if from_priors and not priors:
         raise ValueError("`from_priors=True` needs `priors`.")

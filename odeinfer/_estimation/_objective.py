@@ -6,57 +6,43 @@ and Hessians. A *pin* fixes one coordinate of `u` (for profile likelihoods): the
 then sees the remaining coordinates only.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 import optimistix as optx
 
+from .._density import (
+    CallableLikelihood,
+    LogDensity,
+    as_likelihood,
+    log_likelihood_and_status,
+)
+from .._density import check_priors as check_density_priors
 from .._likelihood import Problem, residuals
-from .._likelihood import log_likelihood as problem_log_likelihood
-from .._parameters import Parameters
+
+# The estimators' likelihood types are the density's.
+CallableProblem = CallableLikelihood
 
 
-class CallableProblem(eqx.Module):
-    """A plain log-likelihood function `fn(params) -> value` (or `-> (value, ok)`) with
-    the [`odeinfer.Parameters`][] it is a function of: what `fit`, `multistart` and
-    `profile` build from `problem=fn, parameters=...`."""
-
-    fn: Callable
-    parameters: Parameters
-
-
-def canonical(problem, parameters=None):
-    """`problem` after a pytree round trip. JAX rebuilds dicts with sorted keys, so a
-    problem seen inside `jax.jit` may list its parameters in another order than the one
-    built by the user; estimation works on the round-tripped problem so that the
-    unconstrained vectors mean the same inside and outside compiled code.
-
-    A plain callable log-likelihood is wrapped with `parameters` (required for it)."""
-    if isinstance(problem, Problem | CallableProblem):
-        if parameters is not None:
-            raise ValueError(
-                "`parameters` is only for a plain log-likelihood function; an "
-                "oi.Problem carries its own parameters (leave `parameters=None`)."
-            )
-    elif callable(problem):
-        if parameters is None:
-            raise TypeError(
-                "`problem` is a plain function, so the estimator does not know its "
-                "parameters: pass `parameters=` a dict of specs, e.g. "
-                "`parameters={'k': oi.Positive(init=1.0), 'sigma': oi.Positive(0.1)}` "
-                "(the function gets a dict of those names), or pass an oi.Problem."
-            )
-        problem = CallableProblem(problem, Parameters(parameters))
-    else:
+def canonical(problem, parameters=None, priors=None):
+    """`problem` as a likelihood (`oi.Problem` or a function wrapped with its
+    `parameters`, or with parameters on the priors' supports) after a pytree round
+    trip. JAX rebuilds dicts with sorted keys, so a problem seen inside `jax.jit` may
+    list its parameters in another order than the one built by the user; estimation
+    works on the round-tripped problem so that the unconstrained vectors mean the same
+    inside and outside compiled code."""
+    if not isinstance(problem, Problem | CallableLikelihood) and not callable(problem):
         raise TypeError(
             "`problem` must be an oi.Problem, or a log-likelihood function "
             f"`fn(params) -> value` with `parameters=`; got {type(problem).__name__}."
         )
+    if isinstance(priors, Mapping) and not priors:
+        priors = None
+    problem = as_likelihood(problem, parameters, priors)
     leaves, treedef = jax.tree_util.tree_flatten(problem)
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
@@ -64,17 +50,7 @@ def canonical(problem, parameters=None):
 def log_likelihood(problem, params) -> jax.Array:
     """The log-likelihood of an oi.Problem or of a wrapped function; `-inf` where the
     function reports failure or returns NaN."""
-    if isinstance(problem, CallableProblem):
-        out = problem.fn(params)
-        if isinstance(out, tuple):
-            value, ok = out
-            value = jnp.where(jnp.all(ok), value, -jnp.inf)
-        else:
-            value = out
-        value = jnp.reshape(jnp.asarray(value, dtype=float), ())
-        ok = problem.parameters.inside(params) & jnp.invert(jnp.isnan(value))
-        return jnp.where(ok, value, -jnp.inf)
-    return problem_log_likelihood(problem, params)
+    return log_likelihood_and_status(problem, params)[0]
 
 
 def free_names(problem) -> tuple[str, ...]:
@@ -121,11 +97,11 @@ def log_prior(priors, params) -> jax.Array:
 
 
 def log_objective(u, problem, priors):
-    """Log-likelihood (+ log prior for MAP) at unconstrained `u`. MAP is the mode of the
-    posterior density of the *constrained* parameters (no Jacobian term), so it does not
-    depend on the transforms used for optimisation."""
-    params = problem.parameters.from_unconstrained(u)
-    return log_likelihood(problem, params) + log_prior(priors, params)
+    """Log-likelihood (+ log prior for MAP) at unconstrained `u`: the one
+    [`LogDensity`][] without the Jacobian term. MAP is the mode of the posterior
+    density of the *constrained* parameters, so it does not depend on the transforms
+    used for optimisation."""
+    return LogDensity(problem, priors, jacobian=False)(u)[0]
 
 
 def negative_log_objective(u_rest, args):
@@ -247,18 +223,6 @@ def failure_point(problem, u) -> str:
 
 
 def check_priors(priors, problem) -> dict:
-    if priors is None:
-        return {}
-    if not isinstance(priors, dict):
-        raise TypeError(
-            "`priors` must be a dict {parameter name: numpyro distribution}; got "
-            f"{type(priors).__name__}."
-        )
-    check_names("priors", priors, problem)
-    for name, prior in priors.items():
-        if not isinstance(prior, dist.Distribution):
-            raise TypeError(
-                f"`priors[{name!r}]` must be a distribution with `log_prob` (e.g. "
-                f"numpyro.distributions.LogNormal(0, 1)); got {prior!r}."
-            )
-    return dict(priors)
+    """`priors` (or `None`) for MAP: numpyro distributions on some of the free
+    parameters, checked as every estimator and sampler checks them."""
+    return check_density_priors(priors, problem.parameters, complete=False)

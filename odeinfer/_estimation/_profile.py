@@ -149,7 +149,7 @@ def profile(
 
     An [`odeinfer.ProfileResult`][].
     """
-    problem = objective.canonical(problem, parameters)
+    problem = objective.canonical(problem, parameters, priors)
     names = objective.free_names(problem)
     if not isinstance(fit_result, FitResult):
         raise TypeError(

@@ -1,5 +1,6 @@
 """`predictive`: posterior (or prior) predictive simulations with quantile bands."""
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._likelihood import Problem
+from .._likelihood import simulate as simulate_problem
 from .._validation import trace_user_function
 from ._posterior import Posterior
 from ._random import as_key
@@ -126,10 +128,8 @@ def predictive(
                 f"{type(problem).__name__}. To simulate with your own function, pass "
                 "`oi.predictive(None, posterior, simulate=fn)`."
             )
-        from .._likelihood import simulate as _simulate
-
         def simulate(params):
-            return _simulate(problem, params)
+            return simulate_problem(problem, params)
 
     elif not callable(simulate):
         raise TypeError(
@@ -186,8 +186,6 @@ def predictive(
             return leaf
         finite = np.where(np.isfinite(leaf), leaf, np.nan)
         with np.errstate(all="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return np.nanquantile(finite, quantiles, axis=0)

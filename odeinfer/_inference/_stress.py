@@ -8,7 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from ._potential import Potential
+from .._density import (
+    check_callable_likelihood,
+    log_density,
+    log_likelihood_and_status,
+)
 from ._random import as_key
 from ._sample import check_count
 
@@ -69,18 +73,20 @@ def prior_stress_test(
     check_count("n", n, 1)
     check_count("batch_size", batch_size, 1)
     key, _ = as_key(key, seed)
-    potential = Potential(problem, priors, record_failures=False)
-    keys = jax.random.split(key, len(potential.names))
+    density = log_density(problem, priors, jacobian=True, complete=True)
+    check_callable_likelihood(density.likelihood)
+    space = density.parameters
+    keys = jax.random.split(key, len(density.names))
     params = {
-        name: np.asarray(potential.priors[name].sample(k, (n,)))
-        for name, k in zip(potential.names, keys, strict=True)
+        name: np.asarray(density.priors[name].sample(k, (n,)))
+        for name, k in zip(density.names, keys, strict=True)
     }
 
     @jax.jit
     @jax.vmap
     def evaluate(p):
-        full = potential.space.from_unconstrained(potential.space.to_unconstrained(p))
-        value, ok = potential.loglik(full)
+        full = space.from_unconstrained(space.to_unconstrained(p))
+        value, ok = log_likelihood_and_status(density.likelihood, full)
         return value, ok
 
     values, oks = [], []
@@ -95,7 +101,7 @@ def prior_stress_test(
     ok = np.concatenate(oks) & ~np.isnan(values) & (values > -np.inf)
     failed = ~ok
     rows = {}
-    for name in potential.names:
+    for name in density.names:
         row = {}
         for label, mask in (("failed", failed), ("ok", ok)):
             for q in (0.05, 0.5, 0.95):
@@ -104,7 +110,7 @@ def prior_stress_test(
                 )
         rows[name] = row
     return StressTestResult(
-        names=potential.names,
+        names=density.names,
         params=params,
         failed=failed,
         failure_rate=float(failed.mean()),

@@ -17,7 +17,12 @@ from numpyro.infer.autoguide import (
     AutoNormal,
 )
 
-from ._potential import Potential
+from .._density import (
+    LogDensity,
+    check_callable_likelihood,
+    log_density,
+    masked_potential,
+)
 from ._random import as_key
 from ._sample import check_count
 
@@ -32,17 +37,17 @@ _GUIDES = {
 SITE = "u"
 
 
-def unconstrained_model(potential: Potential) -> Callable:
+def unconstrained_model(density: LogDensity) -> Callable:
     """A numpyro model over the single site `"u"` (the unconstrained parameter vector)
-    whose log density is `-potential(u)`: the same target, priors, Jacobian and
+    whose log density is `density(u)`: the same target, priors, Jacobian and
     failure handling as [`odeinfer.sample`][]."""
-    n = potential.size
+    n = density.size
 
     def model():
         u = numpyro.sample(
             SITE, dist.ImproperUniform(dist.constraints.real_vector, (), (n,))
         )
-        numpyro.factor("log_density", -potential.potential(u))
+        numpyro.factor("log_density", -masked_potential(density, u))
 
     return model
 
@@ -142,8 +147,9 @@ def variational(
             f"1e-3 to 1e-1); got {learning_rate!r}."
         )
     key, _ = as_key(key, seed)
-    potential = Potential(problem, priors)
-    model = unconstrained_model(potential)
+    density = log_density(problem, priors, jacobian=True, complete=True)
+    check_callable_likelihood(density.likelihood)
+    model = unconstrained_model(density)
     guide_obj, guide_name = _make_guide(guide, model)
     svi = SVI(
         model, guide_obj, numpyro.optim.Adam(learning_rate), Trace_ELBO(num_particles)
@@ -155,15 +161,16 @@ def variational(
     u = numpyro.infer.Predictive(guide_obj, params=params, num_samples=num_draws)(
         key_draw
     )[SITE]
-    constrained = jax.jit(jax.vmap(potential.space.from_unconstrained))(u)
+    constrained = jax.jit(jax.vmap(density.params))(u)
     elapsed = time.perf_counter() - start
     return VariationalResult(
-        names=potential.names,
+        names=density.names,
         elbo=-np.asarray(result.losses),
         guide_params={k: np.asarray(v) for k, v in params.items()},
-        draws={n: np.asarray(constrained[n]) for n in potential.names},
+        draws={n: np.asarray(constrained[n]) for n in density.names},
         unconstrained=np.asarray(u),
         guide=guide_name,
-        num_failures=potential.failures.count,
+        # steps whose ELBO estimate met a failed solve (a loss of +inf)
+        num_failures=int(np.sum(~np.isfinite(np.asarray(result.losses)))),
         timing={"total": elapsed},
     )
