@@ -24,6 +24,7 @@ from ._results import RESULTS as RESULTS  # noqa: E402
 from ._results import SolveError as SolveError  # noqa: E402
 from ._results import describe as describe  # noqa: E402
 from ._results import is_successful as is_successful  # noqa: E402
+from ._config import set_compilation_cache as set_compilation_cache  # noqa: E402
 from ._solution import EventLog as EventLog  # noqa: E402
 from ._solution import Solution as Solution  # noqa: E402
 from ._solve import solve as solve  # noqa: E402
@@ -153,6 +154,7 @@ __all__ = [
     "SolveError",
     "describe",
     "is_successful",
+    "set_compilation_cache",
     "EventLog",
     "Solution",
     "solve",
