@@ -68,6 +68,9 @@ class Experiment(eqx.Module):
     override_names: tuple[tuple[str, str], ...] = eqx.field(static=True)
     event_times: tuple[EventTimeObservation, ...]
     name: str = eqx.field(static=True)
+    # Per event-time observation, the index of the distinct crossing it observes (the
+    # same object, or the same function, direction and level): one solve records each.
+    _crossing_slots: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -317,6 +320,13 @@ class Experiment(eqx.Module):
                     f"objects; got {e!r}."
                 )
         self.event_times = events
+        self._crossing_slots = _crossing_slots(events)
+
+    @property
+    def crossing_slots(self) -> tuple[int, ...]:
+        """Per event-time observation, the index of the distinct crossing it observes
+        (numbered in order of first appearance)."""
+        return self._crossing_slots
 
     @property
     def n_observables(self) -> int:
@@ -384,6 +394,30 @@ class Experiment(eqx.Module):
         for e in self.event_times:
             names.update(e.noise.parameter_names())
         return names
+
+
+def _same_crossing(a, b) -> bool:
+    if a is b:
+        return True
+    if (a.fn, a.direction) != (b.fn, b.direction):
+        return False
+    try:
+        return bool(np.asarray(a.level) == np.asarray(b.level))
+    except Exception:  # traced levels: not known to be equal
+        return False
+
+
+def _crossing_slots(events: Sequence[EventTimeObservation]) -> tuple[int, ...]:
+    distinct, slots = [], []
+    for event in events:
+        for index, crossing in enumerate(distinct):
+            if _same_crossing(event.crossing, crossing):
+                slots.append(index)
+                break
+        else:
+            slots.append(len(distinct))
+            distinct.append(event.crossing)
+    return tuple(slots)
 
 
 def replace(experiment: Experiment, **changes) -> Experiment:
