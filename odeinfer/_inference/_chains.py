@@ -9,6 +9,7 @@ new initial points of the same shapes reuse the programs: the log density is an
 argument whose arrays are inputs, not constants.
 """
 
+import os
 import sys
 import threading
 import time
@@ -134,6 +135,13 @@ class Runner(NamedTuple):
     compile_seconds: float
 
 
+def _num_cores() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # no affinity on this platform (macOS, Windows)
+        return max(os.cpu_count() or 1, 1)
+
+
 def _compile(fn, *args):
     return eqx.filter_jit(fn).lower(*args).compile()
 
@@ -183,7 +191,9 @@ def compile_chains(
             return jax.block_until_ready((state, draws))
 
         def run(progress):
-            workers = 1 if chain_method == "sequential" else num_chains
+            workers = (
+                1 if chain_method == "sequential" else min(num_chains, _num_cores())
+            )
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 outs = list(pool.map(lambda c: run_one(c, progress), range(num_chains)))
             return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
