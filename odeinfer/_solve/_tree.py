@@ -1,0 +1,31 @@
+"""Small pytree helpers of the segment loop."""
+
+import jax.numpy as jnp
+import jax.tree_util as jtu
+
+
+def tree_where(pred, a, b):
+    """`jnp.where(pred, a, b)` leaf by leaf."""
+    return jtu.tree_map(lambda x, y: jnp.where(pred, x, y), a, b)
+
+
+def all_finite(tree):
+    """Whether every element of every leaf is finite (`True` for an empty tree)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jtu.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def max_abs(tree):
+    """The largest absolute value in the tree (0 for an empty tree)."""
+    leaves = [jnp.max(jnp.abs(x), initial=0.0) for x in jtu.tree_leaves(tree)]
+    return jnp.max(jnp.stack(leaves)) if leaves else jnp.array(0.0)
+
+
+def take_last(ys):
+    """The last entry along the leading axis of every leaf."""
+    return jtu.tree_map(lambda x: x[-1], ys)
+
+
+def fill(tree, size):
+    """A buffer of `size` copies of `tree`'s shapes, filled with `inf`."""
+    return jtu.tree_map(lambda x: jnp.full((size,) + jnp.shape(x), jnp.inf), tree)
