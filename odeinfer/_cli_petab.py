@@ -22,7 +22,7 @@ import numpy as np
 _NAME = "odeinfer petab"
 
 
-def _error(message: str) -> int:
+def _error(message: str | BaseException) -> int:
     """One line on stderr and exit status 2 (no traceback)."""
     text = " ".join(str(message).split())
     print(f"{_NAME}: error: {text}", file=sys.stderr)

@@ -20,7 +20,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from . import _validation as validate
-from ._custom_types import Params, State
+from ._custom_types import Params, ScalarLike, State
 from ._model import ODEModel
 from ._solve import solve
 
@@ -53,7 +53,9 @@ def with_integral(
     return ODEModel(vector_field, name=name or f"{model.name}+integral")
 
 
-def integral_initial_state(integrand: Callable, y0: State, params: Params, t0=0.0):
+def integral_initial_state(
+    integrand: Callable, y0: State, params: Params, t0: ScalarLike = 0.0
+):
     """`(y0, 0)`: the initial state of [`odeinfer.with_integral`][]'s model."""
     shape = jax.eval_shape(integrand, jnp.asarray(t0, dtype=float), y0, params)
     return y0, jtu.tree_map(lambda s: jnp.zeros(s.shape, dtype=float), shape)
@@ -206,6 +208,7 @@ def cumulative_integral(
         solution = solve(
             augmented, state0, params, t0=start, t1=t1, saveat=ts, **solve_options
         )
+        assert solution.ys is not None  # saved at `ts`
         return solution.ys[1]
     g = jax.vmap(integrand, in_axes=(0, 0, None))
     if method == "gauss_legendre":

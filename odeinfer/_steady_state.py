@@ -130,11 +130,13 @@ def _steady_state(
     def wrapped_field(t, y, args):
         return model(t, y, args[0])
 
-    wrapped_jacobian = None
-    if model.jacobian is not None:
+    user_jacobian = model.jacobian
 
-        def wrapped_jacobian(t, y, args):
-            return model.jacobian(t, y, args[0])
+    def jacobian_of_wrapped(t, y, args):
+        assert user_jacobian is not None  # only passed on when given
+        return user_jacobian(t, y, args[0])
+
+    wrapped_jacobian = None if user_jacobian is None else jacobian_of_wrapped
 
     wrapped = ODEModel(wrapped_field, name=model.name, jacobian=wrapped_jacobian)
 
@@ -333,7 +335,7 @@ def steady_state(
         if validate.is_concrete(value) and not (
             np.shape(value) == ()
             and np.isfinite(value)
-            and (float(value) > 0 or not positive)
+            and (float(np.asarray(value)) > 0 or not positive)
         ):
             raise ValueError(
                 f"`{name}` must be a finite scalar{' > 0' if positive else ''}; got "

@@ -8,6 +8,7 @@ here in Python. Traced values are checked inside the solve and reported as
 import warnings
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np

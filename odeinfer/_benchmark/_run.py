@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import diffrax
 import numpy as np
 
+from .._results import SolveError
 from ._peers import AbstractBenchmarkSolver, ScipySolver, get_solver
 from ._problem import BenchmarkProblem, Reference, check_reference
 from ._report import BenchmarkResults
@@ -77,6 +78,10 @@ def compute_reference(
     **Returns:**
 
     A [`odeinfer.benchmarking.Reference`][].
+
+    **Raises:**
+
+    [`odeinfer.SolveError`][] (a `RuntimeError`) when the reference solve fails.
     """
     _check_problem(problem)
     _check_flag("gradient", gradient)
@@ -98,7 +103,7 @@ def compute_reference(
     runner = reference_solver.prepare(problem)
     out = runner.run(rtol, atol)
     if not out.success:
-        raise RuntimeError(
+        raise SolveError(
             f"The reference solve of {problem.name!r} with {reference_solver.name} "
             f"failed: {out.message}. Give the reference explicitly."
         )

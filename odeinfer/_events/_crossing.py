@@ -1,9 +1,10 @@
 """`Crossing`: the event "fn(t, y, params) reaches level"."""
 
-from typing import Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -74,7 +75,9 @@ class Crossing(eqx.Module):
                 "Crossing per level."
             )
         # numpy, not jnp: under an enclosing jit a jnp op on a constant is traced.
-        if not isinstance(level, jax.core.Tracer) and not np.isfinite(np.asarray(level)):
+        if not isinstance(level, jax.core.Tracer) and not np.isfinite(
+            np.asarray(level)
+        ):
             raise ValueError(
                 f"Crossing: `level` must be finite; got {level}. A NaN level never "
                 "compares, so the crossing could never be found."
@@ -102,7 +105,7 @@ class Crossing(eqx.Module):
 
     def with_options(self, **changes) -> "Crossing":
         """A copy with some fields replaced, e.g. `c.with_options(terminal=True)`."""
-        fields = dict(
+        fields: dict[str, Any] = dict(
             fn=self.fn,
             level=self.level,
             direction=self.direction,

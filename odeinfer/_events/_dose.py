@@ -1,9 +1,11 @@
 """`Dose`: jumps of the state at preset times (boluses, impulses)."""
 
 from collections.abc import Hashable
+from typing import cast
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
@@ -102,6 +104,7 @@ class Dose(eqx.Module):
                         f"{shape})."
                     )
                 size = shape[0]
+            key = cast(int, key)  # not a str (refused above): an integer index
             if not -size <= key < size:
                 raise IndexError(
                     f"{where}: index {key} is out of range for a state with {size} "

@@ -97,7 +97,9 @@ class CrossingGuard(diffrax.AbstractAdaptiveStepSizeController):
         return self.controller.norm
 
     def wrap(self, direction):
-        return CrossingGuard(self.controller.wrap(direction), self.probe)
+        # pyright counts the base class's abstract `rtol`/`atol`/`norm` (properties
+        # here) as constructor fields.
+        return CrossingGuard(self.controller.wrap(direction), self.probe)  # pyright: ignore[reportCallIssue]
 
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         tnext, state = self.controller.init(

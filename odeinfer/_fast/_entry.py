@@ -93,7 +93,7 @@ def solve_fused(
     ys, ok, stats, t_reached = fused(config, y0_flat, theta, inputs)
     steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]
     result = RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite_state)
-    result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)
+    result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)  # pyright: ignore[reportArgumentType]
     if solver.method == "dopri5":
         result = RESULTS.where(
             ~ok & hit.astype(bool) & stiff.astype(bool), RESULTS.looks_stiff, result

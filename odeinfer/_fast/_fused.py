@@ -71,13 +71,12 @@ class FusedConfig(eqx.Module):
         return self.y.flatten(dy, y.dtype)
 
     def flat_jacobian(self):
-        if self.model.jacobian is None:
+        user_jacobian = self.model.jacobian
+        if user_jacobian is None:
             return None
 
         def jacobian(t, y, theta):
-            J = self.model.jacobian(
-                t, self.y.unflatten(y), self.params.unflatten(theta)
-            )
+            J = user_jacobian(t, self.y.unflatten(y), self.params.unflatten(theta))
             return jnp.asarray(J, y.dtype).reshape(y.shape[0], y.shape[0])
 
         return jacobian

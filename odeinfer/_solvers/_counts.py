@@ -27,7 +27,7 @@ def work_counts(solver: diffrax.AbstractSolver, num_steps, num_segments) -> dict
         )
     if isinstance(solver, diffrax.AbstractERK):
         tableau = solver.tableau
-        per_step = tableau.num_stages - (1 if tableau.fsal else 0)
+        per_step = tableau.num_stages - (1 if tableau.fsal else 0)  # pyright: ignore[reportAttributeAccessIssue]  (an ERK's tableau is a ButcherTableau)
         # Per segment, one more evaluation for the first stage.
         zero = jnp.zeros_like(num_steps)
         return dict(

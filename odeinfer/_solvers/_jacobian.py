@@ -2,6 +2,7 @@
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
@@ -104,7 +105,8 @@ def check_jacobian(
     J = np.asarray(model.jacobian(t, unravel(y), params), dtype=float)
     reference = np.asarray(jax.jacfwd(f)(y))
     scaled = np.abs(J - reference) / (atol + rtol * np.abs(reference))
-    worst = tuple(int(i) for i in np.unravel_index(np.argmax(scaled), scaled.shape))
+    row, column = np.unravel_index(np.argmax(scaled), scaled.shape)
+    worst = (int(row), int(column))
     max_error = float(scaled[worst])
     ok = bool(max_error <= 1.0)
     if throw and not ok:

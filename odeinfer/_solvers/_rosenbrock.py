@@ -93,11 +93,13 @@ class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
         def f(t, y_flat, _):
             return ravel_pytree(terms.vf(t, unravel(y_flat), args))[0]
 
-        jacobian = None
-        if self.jacobian is not None:
+        user_jacobian = self.jacobian
 
-            def jacobian(t, y_flat, _):
-                return self.jacobian(t, unravel(y_flat), args)
+        def flat_jacobian(t, y_flat, _):
+            assert user_jacobian is not None  # only passed on when given
+            return user_jacobian(t, unravel(y_flat), args)
+
+        jacobian = None if user_jacobian is None else flat_jacobian
 
         # The same step as the fused loop's (`_fast/_rosenbrock.py`); a non-finite
         # stage or a singular W comes back as an infinite error: the controller rejects

@@ -115,7 +115,7 @@ def build(tables: Tables, sbml) -> Layout:
             unset = [
                 str(c)
                 for c, v in values.items()
-                if not isinstance(v, str) and math.isnan(v)
+                if not isinstance(v, str) and math.isnan(v)  # pyright: ignore[reportArgumentType]
             ]
             if unset:
                 raise PEtabError(

@@ -95,7 +95,7 @@ class Simulator:
                 sbml.model,
                 y,
                 params,
-                solver=integrator,
+                solver=integrator,  # pyright: ignore[reportArgumentType]  (fused solvers too)
                 rtol=self.rtol,
                 atol=self.atol,
                 max_steps=self.max_steps,
@@ -147,7 +147,7 @@ class Simulator:
                 last = steady.y
             else:
                 last = sol.y_final
-            return jnp.concatenate([ys, last[None]]), ok
+            return jnp.concatenate([ys, last[None]]), ok  # pyright: ignore[reportArgumentType, reportOptionalSubscript]
 
         ys, ok = jax.vmap(one)(
             main,

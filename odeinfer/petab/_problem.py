@@ -14,6 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 from petab.v1 import C
 
 from .._parameters import Bounded, Parameters
+from .._results import SolveError
 from .._solvers import AbstractFusedSolver, FusedRodas5P, Rodas5P
 from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
@@ -168,7 +169,7 @@ class PEtabProblem:
                 for e, good in zip(self.experiments, np.asarray(ok), strict=True)
                 if not good
             ]
-            raise RuntimeError(
+            raise SolveError(
                 f"PEtabProblem.simulation_table: the solve failed for the experiments "
                 f"{failed} (preequilibration, condition) at these parameters."
             )

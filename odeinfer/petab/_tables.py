@@ -3,7 +3,7 @@ before anything is compiled: every error names the file, the row or id, and the 
 
 import math
 import os
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -119,13 +119,21 @@ def read(path: "str | os.PathLike") -> Tables:
         problem = petab.Problem.from_yaml(path)
     except Exception as error:
         raise PEtabError(f"{path}: the petab library cannot read it: {error}") from None
+    parameters, conditions = problem.parameter_df, problem.condition_df
+    observables, measurements = problem.observable_df, problem.measurement_df
+    if parameters is None or conditions is None or observables is None:
+        raise PEtabError(
+            f"{path}: a parameter, condition or observable table is missing."
+        )
+    if measurements is None:
+        raise PEtabError(f"{path}: the measurement table is missing.")
     tables = Tables(
         yaml=path,
         sbml_file=os.path.join(base, files["sbml"]),
-        parameters=problem.parameter_df,
-        conditions=problem.condition_df,
-        observables=_observables(problem.observable_df, files["observables"]),
-        measurements=problem.measurement_df.reset_index(drop=True),
+        parameters=parameters,
+        conditions=conditions,
+        observables=_observables(observables, files["observables"]),
+        measurements=measurements.reset_index(drop=True),
         files=files,
     )
     _check_parameters(tables)
@@ -264,7 +272,7 @@ def _check_measurements(tables: Tables) -> None:
     conditions = set(map(str, tables.conditions.index))
     parameters = set(map(str, tables.parameters.index))
     for i, row in frame.iterrows():
-        where = f"{file}, row {i + 2}"  # +2: the header and 1-based rows
+        where = f"{file}, row {cast(int, i) + 2}"  # +2: the header and 1-based rows
         oid = str(row[C.OBSERVABLE_ID])
         if oid not in tables.observables:
             raise PEtabError(

@@ -16,7 +16,7 @@ Conventions (as AMICI's, but with amounts as the state):
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -66,6 +66,8 @@ class Built:
 
     def __init__(self, document: libsbml.SBMLDocument, label: str):  # noqa: C901
         m = document.getModel()
+        if m is None:
+            raise SBMLError(f"{label}: the document has no <model>.")
         # libsbml elements and AST nodes kept below are owned by the document.
         self.document = document
         self.label = label
@@ -165,7 +167,9 @@ class Built:
                 elif sid in initial_assignments:
                     derived[sid] = initial_assignments[sid]
                 else:
-                    free[sid] = value_of(element, kind, sid)
+                    free[sid] = cast(
+                        float, value_of(element, kind, sid)
+                    )  # not None here
         for sid, s in species.items():
             if sid in assigned:
                 continue
@@ -227,9 +231,10 @@ class Built:
         runtime: dict[str, Node] = {}
         promoted: list[str] = []
         for sid, math in derived.items():
-            reads = tr.symbols(math)
             runtime[sid] = Node(
-                sid, reads, tr.translate(math, f"initial assignment of {sid!r}")
+                sid,
+                tr.symbols(math),
+                tr.translate(math, f"initial assignment of {sid!r}"),
             )
         # A derived constant that reads something varying is held as a state.
         varying_sources = set(state_ids) | set(assigned) | set(reactions) | {TIME}
@@ -388,7 +393,7 @@ class Built:
                         )
                     terms[sid].append((sign * ref.getStoichiometry(), rid, factor))
 
-        derivative: dict[str, Callable] = {}
+        derivative: dict[str, Callable | None] = {}
         for sid in self.state_ids:
             if sid in species:
                 s = species[sid]

@@ -1,7 +1,7 @@
 """SBML events: refusals, and the trigger and assignments translated."""
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax.numpy as jnp
 import libsbml
@@ -30,7 +30,7 @@ class EventInfo(NamedTuple):
 
     id: str
     trigger: str
-    direction: str
+    direction: Literal["rising", "falling"]
     assignments: tuple[tuple[str, str], ...]
     initial_value: bool
 
@@ -87,7 +87,7 @@ def translate_events(m, tr: Translator, label: str, level) -> list[Event]:
         eid = ev.getId() or f"event_{i}"
         trigger = ev.getTrigger()
         math = trigger.getMath() if trigger is not None else None
-        if math is None:
+        if trigger is None or math is None:
             raise SBMLError(f"{label}: event {eid!r} has no trigger math.")
         kind = math.getType()
         if kind in (libsbml.AST_RELATIONAL_GT, libsbml.AST_RELATIONAL_GEQ):

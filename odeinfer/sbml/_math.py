@@ -377,12 +377,12 @@ class Translator:
                 (sub(children[i]), sub(children[i + 1], condition=True))
                 for i in range(0, len(children) - 1, 2)
             ]
-            if len(children) % 2:
-                otherwise = sub(children[-1])
-            else:
-                # SBML leaves the value undefined when no piece applies.
-                def otherwise(ns):
-                    return jnp.asarray(jnp.nan)
+
+            # SBML leaves the value undefined when no piece applies.
+            def undefined(ns):
+                return jnp.asarray(jnp.nan)
+
+            otherwise = sub(children[-1]) if len(children) % 2 else undefined
 
             def piecewise(ns):
                 out = otherwise(ns)

@@ -119,7 +119,9 @@ class SBMLModel(eqx.Module):
             )
         built = self._built
         extra = tuple(extra_parameters)
-        scope = {name: (lambda ns, k=name: ns[k]) for name in extra}
+        scope: dict[str, Callable] = {
+            name: (lambda ns, k=name: ns[k]) for name in extra
+        }
         if "time" not in built.translator.known:
             scope["time"] = lambda ns: ns[TIME]
         fn = built.translator.translate(node, f"the expression {formula!r}", scope)
@@ -199,7 +201,7 @@ class SBMLModel(eqx.Module):
         y0: Float[Array, " n"],
         params: Mapping[str, ArrayLike] | None = None,
         *,
-        t0: float = 0.0,
+        t0: ArrayLike = 0.0,
     ) -> tuple[Dose, ...]:
         """The piecewise switches in time (`time <op> expr(params)`, or any comparison
         affine in time) as [`odeinfer.Dose`][]s on their flag states, for solvers that
@@ -220,15 +222,16 @@ class SBMLModel(eqx.Module):
         for node in built.runtime_order:
             if node.id in built.constant_ids and node.id not in ns:
                 ns[node.id] = node.value(ns)
-        t0 = jnp.asarray(t0, dtype=float)
+        start = jnp.asarray(t0, dtype=float)
         doses = []
         for sw in built.switches:
             index = built.index[sw.key]
+            assert sw.at is not None  # a switch that is a dose has its time
             tau = jnp.asarray(sw.at[1](ns), dtype=float)
-            ahead = jnp.isfinite(tau) & (tau > t0)
+            ahead = jnp.isfinite(tau) & (tau > start)
             # The flag's jump is ±1 or 0: piecewise constant, no derivative.
             amount = lax.stop_gradient(jnp.where(ahead, 1.0 - 2.0 * y0[index], 0.0))
-            doses.append(Dose(jnp.where(ahead, tau, t0), amount, target=index))
+            doses.append(Dose(jnp.where(ahead, tau, start), amount, target=index))
         return tuple(doses)
 
 
@@ -250,7 +253,7 @@ def load(source: "str | os.PathLike") -> SBMLModel:
     """
     document, label = read_document(source)
     built = Built(document, label)
-    name = document.getModel().getId() or os.path.basename(label)
+    name = document.getModel().getId() or os.path.basename(label)  # pyright: ignore[reportOptionalMemberAccess]  (Built refused a document without a model)
 
     def vector_field(t, y, params):
         return built.vector_field(t, y, params)
