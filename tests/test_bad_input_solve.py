@@ -111,7 +111,11 @@ SOLVE_CASES = {
     "max_step_size inf": (dict(max_step_size=np.inf), ValueError, "`max_step_size`"),
     "dense not bool": (dict(dense="yes"), TypeError, "`dense` must be True or False"),
     "throw not bool": (dict(throw=None), TypeError, "`throw` must be True or False"),
-    "solver a string": (dict(solver="tsit5"), TypeError, "`solver` must be a solver instance"),
+    "solver a string": (
+        dict(solver="tsit5"),
+        TypeError,
+        "`solver` must be a solver instance",
+    ),
     "backsolve adjoint": (
         dict(events=HEIGHT, adjoint=diffrax.BacksolveAdjoint()),
         ValueError,

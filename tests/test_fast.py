@@ -240,7 +240,9 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
     # Flattened (sorted keys): alpha beta delta gamma offset[3] sigma switch.
     flat = Flattener.of(params)
     theta = flat.flatten(params, jnp.float64)
-    config = FusedConfig(model, Flattener.of(jnp.asarray(LV_Z0)), flat, "dopri5", 4096, False)
+    config = FusedConfig(
+        model, Flattener.of(jnp.asarray(LV_Z0)), flat, "dopri5", 4096, False
+    )
     used = _used_parameters(config, 0.0, jnp.asarray(LV_Z0), theta)
     assert used == (0, 1, 2, 3, 8)
 

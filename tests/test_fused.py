@@ -40,9 +40,7 @@ def test_logistic_closed_form_and_gradient(solver):
     np.testing.assert_allclose(saved(k), logistic_exact(SAVE, 0.2, 0.02), rtol=1e-7)
     # d/dk of 1/(1 + (1/y0 - 1) e^{-kt}) = t y (1 - y).
     y = logistic_exact(np.asarray(SAVE), 0.2, 0.02)
-    np.testing.assert_allclose(
-        jax.jacfwd(saved)(k), SAVE * y * (1 - y), rtol=1e-6
-    )
+    np.testing.assert_allclose(jax.jacfwd(saved)(k), SAVE * y * (1 - y), rtol=1e-6)
     grad = jax.grad(lambda k: saved(k).sum())(k)
     np.testing.assert_allclose(grad, np.sum(SAVE * y * (1 - y)), rtol=1e-6)
 
@@ -148,8 +146,12 @@ def test_oral_doses_on_a_dict_state_match_bateman_and_the_diffrax_path():
     )
     times, amounts = np.array([0.0, 8.0, 16.0]), np.array([100.0, 100.0, 50.0])
     save = jnp.linspace(0.5, 24.0, 12)
-    args = dict(t0=0.0, t1=24.0, saveat=save,
-                doses=oi.Dose(jnp.asarray(times), jnp.asarray(amounts), target="gut"))
+    args = dict(
+        t0=0.0,
+        t1=24.0,
+        saveat=save,
+        doses=oi.Dose(jnp.asarray(times), jnp.asarray(amounts), target="gut"),
+    )
     y0 = {"gut": jnp.array(0.0), "central": jnp.array(0.0)}
     params = {"ka": 1.0, "ke": 0.2}
     fused = oi.solve(model, y0, params, solver=oi.FusedRodas5P(), **args)
@@ -259,8 +261,13 @@ def _parity(name, fused, counterpart):
         problem.reference.y_final
         if problem.reference is not None
         else np.asarray(
-            oi.solve(problem.model, y0, problem.params, solver=counterpart,
-                     **dict(options, rtol=1e-12, atol=1e-12 * problem.atol_scale)).y_final
+            oi.solve(
+                problem.model,
+                y0,
+                problem.params,
+                solver=counterpart,
+                **dict(options, rtol=1e-12, atol=1e-12 * problem.atol_scale),
+            ).y_final
         )  # fmt: skip
     )
     scale = np.maximum(np.abs(reference), problem.error_floor)

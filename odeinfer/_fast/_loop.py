@@ -78,9 +78,7 @@ def integrate_segment(
             h_step = jnp.where(clipped, limit - t, h)
             t_next = jnp.where(clipped, limit, t + h_step)
             j = jnp.minimum(i, m - 1)
-            theta = jnp.where(
-                h_step > 0, jnp.clip((ts[j] - t) / h_step, 0.0, 1.0), 1.0
-            )
+            theta = jnp.where(h_step > 0, jnp.clip((ts[j] - t) / h_step, 0.0, 1.0), 1.0)
             Y1, aux1, error, row, h_lambda = method.step(t, h_step, Y, aux, theta)
             err = error_norm(
                 error[:error_rows], Y[:error_rows], Y1[:error_rows], rtol, atol
@@ -104,9 +102,7 @@ def integrate_segment(
                 stiff_count = jnp.where(calm_count >= 6, 0, stiff_count)
                 stiff = stiff | (stiff_count >= STIFF_STEPS)
             save = accept & (i < m) & (ts[j] <= t_next) & (final | (ts[j] < t_end))
-            Ys = lax.dynamic_update_index_in_dim(
-                Ys, jnp.where(save, row, Ys[j]), j, 0
-            )
+            Ys = lax.dynamic_update_index_in_dim(Ys, jnp.where(save, row, Ys[j]), j, 0)
             t = jnp.where(accept, t_next, t)
             Y = jnp.where(accept, Y1, Y)
             aux = jnp.where(accept, aux1, aux)
