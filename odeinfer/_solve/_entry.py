@@ -1,17 +1,16 @@
 """The public [`odeinfer.solve`][]: check the arguments, run the segment loop (or a fused
-forward-sensitivity solver), and raise a failure in Python where the inputs are concrete."""
+forward-sensitivity solver), and apply `throw` to the result code they return."""
 
 from collections.abc import Sequence
 
 import diffrax
 from jaxtyping import ArrayLike
 
-from .. import _validation as validate
 from .._custom_types import Params, ScalarLike, State
 from .._events import Crossing, Dose
 from .._fast._entry import solve_fused
 from .._model import ODEModel
-from .._results import SolveError, describe
+from .._results import describe, raise_on_failure
 from .._solution import Solution
 from .._solvers._fused import AbstractFusedSolver
 from ._arguments import canonical_arguments
@@ -118,9 +117,10 @@ def solve(
         adjoint=adjoint,
         throw=throw,
     )
-    # With concrete inputs a failure is raised here, in Python, so that the first line
-    # the user reads is the result's message (not a callback traceback from inside jit).
-    raise_here = throw and validate.is_concrete(args)
+    # The compiled programs return the result code and carry no host callback (JAX does
+    # not write such a program to its persistent compilation cache): `throw` is applied
+    # after the call, in Python where the code is concrete (also under jax.grad), so
+    # that the first line the user reads is the result's message.
     if isinstance(solver, AbstractFusedSolver):
         solution = solve_fused(
             model,
@@ -134,7 +134,7 @@ def solve(
             rtol=args.rtol,
             atol=args.atol,
             max_steps=max_steps,
-            throw=throw and not raise_here,
+            throw=False,
         )
     else:
         solution = solve_segments(
@@ -154,13 +154,15 @@ def solve(
             max_events,
             max_steps,
             dense,
-            throw and not raise_here,
+            False,
         )
-    if raise_here and not bool(solution.successful):
-        raise SolveError(
-            f"odeinfer.solve failed at t = {float(solution.t_final):.10g} "
-            f"(t0 = {float(args.t0):g}, t1 = {float(args.t1):g}): "
-            f"{describe(solution.result)} "
-            "(Pass `throw=False` to get the Solution and read `solution.result`.)"
-        )
-    return solution
+    return raise_on_failure(solution, throw, _failure_message)
+
+
+def _failure_message(solution: Solution) -> str:
+    return (
+        f"odeinfer.solve failed at t = {float(solution.t_final):.10g} "
+        f"(t0 = {float(solution.t0):g}, t1 = {float(solution.t1):g}): "
+        f"{describe(solution.result)} "
+        "(Pass `throw=False` to get the Solution and read `solution.result`.)"
+    )
