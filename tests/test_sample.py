@@ -41,6 +41,28 @@ def conjugate_posterior():
     )
 
 
+@pytest.mark.parametrize("init", ["prior", "uniform", "optimize"])
+def test_random_initial_points_reach_the_conjugate_posterior(init):
+    # Every random start (numpyro's find_valid_initial_params; BFGS steps after it for
+    # "optimize") leads to the analytic posterior.
+    post = oi.sample(
+        normal_log_likelihood,
+        {"mu": dist.Normal(0.0, PRIOR_SD)},
+        num_warmup=300,
+        num_samples=1000,
+        num_chains=2,
+        seed=3,
+        init=init,
+    )
+    assert abs(post.mean()["mu"] - POST_MEAN) < 0.08
+    assert abs(post.std()["mu"] / POST_SD - 1) < 0.1
+
+
+def test_unknown_init_strategy_is_an_error():
+    with pytest.raises(ValueError, match="'uniform', 'optimize'"):
+        oi.sample(normal_log_likelihood, {"mu": dist.Normal(0.0, 1.0)}, init="map")
+
+
 def test_conjugate_normal_moments(conjugate_posterior):
     post = conjugate_posterior
     assert post.draws["mu"].shape == (2, 1000)

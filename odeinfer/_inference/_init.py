@@ -6,12 +6,21 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import optimistix as optx
+from numpyro.infer.initialization import init_to_sample, init_to_uniform
+from numpyro.infer.util import constrain_fn, find_valid_initial_params
 
-from .._density import CallableLikelihood, LogDensity, masked_potential
+from .._density import (
+    CallableLikelihood,
+    LogDensity,
+    log_likelihood_and_status,
+    masked_potential,
+)
 from .._estimation import FitResult
 
-_MAX_INIT_TRIES = 100
+_MAX_INIT_TRIES = 100  # numpyro's find_valid_initial_params
+_OPTIMISE_STEPS = 10  # BFGS steps of `init="optimize"`: a few, so chains still differ
 INIT_STRATEGIES = ("prior", "uniform", "optimize")
 
 
@@ -39,17 +48,37 @@ def constrain(density: LogDensity, u):
     return jax.tree.map(lambda x: jnp.reshape(x, u.shape[:-1] + x.shape[1:]), params)
 
 
-def _prior_draws(density: LogDensity, key, size: int):
-    keys = jax.random.split(key, len(density.names))
-    params = {
-        n: density.priors[n].sample(k, (size,))
-        for n, k in zip(density.names, keys, strict=True)
-    }
-    return jax.vmap(density.parameters.to_unconstrained)(params)
+def _prior_model(density: LogDensity):
+    """The posterior as a numpyro model: one sample site per free parameter (its
+    prior) and the log-likelihood as a factor."""
+
+    def model():
+        params = dict(density.parameters.fixed)
+        for name in density.names:
+            params[name] = numpyro.sample(name, density.priors[name])
+        value, _ = log_likelihood_and_status(density.likelihood, params)
+        numpyro.factor("log_likelihood", value)
+
+    return model
 
 
-def _uniform_draws(density: LogDensity, key, size: int, radius: float = 2.0):
-    return jax.random.uniform(key, (size, density.size), minval=-radius, maxval=radius)
+@eqx.filter_jit
+def _numpyro_init(density: LogDensity, keys, kind: str):
+    """numpyro's `find_valid_initial_params` per chain (up to 100 draws where the
+    potential or its gradient is not finite), with `init_to_sample` (prior draws) or
+    `init_to_uniform(radius=2)`, mapped to the unconstrained vector of `density`."""
+    model = _prior_model(density)
+    strategy = init_to_sample if kind == "prior" else init_to_uniform(radius=2.0)
+    prototype = {n: jnp.zeros(density.priors[n].shape()) for n in density.names}
+
+    def one(key):
+        (params, _, _), valid = find_valid_initial_params(
+            key, model, init_strategy=strategy, prototype_params=prototype
+        )
+        constrained = constrain_fn(model, (), {}, params)
+        return density.parameters.to_unconstrained(constrained), valid
+
+    return jax.vmap(one)(keys)
 
 
 @eqx.filter_jit
@@ -77,27 +106,24 @@ def random_init(
 ) -> np.ndarray:
     """Each chain's start drawn from the priors (`kind="prior"`) or uniformly from
     (-2, 2) on the unconstrained scale (`"uniform"`, Stan's and numpyro's default),
-    redrawn (up to 100 times) where the potential is not finite; `"optimize"`: a
-    uniform draw followed by up to 50 BFGS steps on the potential."""
-    draw = _prior_draws if kind == "prior" else _uniform_draws
-    chosen = np.zeros((num_chains, density.size))
-    done = np.zeros(num_chains, bool)
-    for attempt in range(_MAX_INIT_TRIES):
-        u = np.asarray(draw(density, jax.random.fold_in(key, attempt), num_chains))
-        ok = np.isfinite(np.asarray(potentials(density, jnp.asarray(u))))
-        take = ok & ~done
-        chosen[take] = u[take]
-        done |= ok
-        if done.all():
-            if kind == "optimize":
-                chosen = np.asarray(_optimise(density, jnp.asarray(chosen), 50))
-            return chosen
-    raise ValueError(
-        f"`init='{kind}'`: no finite log density in {_MAX_INIT_TRIES} draws for "
-        f"{int((~done).sum())} chain(s). The solve fails or the likelihood is -inf over "
-        "most of the prior: run `oi.prior_stress_test` to find where, tighten the "
-        "priors, or pass `init=` a dict of parameter values or a `FitResult`."
+    by numpyro's `find_valid_initial_params`; `"optimize"`: a uniform draw followed
+    by up to 10 BFGS steps on the potential."""
+    u, valid = _numpyro_init(
+        density,
+        jax.random.split(key, num_chains),
+        "prior" if kind == "prior" else "uniform",
     )
+    valid = np.asarray(valid)
+    if not valid.all():
+        raise ValueError(
+            f"`init='{kind}'`: no finite log density in {_MAX_INIT_TRIES} draws for "
+            f"{int((~valid).sum())} chain(s). The solve fails or the likelihood is -inf "
+            "over most of the prior: run `oi.prior_stress_test` to find where, tighten "
+            "the priors, or pass `init=` a dict of parameter values or a `FitResult`."
+        )
+    if kind == "optimize":
+        u = _optimise(density, u, _OPTIMISE_STEPS)
+    return np.asarray(u)
 
 
 def init_values(density: LogDensity, init: Mapping) -> dict:

@@ -57,12 +57,13 @@ class Posterior(eqx.Module):
         transitions); `num_divergences` is their sum.
     - `num_steps`: leapfrog steps per draw; `accept_prob`, `potential_energy` likewise.
     - `step_size`: adapted step size per chain; `inverse_mass_matrix`: per chain.
-    - `num_failures`: potential evaluations (warm-up included) whose solve failed and
-        were given log density `-inf`; `failed_params`: `(k, n)` the constrained free
-        parameters of (up to 1000 of) them.
+    - `num_failures`: transitions (warm-up included) whose trajectory ended at an
+        evaluation that failed (a failed solve or a non-finite likelihood, given log
+        density `-inf`: the trajectory stops there); `failed_params`: `(k, n)` the
+        constrained free parameters of (up to 1000 per chain of) those evaluations.
     - `kernel`, `chain_method`, `num_warmup`, `seed` (`-1` when a JAX key was given
         as `key=`); `timing`: seconds for
-        `"compile"` (the chains' program; 0 when a compiled one was reused),
+        `"compile"` (the chains' programs; close to 0 when JAX's cache held them),
         `"until_sampling"` (from the call to the start of sampling: checks,
         initial points and the compile, which overlap), `"sampling"` (warm-up +
         draws) and `"total"`.

@@ -128,6 +128,7 @@ def predictive(
                 f"{type(problem).__name__}. To simulate with your own function, pass "
                 "`oi.predictive(None, posterior, simulate=fn)`."
             )
+
         def simulate(params):
             return simulate_problem(problem, params)
 

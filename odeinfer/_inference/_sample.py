@@ -97,7 +97,7 @@ def sample(
     - `init`: `None` (the parameters' initial values for a Problem, prior draws for a
         callable), `"prior"` (draws from the priors), `"uniform"` (uniform(-2, 2) on
         the unconstrained scale, Stan's and numpyro's default), `"optimize"` (a
-        uniform draw, then up to 50 BFGS steps on the log density, per chain), a
+        uniform draw, then up to 10 BFGS steps on the log density, per chain), a
         dict of values or a `FitResult`; a dict, a `FitResult` and `None` for a
         Problem are jittered by `uniform(-init_jitter, init_jitter)` on the
         unconstrained scale per chain. Every random start is redrawn (up to 100
