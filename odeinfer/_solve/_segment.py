@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float
 
-from .._custom_types import State
+from .._custom_types import Params, State
 from .._events import Crossing
 from .._model import ODEModel
 from ._carry import SegmentCarry
@@ -35,7 +35,7 @@ class SegmentStep(eqx.Module):
     controller: diffrax.AbstractStepSizeController
     event: diffrax.Event | None
     adjoint: diffrax.AbstractAdjoint
-    params: object
+    params: Params
     levels: Float[Array, " crossings"]
     t1: Float[Array, ""]
     ts: Float[Array, " times"] | None
