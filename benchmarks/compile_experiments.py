@@ -9,7 +9,7 @@ grow with their number (issue 11, target: within 1.5x from 1 to 16 experiments).
 
 Compile time is `jax.jit(jax.grad(f)).lower(params).compile()`: tracing, lowering and
 XLA compilation, without running anything. JAX's persistent compilation cache is
-turned off, so that every measurement compiles. A warm-up compile (discarded) runs
+turned off (`ODEINFER_COMPILATION_CACHE=0`), so that every measurement compiles. A warm-up compile (discarded) runs
 first; every configuration is then measured `--repeats` times, in an interleaved
 order, and the median is reported with the load average of the machine.
 
@@ -26,7 +26,9 @@ import statistics
 import time
 from pathlib import Path
 
-import jax
+os.environ["ODEINFER_COMPILATION_CACHE"] = "0"  # every measurement compiles
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_compilation_cache", False)
 
