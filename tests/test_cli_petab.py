@@ -97,6 +97,25 @@ def test_missing_petab_library_is_one_line(monkeypatch, capsys):
     assert "pip install 'odeinfer[petab]'" in one_line_error(capsys.readouterr().err)
 
 
+@needs_boehm
+def test_fit_runs_the_starts_one_at_a_time(tmp_path, monkeypatch, capsys):
+    """`--fit N` asks `oi.multistart` for `batch_size=1` (memory flat in N); the fake
+    multistart stops the run before any compilation."""
+    import odeinfer as oi
+
+    calls = []
+
+    def fake_multistart(*args, **kwargs):
+        calls.append((args, kwargs))
+        raise RuntimeError("stopped by the test")
+
+    monkeypatch.setattr(oi, "multistart", fake_multistart)
+    assert main(["petab", BOEHM, "--fit", "3", "--out", str(tmp_path)]) == 2
+    assert "stopped by the test" in one_line_error(capsys.readouterr().err)
+    ((args, kwargs),) = calls
+    assert args[1] == 3 and kwargs["batch_size"] == 1
+
+
 @pytest.mark.slow
 @needs_boehm
 def test_fit_two_starts_writes_table_and_plots(tmp_path, capsys):
