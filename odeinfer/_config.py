@@ -109,7 +109,7 @@ def use_compilation_cache() -> None:
     setting = os.environ.get(CACHE_VARIABLE, "").strip()
     if setting.lower() in _OFF:
         return
-    if jax.config.jax_compilation_cache_dir is not None:
+    if jax.config.values["jax_compilation_cache_dir"] is not None:
         return  # configured by the user (JAX_COMPILATION_CACHE_DIR or jax.config)
     if setting.lower() in _ON:
         path = default_cache_dir()

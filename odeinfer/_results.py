@@ -3,11 +3,12 @@ turns a failure into an exception."""
 
 import warnings
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import diffrax
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -99,7 +100,7 @@ class _HasResult(Protocol):
     result: RESULTS
 
     @property
-    def successful(self): ...
+    def successful(self) -> Any: ...
 
 
 _Outcome = TypeVar("_Outcome", bound=_HasResult)
