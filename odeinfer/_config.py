@@ -71,7 +71,7 @@ def set_compilation_cache(path: str | os.PathLike | None) -> None:
     compilation cache off with `None`.
 
     odeinfer calls this on import with its default directory (see
-    [`odeinfer`'s configuration](performance.md#the-compilation-cache)); call it to
+    [`odeinfer`'s configuration](../performance.md#the-compilation-cache)); call it to
     choose another directory. It takes effect for programs compiled afterwards. The
     setting is JAX's own (`jax_compilation_cache_dir`), for every JAX program of the
     process.
