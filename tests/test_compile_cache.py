@@ -174,3 +174,28 @@ def test_gradient_programs_are_written_to_the_cache(tmp_path):
     assert "because it uses host callbacks" not in done.stderr, done.stderr[-3000:]
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     assert 0 < counts[0] < counts[1] < counts[2], counts
+
+
+_FAILS = """
+import jax
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+import odeinfer as oi
+
+model = oi.ODEModel(lambda t, y, p: -p["k"] * y)
+try:
+    jax.grad(
+        lambda k: oi.solve(model, 1.0, {"k": k}, t0=0.0, t1=50.0, max_steps=2).y_final
+    )(0.5)
+except oi.SolveError as error:
+    print("raised:", str(error).splitlines()[0][:60])
+else:
+    print("returned")
+"""
+
+
+def test_a_failure_loaded_from_the_cache_still_raises(tmp_path):
+    first = _run(_FAILS, ODEINFER_COMPILATION_CACHE=str(tmp_path))
+    assert any(tmp_path.iterdir())  # the programs were written
+    second = _run(_FAILS, ODEINFER_COMPILATION_CACHE=str(tmp_path))  # and loaded
+    assert first == second
+    assert first.startswith("raised: odeinfer.solve failed at t = "), first
