@@ -22,6 +22,11 @@ from .._estimation import FitResult
 _MAX_INIT_TRIES = 100  # numpyro's find_valid_initial_params
 _OPTIMISE_STEPS = 10  # BFGS steps of `init="optimize"`: a few, so chains still differ
 INIT_STRATEGIES = ("prior", "uniform", "optimize")
+# The default start of a callable likelihood's chains, chosen by
+# benchmarks/nuts_init.py (benchmarks/results/nuts_init.json): from prior draws a
+# lynx-hare chain stuck (R-hat 1.53, min bulk ESS 7) and SIR's warm-up took 2.6x as
+# long; uniform(-2, 2) mixed on SIR, one_comp and lynx-hare (R-hat <= 1.013).
+DEFAULT_RANDOM_INIT = "uniform"
 
 
 @eqx.filter_jit
@@ -86,11 +91,21 @@ def _optimise(density: LogDensity, u0, max_steps: int):
     """A few BFGS steps on the potential from each row of `u0` (the end point, or the
     start where the optimiser failed)."""
 
+    def potential(x, scale):
+        return masked_potential(density, x) / scale
+
     def one(u):
+        # Scaled so that the first BFGS step (along the gradient, identity Hessian)
+        # has length 1 on the unconstrained scale: an ODE posterior's gradient far
+        # from the mode is large, and a unit-Hessian step of that size lands where
+        # the solves fail, so the line search would reject every step.
+        gradient = jax.grad(masked_potential, argnums=1)(density, u)
+        scale = jnp.maximum(jnp.linalg.norm(gradient), 1.0)
         solution = optx.minimise(
-            lambda x, _: masked_potential(density, x),
+            potential,
             optx.BFGS(rtol=1e-6, atol=1e-6),
             u,
+            scale,
             max_steps=max_steps,
             throw=False,
         )
@@ -177,9 +192,10 @@ def init_values(density: LogDensity, init: Mapping) -> dict:
 
 
 def initial_points(density: LogDensity, init, key, num_chains: int, jitter: float):
-    """`(num_chains, n)` starting points: prior draws (`init='prior'`, and the default
-    for a callable likelihood), or `init` (a dict, a `FitResult`, or the problem's
-    initial values for `None`) with a uniform jitter of half-width `jitter`."""
+    """`(num_chains, n)` starting points: random (`init='prior'`, `'uniform'`,
+    `'optimize'`; `DEFAULT_RANDOM_INIT` for a callable likelihood without `init`), or
+    `init` (a dict, a `FitResult`, or the problem's initial values for `None`) with a
+    uniform jitter of half-width `jitter`."""
     space = density.parameters
     if isinstance(init, str):
         if init not in INIT_STRATEGIES:
@@ -190,7 +206,7 @@ def initial_points(density: LogDensity, init, key, num_chains: int, jitter: floa
         return random_init(density, key, num_chains, init)
     if init is None:
         if isinstance(density.likelihood, CallableLikelihood):
-            return random_init(density, key, num_chains, "prior")
+            return random_init(density, key, num_chains, DEFAULT_RANDOM_INIT)
         u0 = space.to_unconstrained(space.initial())
     elif isinstance(init, FitResult):
         u0 = space.to_unconstrained(init_values(density, dict(init.params)))

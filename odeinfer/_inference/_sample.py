@@ -94,7 +94,7 @@ def sample(
     - `kernel`: `"nuts"` or `"hmc"` (give `num_steps` or `trajectory_length`).
     - `key`: a JAX PRNG key (`jax.random.key(0)`) or an int; or `seed`: an int (the
         older spelling; give one of them, default seed 0).
-    - `init`: `None` (the parameters' initial values for a Problem, prior draws for a
+    - `init`: `None` (the parameters' initial values for a Problem, `"uniform"` for a
         callable), `"prior"` (draws from the priors), `"uniform"` (uniform(-2, 2) on
         the unconstrained scale, Stan's and numpyro's default), `"optimize"` (a
         uniform draw, then up to 10 BFGS steps on the log density, per chain), a
