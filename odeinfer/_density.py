@@ -12,7 +12,7 @@ for MAP (the mode of the density of the constrained parameters does not depend o
 transforms).
 
 A failed solve, `ok=False` from a function, a NaN or a value outside a parameter's
-range gives `-inf` and `ok=False`, never an exception: [`masked_potential`][] turns that
+range gives `-inf` and `ok=False`, never an exception: `masked_potential` turns that
 into a potential of `+inf` with gradient exactly 0, which samplers reject.
 """
 
@@ -56,7 +56,7 @@ def _check_priors_mapping(priors) -> None:
 
 
 def as_likelihood(problem, parameters=None, priors=None) -> Likelihood:
-    """`problem` as a [`Likelihood`][]: an `oi.Problem` as it is; a function with its
+    """`problem` as a `Likelihood`: an `oi.Problem` as it is; a function with its
     `parameters` (a `Parameters` or a dict of specs) or, without them, with
     `Parameters` derived from the priors' supports (in the priors' order).
 
@@ -344,7 +344,7 @@ def check_callable_likelihood(likelihood: Likelihood) -> None:
 def log_density(
     problem, priors, *, parameters=None, jacobian: bool = True, complete: bool = True
 ) -> LogDensity:
-    """The [`LogDensity`][] of `problem` (an `oi.Problem` or a log-likelihood function
+    """The `LogDensity` of `problem` (an `oi.Problem` or a log-likelihood function
     with `parameters=`, or without them on the priors' supports) and `priors`, checked:
     the one constructor every estimator and sampler calls.
 

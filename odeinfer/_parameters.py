@@ -155,7 +155,7 @@ class Bounded(AbstractParameter):
 class HalfLine(AbstractParameter):
     """A parameter on a half-line `(lower, inf)` or `(-inf, upper)` other than
     `(0, inf)` (numpyro's `biject_to` of `greater_than(lower)`/`less_than(upper)`):
-    what [`odeinfer.parameters_from_priors`][] makes of e.g.
+    what `parameters_from_priors` makes of e.g.
     `TruncatedNormal(..., low=1.0)`.
 
     **Arguments:**

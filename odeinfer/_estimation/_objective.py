@@ -98,7 +98,7 @@ def log_prior(priors, params) -> jax.Array:
 
 def log_objective(u, problem, priors):
     """Log-likelihood (+ log prior for MAP) at unconstrained `u`: the one
-    [`LogDensity`][] without the Jacobian term. MAP is the mode of the posterior
+    `LogDensity` without the Jacobian term. MAP is the mode of the posterior
     density of the *constrained* parameters, so it does not depend on the transforms
     used for optimisation."""
     return LogDensity(problem, priors, jacobian=False)(u)[0]

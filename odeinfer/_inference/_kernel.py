@@ -4,7 +4,7 @@ visible: a transition that ended at a failed solve reports it, with the point.
 
 numpyro's `hmc` sample kernel runs the same steps but returns only the new state; a
 failed solve gives a potential of `+inf` with gradient exactly 0 (see
-[`odeinfer._density.masked_potential`][]), which ends the trajectory as a divergence at
+`odeinfer._density.masked_potential`), which ends the trajectory as a divergence at
 that leaf, one of the tree's two edges. Its initial state is numpyro's `init_kernel`.
 """
 
