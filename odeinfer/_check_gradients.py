@@ -73,7 +73,7 @@ class GradientReport:
                 f"{name:>14} {self.autodiff[i]:>14.7g} {self.finite_difference[i]:>14.7g} "
                 f"{self.error[i]:>10.2e}"
             )
-            if self.reference is not None:
+            if self.reference is not None and self.reference_error is not None:
                 row += f" {self.reference[i]:>14.7g} {self.reference_error[i]:>10.2e}"
             lines.append(row + "  " + ",".join(self.flags[i]))
         hints = {

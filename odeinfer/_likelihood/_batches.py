@@ -11,7 +11,7 @@ different structure fall back to one batch per structure; a batch of one is not
 vmapped (the same program as a single experiment)."""
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import final
+from typing import Any, final
 
 import equinox as eqx
 import jax
@@ -125,7 +125,7 @@ def map_experiments(
     groups: dict[Hashable, list[int]] = {}
     for i, experiment in enumerate(experiments):
         groups.setdefault(structure(experiment, params), []).append(i)
-    out = [None] * len(experiments)
+    out: list[Any] = [None] * len(experiments)
     for positions in groups.values():
         if len(positions) == 1:
             (i,) = positions

@@ -106,7 +106,7 @@ def _experiment_residuals(experiment: Experiment, simulation: Simulation, p):
         columns.append(jnp.where(mask, r, 0.0))
     events = []
     for k, observation in enumerate(experiment.event_times):
-        if observation.censoring is not None:
+        if observation.censoring is not None or observation.time is None:
             raise TypeError(
                 "odeinfer.residuals: censored event-time observations have no "
                 "residual; use odeinfer.log_likelihood."

@@ -2,6 +2,7 @@
 same structure solved as one vmapped batch."""
 
 from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -44,6 +45,7 @@ def simulate_experiment(problem: Problem, experiment: Experiment, p) -> Simulati
         # A solve needs t1 > t0; observations all at t0 are y0 itself.
         t1 = jnp.maximum(experiment.t_end, t0 + 1.0)
         fused = observation_solver(problem)
+        options: dict[str, Any]
         if fused is not None:
             options = dict(
                 solver=fused,
