@@ -6,6 +6,7 @@ Columns: `time`, `value`, `observable` (when there are several observables) and
 """
 
 from collections.abc import Mapping
+from typing import Any
 
 from ._experiment import Experiment
 from ._frame import is_dataframe
@@ -48,7 +49,7 @@ def experiments_from_dataframe(
 
     keys = [key for key, _ in groups]
 
-    def per_experiment(value, key, what):
+    def per_experiment(value: Any, key, what) -> Any:
         # A dict with an entry for every experiment id is per experiment; anything
         # else (including a dict-valued state) is shared.
         if isinstance(value, Mapping) and all(k in value for k in keys):

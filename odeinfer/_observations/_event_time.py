@@ -133,13 +133,16 @@ class EventTimeObservation(eqx.Module):
         whether it happened before the horizon). Never NaN."""
         noise = self.noise
         if self.censoring is None:
+            assert self.time is not None  # checked in __init__
             safe = jnp.where(found, predicted, self.time)
             value = noise.log_prob(self.time, safe, params)
             return jnp.where(found, value, -jnp.inf)
         if self.censoring == "right":
+            assert self.end_time is not None  # checked in __init__
             safe = jnp.where(found, predicted, self.end_time)
             value = noise.log_survival(self.end_time, safe, params)
             return jnp.where(found, value, 0.0)
+        assert self.interval is not None  # checked in __init__
         a, b = self.interval
         safe = jnp.where(found, predicted, 0.5 * (a + b))
         log_fb = noise.log_cdf(b, safe, params)

@@ -41,7 +41,10 @@ class Scale(eqx.Module):
         self.value, self.name = jnp.asarray(number), None
 
     def resolve(self, params: Mapping) -> Float[Array, ""]:
-        return params[self.name] if self.name is not None else self.value
+        if self.name is not None:
+            return params[self.name]
+        assert self.value is not None  # a Scale holds a name or a value
+        return self.value
 
 
 def _scale(value, what):
@@ -169,8 +172,8 @@ class Gaussian(AbstractNoise):
             or self.sigma is None
             or self.sigma.name is not None
         ):
-            super().standardized(data, prediction, params)
-        return (data - prediction) / self.sigma.value
+            return super().standardized(data, prediction, params)
+        return (data - prediction) / self.sigma.resolve(params)
 
 
 class LogNormal(AbstractNoise):
@@ -219,8 +222,8 @@ class LogNormal(AbstractNoise):
 
     def standardized(self, data, prediction, params):
         if self.sigma.name is not None:
-            super().standardized(data, prediction, params)
-        return (jnp.log(data) - jnp.log(prediction)) / self.sigma.value
+            return super().standardized(data, prediction, params)
+        return (jnp.log(data) - jnp.log(prediction)) / self.sigma.resolve(params)
 
 
 class StudentT(AbstractNoise):
