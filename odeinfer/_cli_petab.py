@@ -338,7 +338,7 @@ def _sample(problem, args, out: Path, best: dict | None) -> list[Path]:
     columns = [c for c in ("mean", "sd", "q5", "q50", "q95", "ess_bulk", "r_hat")
                if c in summary.columns]  # fmt: skip
     print(f"sampling took {seconds:.1f} s; {posterior.num_divergences} divergences")
-    print(summary[columns].to_string(float_format=lambda v: f"{v:.4g}"))
+    print(summary.to_string(columns=columns, float_format=lambda v: f"{v:.4g}"))
     return [path, out / "posterior.npz"]
 
 

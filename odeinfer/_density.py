@@ -1,6 +1,6 @@
 """One log density on the unconstrained vector `u`, built once and used by every
 estimator and sampler: `fit` (MLE and MAP), `multistart`, `profile`, `sample`,
-`variational`, `predictive` and `prior_stress_test`.
+`variational` and `prior_stress_test`.
 
     log p(u) = log L(θ(u)) + Σ log pᵢ(θᵢ(u)) [+ log |dθ/du|]
 
@@ -17,6 +17,7 @@ into a potential of `+inf` with gradient exactly 0, which samplers reject.
 """
 
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import equinox as eqx
 import jax
@@ -41,7 +42,8 @@ class CallableLikelihood(eqx.Module):
 Likelihood = Problem | CallableLikelihood
 
 
-def _check_priors_mapping(priors) -> None:
+def _check_priors_mapping(priors) -> Mapping[str, dist.Distribution]:
+    """`priors` itself, checked to be a mapping with string keys."""
     if not isinstance(priors, Mapping):
         raise TypeError(
             "`priors` must be a dict mapping each free parameter name to a numpyro "
@@ -53,6 +55,7 @@ def _check_priors_mapping(priors) -> None:
             raise TypeError(
                 f"`priors` keys must be parameter names (strings); got {name!r}."
             )
+    return priors
 
 
 def as_likelihood(problem, parameters=None, priors=None) -> Likelihood:
@@ -83,7 +86,7 @@ def as_likelihood(problem, parameters=None, priors=None) -> Likelihood:
             "`parameters={'k': oi.Positive(init=1.0), 'sigma': oi.Positive(0.1)}` "
             "(the function gets a dict of those names), or pass an oi.Problem."
         )
-    _check_priors_mapping(priors)
+    priors = _check_priors_mapping(priors)
     if not priors:
         raise ValueError(
             "`priors` is empty: a callable log-likelihood takes its parameter names "
@@ -106,6 +109,8 @@ def _check_prior(name: str, prior) -> None:
             "it `oi.Fixed(value)` in the problem's parameters, or close over it in "
             "a callable log-likelihood."
         )
+    # numpyro types `support` as optional; every distribution class defines one.
+    assert prior.support is not None, f"`priors['{name}']` has no support"
     if prior.support.is_discrete:
         raise ValueError(
             f"`priors['{name}']` is a discrete distribution "
@@ -129,7 +134,7 @@ def check_priors(
     """
     if priors is None and not complete:
         return {}
-    _check_priors_mapping(priors)
+    priors = _check_priors_mapping(priors)
     names = parameters.names
     extra = [n for n in priors if n not in names]
     if extra:
@@ -186,7 +191,8 @@ def log_likelihood_and_status(
     a solve fails, a function reports failure or returns NaN, or a value lies outside
     its parameter's range."""
     if isinstance(likelihood, Problem):
-        value = log_likelihood(likelihood, params)
+        # Without `with_status`, `log_likelihood` returns the value alone.
+        value = cast(Float[Array, ""], log_likelihood(likelihood, params))
         return value, jnp.isfinite(value)
     out = likelihood.fn(params)
     if isinstance(out, tuple):

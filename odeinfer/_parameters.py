@@ -401,12 +401,16 @@ def support_bounds(support) -> tuple[float, float] | None:
     through its base constraint."""
     if isinstance(support, constraints.independent):
         return support_bounds(support.base_constraint)
+    # The bounds are numbers or arrays (numpyro's `NumLike`): read through numpy.
     if isinstance(support, constraints.interval):
-        return (float(support.lower_bound), float(support.upper_bound))
+        return (
+            float(np.asarray(support.lower_bound)),
+            float(np.asarray(support.upper_bound)),
+        )
     if isinstance(support, constraints.greater_than):
-        return (float(support.lower_bound), math.inf)
+        return (float(np.asarray(support.lower_bound)), math.inf)
     if isinstance(support, constraints.less_than):
-        return (-math.inf, float(support.upper_bound))
+        return (-math.inf, float(np.asarray(support.upper_bound)))
     if support is constraints.real:
         return (-math.inf, math.inf)
     return None

@@ -1,5 +1,7 @@
 """`profile`: profile likelihoods and likelihood-ratio confidence intervals."""
 
+from typing import cast
+
 import equinox as eqx
 import jax
 import jax.lax as lax
@@ -102,7 +104,8 @@ def _crossing(values, deviance, threshold):
     order = np.argsort(values)
     curve = interpolate.PchipInterpolator(values[order], deviance[order] - threshold)
     a, b = sorted((values[k - 1], values[k]))
-    return float(optimize.brentq(curve, a, b))
+    # Without `full_output`, `brentq` returns the root alone.
+    return float(cast(float, optimize.brentq(curve, a, b)))
 
 
 def profile(

@@ -190,7 +190,7 @@ def compile_chains(
             draws = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
             return jax.block_until_ready((state, draws))
 
-        def run(progress):
+        def run_per_chain(progress):
             workers = (
                 1 if chain_method == "sequential" else min(num_chains, _num_cores())
             )
@@ -198,7 +198,7 @@ def compile_chains(
                 outs = list(pool.map(lambda c: run_one(c, progress), range(num_chains)))
             return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
-        return Runner(run, seconds)
+        return Runner(run_per_chain, seconds)
 
     if chain_method == "parallel":
         from jax.sharding import Mesh, NamedSharding, PartitionSpec

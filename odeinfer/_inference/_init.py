@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import optimistix as optx
+from jaxtyping import Array, ArrayLike, Float
 from numpyro.infer.initialization import init_to_sample, init_to_uniform
 from numpyro.infer.util import constrain_fn, find_valid_initial_params
 
@@ -58,7 +59,7 @@ def _prior_model(density: LogDensity):
     prior) and the log-likelihood as a factor."""
 
     def model():
-        params = dict(density.parameters.fixed)
+        params: dict[str, ArrayLike] = dict(density.parameters.fixed)
         for name in density.names:
             params[name] = numpyro.sample(name, density.priors[name])
         value, _ = log_likelihood_and_status(density.likelihood, params)
@@ -73,7 +74,7 @@ def _numpyro_init(density: LogDensity, keys, kind: str):
     potential or its gradient is not finite), with `init_to_sample` (prior draws) or
     `init_to_uniform(radius=2)`, mapped to the unconstrained vector of `density`."""
     model = _prior_model(density)
-    strategy = init_to_sample if kind == "prior" else init_to_uniform(radius=2.0)
+    strategy = init_to_sample if kind == "prior" else init_to_uniform(radius=2)
     prototype = {n: jnp.zeros(density.priors[n].shape()) for n in density.names}
 
     def one(key):
@@ -224,7 +225,7 @@ def initial_points(density: LogDensity, init, key, num_chains: int, jitter: floa
     return u0[None, :] + np.asarray(noise)
 
 
-def check_initial(density: LogDensity, u: np.ndarray) -> None:
+def check_initial(density: LogDensity, u: Float[Array, "chains n"]) -> None:
     """Raise `ValueError` naming the chain and the reason where the potential or its
     gradient is not finite at a starting point."""
     values, grads = _potentials_and_gradients(density, jnp.asarray(u))

@@ -90,7 +90,6 @@ def transition(
     r = momentum_generator(state.z, adapt.mass_matrix_sqrt, key_momentum)
     start = IntegratorState(state.z, r, state.potential_energy, state.z_grad)
     if settings.algo == "NUTS":
-        depth = settings.max_tree_depth
         tree = build_tree(
             vv_update,
             kinetic_fn,
@@ -99,7 +98,7 @@ def transition(
             adapt.step_size,
             key_transition,
             max_delta_energy=_MAX_DELTA_ENERGY,
-            max_tree_depth=(depth, depth),
+            max_tree_depth=settings.max_tree_depth,
         )
         accept_prob = tree.sum_accept_probs / tree.num_proposals
         num_steps = tree.num_proposals

@@ -4,6 +4,7 @@ import json
 import types
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import numpy as np
@@ -171,6 +172,7 @@ class Posterior(eqx.Module):
         table = az.summary(
             idata, var_names=list(self.names), hdi_prob=hdi_prob, round_to="none"
         )
+        assert isinstance(table, pd.DataFrame)  # the default fmt="wide"
         quantiles = {
             f"q{int(q * 100)}": [np.quantile(self.draws[n], q) for n in self.names]
             for q in (0.05, 0.5, 0.95)
@@ -180,8 +182,10 @@ class Posterior(eqx.Module):
 
     def min_bulk_ess(self) -> float:
         import arviz as az
+        import xarray as xr
 
         ess = az.ess(self.to_arviz(), method="bulk", var_names=list(self.names))
+        assert isinstance(ess, xr.Dataset)  # arviz's answer for InferenceData
         return float(min(float(ess[n]) for n in self.names))
 
     def diagnostics(
@@ -204,12 +208,14 @@ class Posterior(eqx.Module):
         [`odeinfer.sample`][] warns with each of them (`SamplingWarning`).
         """
         import arviz as az
+        import xarray as xr
 
         found = []
         idata = self.to_arviz()
         names = list(self.names)
         if self.num_chains >= 2:
             rhat = az.rhat(idata, var_names=names)
+            assert isinstance(rhat, xr.Dataset)  # arviz's answer for InferenceData
             worst = {n: float(np.nanmax(np.asarray(rhat[n]))) for n in names}
             bad = {n: r for n, r in worst.items() if not r <= max_rhat}
             if bad:
@@ -222,6 +228,7 @@ class Posterior(eqx.Module):
                     "`Posterior.plot_trace()`."
                 )
         ess = az.ess(idata, method="bulk", var_names=names)
+        assert isinstance(ess, xr.Dataset)
         low = {n: float(np.nanmin(np.asarray(ess[n]))) for n in names}
         need = min_ess_per_chain * self.num_chains
         low = {n: e for n, e in low.items() if not e >= need}
@@ -262,7 +269,8 @@ class Posterior(eqx.Module):
             "seed": self.seed,
             "timing": dict(self.timing),
         }
-        arrays = {f"draws/{n}": self.draws[n] for n in self.names}
+        # (`Any`: else pyright fits the unpacked arrays to savez's `allow_pickle`)
+        arrays: dict[str, Any] = {f"draws/{n}": self.draws[n] for n in self.names}
         for field in _ARRAY_FIELDS:
             arrays[field] = getattr(self, field)
         with open(path, "wb") as f:

@@ -1,5 +1,6 @@
 """`predictive`: posterior (or prior) predictive simulations with quantile bands."""
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -128,9 +129,8 @@ def predictive(
                 f"{type(problem).__name__}. To simulate with your own function, pass "
                 "`oi.predictive(None, posterior, simulate=fn)`."
             )
-
-        def simulate(params):
-            return simulate_problem(problem, params)
+        # (a partial has no `__name__`: error messages call it "simulate")
+        simulate = functools.partial(simulate_problem, problem)
 
     elif not callable(simulate):
         raise TypeError(

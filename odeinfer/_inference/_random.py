@@ -34,7 +34,10 @@ def as_key(key, seed) -> tuple[jax.Array, int]:
     if _is_int(key):
         return jax.random.key(int(key)), int(key)
     if isinstance(key, jax.Array | np.ndarray):
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        # (numpy has no key dtype: a key is a jax.Array)
+        if isinstance(key, jax.Array) and jnp.issubdtype(
+            key.dtype, jax.dtypes.prng_key
+        ):
             if key.shape != ():
                 raise ValueError(
                     f"`key` must be a single PRNG key; got an array of keys of shape "

@@ -24,7 +24,9 @@ _DENSE_MASS_MAX_DIM = 50
 _CHAIN_METHODS = ("auto", "sequential", "threaded", "vectorized", "parallel")
 
 
-def _auto_chain_method(num_chains: int) -> str:
+def _auto_chain_method(
+    num_chains: int,
+) -> Literal["parallel", "threaded", "vectorized"]:
     """Device-parallel chains where there is a device per chain (several GPUs, or host
     devices made with `XLA_FLAGS`); otherwise threads on a CPU, one `vmap`ed program
     on a single accelerator."""
@@ -71,8 +73,8 @@ def sample(
     **Arguments:**
 
     - `problem`: an [`odeinfer.Problem`][], or a callable `fn(params: dict) ->
-        log_likelihood` (or `-> (log_likelihood, ok)`); for a callable the unconstrained
-        space is numpyro's `biject_to(prior.support)`.
+        log_likelihood` (or `-> (log_likelihood, ok)`); for a callable the parameters
+        and their transforms are derived from the priors' supports.
     - `priors`: name -> scalar numpyro distribution, one per free parameter. Its support
         must equal the range of the parameter's transform (e.g. a Positive parameter
         needs `LogNormal`, `HalfNormal` or `TruncatedNormal(..., low=0.0)`, not
@@ -165,7 +167,7 @@ def sample(
     init_key, run_key = jax.random.split(key)
     u0 = initial_points(density, init, init_key, num_chains, init_jitter)
     if dense_mass is None:
-        dense_mass = u0.shape[1] <= _DENSE_MASS_MAX_DIM
+        dense_mass = bool(u0.shape[1] <= _DENSE_MASS_MAX_DIM)
     settings = KernelSettings(
         algo=kernel.upper(),
         num_warmup=num_warmup,

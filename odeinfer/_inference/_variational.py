@@ -6,6 +6,7 @@ from typing import Literal
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -44,8 +45,10 @@ def unconstrained_model(density: LogDensity) -> Callable:
     n = density.size
 
     def model():
-        u = numpyro.sample(
-            SITE, dist.ImproperUniform(dist.constraints.real_vector, (), (n,))
+        u = jnp.asarray(
+            numpyro.sample(
+                SITE, dist.ImproperUniform(dist.constraints.real_vector, (), (n,))
+            )
         )
         numpyro.factor("log_density", -masked_potential(density, u))
 
