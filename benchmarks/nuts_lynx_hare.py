@@ -148,7 +148,7 @@ def run_odeinfer(data, args, *, rtol, atol, **options):
         num_warmup=args.num_warmup,
         num_samples=args.num_samples,
         num_chains=args.num_chains,
-        seed=args.seed,
+        key=args.seed,
         init=INIT,
         **options,
     )

@@ -81,7 +81,7 @@ def main(argv=None):
         num_warmup=args.num_warmup,
         num_samples=args.num_samples,
         num_chains=args.num_chains,
-        seed=args.seed,
+        key=args.seed,
         init={"a": 1.0, "b": 1.0},
     )
     print(posterior.summary()[["mean", "sd", "q5", "q95", "ess_bulk", "r_hat"]])

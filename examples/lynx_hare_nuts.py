@@ -111,7 +111,7 @@ def main(argv=None):
         num_warmup=args.num_warmup,
         num_samples=args.num_samples,
         num_chains=args.num_chains,
-        seed=args.seed,
+        key=args.seed,
         init=INIT,
     )
     table = posterior.summary()

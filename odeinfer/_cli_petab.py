@@ -322,7 +322,7 @@ def _sample(problem, args, out: Path, best: dict | None) -> list[Path]:
             num_warmup=args.num_warmup,
             num_samples=args.num_samples,
             num_chains=args.chains,
-            seed=args.seed,
+            key=args.seed,
             init=init,
             progress_bar=True,
         )

@@ -168,7 +168,9 @@ def test_predictive_with_unsorted_draws_simulates_each_draw():
 
 
 def test_key_and_seed_give_the_same_draws():
-    by_seed = oi.prior_stress_test(ll_m, PRIORS, n=8, seed=3)
+    # `seed=` is the deprecated spelling: it warns and still gives the same draws.
+    with pytest.warns(DeprecationWarning, match="`seed=` is deprecated"):
+        by_seed = oi.prior_stress_test(ll_m, PRIORS, n=8, seed=3)
     for key in (3, jax.random.key(3), jax.random.PRNGKey(3)):
         by_key = oi.prior_stress_test(ll_m, PRIORS, n=8, key=key)
         np.testing.assert_array_equal(by_key.params["m"], by_seed.params["m"])

@@ -14,7 +14,7 @@ def test_lynx_hare_posterior_means_match_posteriordb_reference():
         bench.priors(),
         num_warmup=500,
         num_samples=1000,
-        seed=3,
+        key=3,
     )
     reference = bench.reference_posterior()
     table = posterior.summary()

@@ -41,7 +41,7 @@ def test_subset_of_draws_and_non_finite_event_times():
     def simulate(p):  # "event not found" (inf) for half the draws
         return jnp.where(p["a"] > 1.0, jnp.inf, p["a"])
 
-    result = oi.predictive(None, post, simulate=simulate, num_draws=100, seed=1)
+    result = oi.predictive(None, post, simulate=simulate, num_draws=100, key=1)
     assert result.draws.shape == (100,)
     a = result.params["a"]
     np.testing.assert_allclose(result.bands[1], np.median(a[a <= 1.0]))

@@ -37,7 +37,7 @@ def conjugate_posterior():
         num_warmup=300,
         num_samples=1000,
         num_chains=2,
-        seed=1,
+        key=1,
     )
 
 
@@ -51,7 +51,7 @@ def test_random_initial_points_reach_the_conjugate_posterior(init):
         num_warmup=300,
         num_samples=1000,
         num_chains=2,
-        seed=3,
+        key=3,
         init=init,
     )
     assert abs(post.mean()["mu"] - POST_MEAN) < 0.08
@@ -113,7 +113,7 @@ def test_threaded_chains_equal_sequential_chains_draw_for_draw():
             num_chains=3,
             chain_method=method,
             dense_mass=False,
-            seed=4,
+            key=4,
         )
         for method in ("threaded", "sequential")
     }
@@ -134,7 +134,7 @@ def test_static_hmc_sequential_conjugate():
         num_warmup=200,
         num_samples=800,
         num_chains=2,
-        seed=3,
+        key=3,
         init={"mu": 0.0},
     )
     assert post.kernel == "hmc" and post.chain_method == "sequential"
@@ -163,7 +163,7 @@ def test_problem_posterior_matches_quadrature():
     problem, times, data = decay_problem()
     prior = dist.LogNormal(0.0, 1.0)
     post = oi.sample(
-        problem, {"k": prior}, num_warmup=150, num_samples=400, num_chains=2, seed=2
+        problem, {"k": prior}, num_warmup=150, num_samples=400, num_chains=2, key=2
     )
 
     def unnormalised(k):
@@ -216,7 +216,7 @@ def test_new_data_of_the_same_shape_reuses_the_compiled_chain():
                     num_warmup=150,
                     num_samples=200,
                     num_chains=2,
-                    seed=7,
+                    key=7,
                 )
             )
         traced.append(min(transition.call_count, 1))
@@ -247,7 +247,7 @@ def test_reused_program_reports_failures_to_its_own_run():
                     num_warmup=100,
                     num_samples=100,
                     num_chains=2,
-                    seed=4,
+                    key=4,
                     init={"mu": 0.0},
                 )
             )
@@ -267,7 +267,7 @@ def test_solver_failure_is_rejected_and_counted():
         num_warmup=100,
         num_samples=200,
         num_chains=2,
-        seed=4,
+        key=4,
         init={"mu": 0.0},
     )
     assert post.num_failures > 0
@@ -289,7 +289,7 @@ def test_nan_log_likelihood_region_is_rejected():
         num_warmup=100,
         num_samples=200,
         num_chains=1,
-        seed=5,
+        key=5,
         init={"mu": 0.0},
         chain_method="sequential",
     )
@@ -366,7 +366,7 @@ PARALLEL_SCRIPT = textwrap.dedent(
                        max_steps=64)
         return jnp.sum(jax.scipy.stats.norm.logpdf(data, sol.ys, 0.1)), sol.successful
     post = oi.sample(ll, {"k": dist.LogNormal(0.0, 1.0)}, num_warmup=60, num_samples=60,
-                     num_chains=2, chain_method="parallel", seed=0, init={"k": 0.5})
+                     num_chains=2, chain_method="parallel", key=0, init={"k": 0.5})
     assert post.draws["k"].shape == (2, 60)
     assert abs(post.mean()["k"] - 0.7) < 0.1, post.mean()
     print("OK", post.mean())
@@ -418,7 +418,7 @@ def test_progress_bar_counts_every_iteration_of_every_chain(chain_method, capfd)
         num_chains=3,
         chain_method=chain_method,
         progress_bar=True,
-        seed=0,
+        key=0,
     )
     err = capfd.readouterr().err
     counts = [int(part.split("/")[0].split()[-1]) for part in err.split("\r")[1:]]

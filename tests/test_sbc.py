@@ -50,7 +50,7 @@ def test_simulation_based_calibration_decay():
             num_warmup=300,
             num_samples=n_draws * thin,
             num_chains=1,
-            seed=i,
+            key=i,
         )
         assert post.num_divergences == 0
         for name in priors:

@@ -26,7 +26,7 @@ def test_stress_test_finds_max_steps_failures():
         max_steps=40,
     )
     priors = {"k": dist.LogNormal(1.0, 2.0)}
-    result = oi.prior_stress_test(problem, priors, n=64, seed=0)
+    result = oi.prior_stress_test(problem, priors, n=64, key=0)
     assert result.failed.shape == (64,)
     assert 0.0 < result.failure_rate < 1.0
     k = result.params["k"]

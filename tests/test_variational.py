@@ -38,7 +38,7 @@ def test_conjugate_normal(guide):
         learning_rate=0.02,
         num_particles=8,
         num_draws=4000,
-        seed=0,
+        key=0,
     )
     assert result.elbo.shape == (2000,)
     assert result.elbo[-100:].mean() > result.elbo[:10].mean()
@@ -90,7 +90,7 @@ def test_mixture_elbo_optimum_matches_quadrature():
         num_steps=2000,
         learning_rate=0.02,
         num_particles=16,
-        seed=1,
+        key=1,
     )
     s_fit = float(result.guide_params["s"])
     assert abs(s_fit - best.x) < 0.15

@@ -113,7 +113,7 @@ def predictive(
         (e.g. a trajectory on a fine time grid, or first-crossing times).
     - `fixed`: extra parameter values passed to every simulation (names the posterior
         does not have).
-    - `key`: a JAX PRNG key or an int; or `seed`: an int (give one; default seed 0).
+    - `key`: a JAX PRNG key or an int (default 0); `seed` (an int) is deprecated.
 
     **Returns:** a [`odeinfer.PredictiveResult`][].
     """

@@ -1,5 +1,7 @@
 """The randomness of the inference functions: `key=` (a JAX PRNG key or an int), with
-the older `seed=` (an int) still accepted."""
+the older `seed=` (an int) still accepted for one release, with a `DeprecationWarning`."""
+
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,13 @@ def as_key(key, seed) -> tuple[jax.Array, int]:
         raise ValueError(
             "Give either `key=` (a JAX PRNG key or an int) or `seed=` (an int), not "
             "both."
+        )
+    if seed is not None and key is None:
+        warnings.warn(
+            "`seed=` is deprecated (removed in the next release): pass `key=` (an int "
+            "or a JAX PRNG key), e.g. `key=0`, as in `oi.multistart`.",
+            DeprecationWarning,
+            stacklevel=3,
         )
     if key is None:
         seed = 0 if seed is None else seed

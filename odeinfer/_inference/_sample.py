@@ -94,8 +94,8 @@ def sample(
         - `"auto"` (default): `"parallel"` when there is a device per chain, else
             `"threaded"` on a CPU and `"vectorized"` on an accelerator.
     - `kernel`: `"nuts"` or `"hmc"` (give `num_steps` or `trajectory_length`).
-    - `key`: a JAX PRNG key (`jax.random.key(0)`) or an int; or `seed`: an int (the
-        older spelling; give one of them, default seed 0).
+    - `key`: a JAX PRNG key (`jax.random.key(0)`) or an int (default 0); `seed` (an
+        int) is the deprecated spelling.
     - `init`: `None` (the parameters' initial values for a Problem, `"uniform"` for a
         callable), `"prior"` (draws from the priors), `"uniform"` (uniform(-2, 2) on
         the unconstrained scale, Stan's and numpyro's default), `"optimize"` (a

@@ -63,7 +63,7 @@ def prior_stress_test(
 
     - `problem`, `priors`: as for [`odeinfer.sample`][].
     - `n`: number of prior draws.
-    - `key`: a JAX PRNG key or an int; or `seed`: an int (give one; default seed 0).
+    - `key`: a JAX PRNG key or an int (default 0); `seed` (an int) is deprecated.
     - `batch_size`: draws per vectorised batch (bounds memory).
 
     **Returns:** a [`odeinfer.StressTestResult`][].

@@ -128,7 +128,7 @@ def variational(
     - `num_steps`, `learning_rate`: Adam steps and step size.
     - `num_particles`: Monte Carlo samples per ELBO estimate.
     - `num_draws`: draws from the fitted guide (at least 2, for `std()`).
-    - `key`: a JAX PRNG key or an int; or `seed`: an int (give one; default seed 0).
+    - `key`: a JAX PRNG key or an int (default 0); `seed` (an int) is deprecated.
 
     **Returns:** a [`odeinfer.VariationalResult`][].
 
