@@ -302,13 +302,17 @@ def _sample(problem, args, out: Path, best: dict | None) -> list[Path]:
             spec = problem.parameters.specs[name]
             margin = 1e-3 * (spec.upper - spec.lower)
             init[name] = float(np.clip(value, spec.lower + margin, spec.upper - margin))
-        # A prior narrower than the bounds may exclude it: then draw from the priors.
+        # A prior narrower than the bounds may exclude it: then oi.sample's default.
         if not all(bool(priors[n].support(v)) for n, v in init.items()):
             init = None
     print(
         f"NUTS: {args.chains} chain(s), {args.num_warmup} warm-up and "
         f"{args.num_samples} draws each, started from "
-        + ("the best start of the multistart" if init else "prior draws")
+        + (
+            "the best start of the multistart"
+            if init
+            else "uniform(-2, 2) on the unconstrained scale"
+        )
         + "; priors from the parameter table (uniform within the bounds where it "
         "gives none) ...",
         flush=True,
@@ -409,8 +413,9 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--sample",
         action="store_true",
-        help="NUTS with the problem's priors, the chains started from prior draws (from "
-        "the best start with --fit); write posterior_summary.tsv and posterior.npz",
+        help="NUTS with the problem's priors, the chains started uniform(-2, 2) on the "
+        "unconstrained scale (from the best start with --fit); write "
+        "posterior_summary.tsv and posterior.npz",
     )
     parser.add_argument(
         "--num-samples", type=int, default=100, help="draws per chain (100)"
