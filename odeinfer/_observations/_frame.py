@@ -2,6 +2,7 @@
 data matrix and its mask. NaN values and absent (time, observable) pairs are missing:
 masked, never dropped."""
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,5 +58,6 @@ def frame_to_arrays(frame, observable_names: Sequence[str] | None, where: str):
 
 def is_dataframe(x) -> bool:
     """A pandas DataFrame, recognised without importing pandas (an optional
-    dependency)."""
-    return type(x).__name__ == "DataFrame" and hasattr(x, "columns")
+    dependency): an object can only be one if pandas is already imported."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(x, pandas.DataFrame)
