@@ -1,12 +1,10 @@
 """Where the tests find data that do not ship with the package: the PEtab benchmark
-collection, in `$ODEINFER_SHARED_DATA` if set, else `<repo>/../shared/data` (the folder
-next to the checkout). Tests that need it skip cleanly where it is missing."""
+collection, copied into `tests/data/petab` (see `tests/data/README.md`), or the
+`petab/` folder of `$ODEINFER_SHARED_DATA` when that is set."""
 
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(
-    os.environ.get("ODEINFER_SHARED_DATA", REPO.parent / "shared" / "data")
-).resolve()
+TESTS = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("ODEINFER_SHARED_DATA", TESTS / "data")).resolve()
 PETAB = str(SHARED_DATA / "petab")

@@ -17,7 +17,7 @@ pytest.importorskip("libsbml")
 pytest.importorskip("petab")
 pd = pytest.importorskip("pandas")
 
-from _paths import PETAB  # noqa: E402  (<repo>/../shared/data/petab)
+from _paths import PETAB  # noqa: E402  (tests/data/petab)
 
 from odeinfer._cli import main  # noqa: E402
 
@@ -25,7 +25,7 @@ BOEHM = os.path.join(PETAB, "Boehm_JProteomeRes2014", "Boehm_JProteomeRes2014.ya
 OVERVIEW = os.path.join(PETAB, "benchmark_collection_overview.json")
 needs_boehm = pytest.mark.skipif(
     not (os.path.isfile(BOEHM) and os.path.isfile(OVERVIEW)),
-    reason="the shared PEtab collection (../shared/data/petab) is not here",
+    reason="the PEtab collection (tests/data/petab) is not here",
 )
 
 

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("libsbml")
 pytest.importorskip("petab")
 pd = pytest.importorskip("pandas")
-# The shared data live next to the repository: <repo>/../shared/data/petab.
+# The PEtab benchmark collection is copied into tests/data/petab (tests/_paths.py).
 from _paths import PETAB  # noqa: E402
 
 import odeinfer.petab as petab  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("libsbml")
 pytest.importorskip("petab")
-from _paths import PETAB  # noqa: E402  (<repo>/../shared/data/petab)
+from _paths import PETAB  # noqa: E402  (tests/data/petab)
 
 import odeinfer as oi  # noqa: E402
 import odeinfer.petab as petab  # noqa: E402

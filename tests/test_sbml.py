@@ -12,7 +12,7 @@ import pytest
 import odeinfer as oi
 
 libsbml = pytest.importorskip("libsbml")
-from _paths import PETAB  # noqa: E402  (<repo>/../shared/data/petab)
+from _paths import PETAB  # noqa: E402  (tests/data/petab)
 
 import odeinfer.sbml as sbml  # noqa: E402
 
