@@ -16,7 +16,7 @@ with odeinfer):
 - `one_comp_mm_elim_abs`: one compartment, first-order absorption, Michaelis–Menten
     elimination, a callable likelihood: log-normal on C; half-Cauchy(1) priors on
     k_a, K_m, V_m, sigma.
-- `hudson_lynx_hare-lotka_volterra`: an `oi.Problem` (as in `nuts_lynx_hare.py`).
+- `hudson_lynx_hare-lotka_volterra`: an `oi.Problem` (`odeinfer.benchmarking.lynx_hare`).
 
     python benchmarks/nuts_init.py [--num-warmup 500 --num-samples 500]
         [--models sir one_comp lynx_hare] [--inits prior uniform optimize]
@@ -38,6 +38,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 import odeinfer as oi
+import odeinfer.benchmarking as oib
 
 jax.config.update("jax_enable_x64", True)
 
@@ -159,9 +160,8 @@ def pk_log_likelihood(p):
 
 
 def lynx_hare():
-    import nuts_lynx_hare as lh  # the sibling benchmark script
-
-    return lh.make_problem(lh.load_data()), lh.priors()
+    bench = oib.lynx_hare()
+    return bench.problem, bench.priors
 
 
 def run(problem, priors, init, args):

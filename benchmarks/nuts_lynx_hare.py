@@ -16,17 +16,13 @@ import pathlib
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 
 import odeinfer as oi
+import odeinfer.benchmarking as oib
 
 HERE = pathlib.Path(__file__).resolve().parent
-# posteriordb's data, shipped with the package (identical to posteriordb's file).
-DATA = HERE.parent / "odeinfer" / "data" / "hudson_lynx_hare-lotka_volterra.json"
 
-NAMES = ("theta1", "theta2", "theta3", "theta4", "z1", "z2", "sigma1", "sigma2")
 
 STAN_CODE = """
 functions {
@@ -64,78 +60,30 @@ model {
 """
 
 
+# posteriordb's model, priors, data and reference posterior: one definition, in the
+# package (odeinfer.benchmarking.lynx_hare), shared with the example and the tests.
+_BENCH = oib.lynx_hare()
+NAMES = _BENCH.names
+INIT = _BENCH.init
+
+
 def load_data():
-    data = json.loads(DATA.read_text())
-    return data
+    return _BENCH.data
 
 
 def reference_posterior():
-    """posteriordb's reference posterior means and their MCSE (shipped with odeinfer),
-    keyed by `NAMES`."""
-    path = HERE.parent / "odeinfer" / "data"
-    path = path / "hudson_lynx_hare-lotka_volterra.reference_mean.json"
-    reference = json.loads(path.read_text())
-    return {
-        "mean": dict(zip(NAMES, reference["mean"], strict=True)),
-        "mcse_mean": dict(zip(NAMES, reference["mcse_mean"], strict=True)),
-    }
+    """posteriordb's reference posterior means and their MCSE, keyed by `NAMES`."""
+    return _BENCH.reference
 
 
 def priors():
-    # posteriordb: theta ~ N+(.) (truncated at 0 by the <lower=0> declaration),
-    # z_init ~ LogNormal(log 10, 1), sigma ~ LogNormal(-1, 1).
-    return {
-        "theta1": dist.TruncatedNormal(1.0, 0.5, low=0.0),
-        "theta2": dist.TruncatedNormal(0.05, 0.05, low=0.0),
-        "theta3": dist.TruncatedNormal(1.0, 0.5, low=0.0),
-        "theta4": dist.TruncatedNormal(0.05, 0.05, low=0.0),
-        "z1": dist.LogNormal(jnp.log(10.0), 1.0),
-        "z2": dist.LogNormal(jnp.log(10.0), 1.0),
-        "sigma1": dist.LogNormal(-1.0, 1.0),
-        "sigma2": dist.LogNormal(-1.0, 1.0),
-    }
-
-
-def lotka_volterra(t, z, p):
-    u, v = z[0], z[1]
-    return jnp.stack(
-        [(p["theta1"] - p["theta2"] * v) * u, (-p["theta3"] + p["theta4"] * u) * v]
-    )
-
-
-MODEL = oi.ODEModel(lotka_volterra, name="lotka_volterra")
-
-INIT = {
-    "theta1": 0.55,
-    "theta2": 0.028,
-    "theta3": 0.8,
-    "theta4": 0.024,
-    "z1": 33.0,
-    "z2": 6.0,
-    "sigma1": 0.25,
-    "sigma2": 0.25,
-}
+    return _BENCH.priors
 
 
 def make_problem(data, rtol=1e-6, atol=1e-6, max_steps=4096):
-    """posteriordb's model as an `oi.Problem`: the pelts at t = 1..20 and the initial
-    counts `y_init` at t = 0, each species with its own log-normal noise."""
-    times = np.concatenate([[0.0], np.asarray(data["ts"], float)])
-    pelts = np.concatenate(
-        [np.asarray(data["y_init"], float)[None], np.asarray(data["y"], float)]
-    )
-    experiment = oi.Experiment(
-        times,
-        pelts,
-        observables={"hare": lambda t, z, p: z[0], "lynx": lambda t, z, p: z[1]},
-        noise=[oi.LogNormal("sigma1"), oi.LogNormal("sigma2")],
-        y0=lambda p: jnp.stack([p["z1"], p["z2"]]),
-        t0=0.0,
-    )
-    parameters = oi.Parameters({n: oi.Positive(init=INIT[n]) for n in NAMES})
-    return oi.Problem(
-        MODEL, experiment, parameters, rtol=rtol, atol=atol, max_steps=max_steps
-    )
+    """posteriordb's model as an `oi.Problem` (`data` is posteriordb's, always the
+    same: kept for the Stan side's symmetry)."""
+    return oib.lynx_hare(rtol=rtol, atol=atol, max_steps=max_steps).problem
 
 
 def run_odeinfer(data, args, *, rtol, atol, **options):

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import odeinfer as oi
+import odeinfer.benchmarking as oib
 
 RTOL, ATOL = 1e-10, 1e-12  # odeinfer's tolerances in this demo
 REF_TOL = 1e-13  # scipy reference tolerance
@@ -268,21 +269,12 @@ def plot(grid, ys, times, output):
 
 
 def lynx_hare_demo(checks):
-    # The lynx–hare problem of the sibling example (this folder is on sys.path when a
-    # script here runs).
-    from lynx_hare_nuts import (
-        NAMES,
-        load_data,
-        make_problem,
-        priors,
-        reference_posterior,
-    )
-
-    reference = reference_posterior()
+    # posteriordb's lynx–hare posterior, with its published reference.
+    bench = oib.lynx_hare()
     start = time.perf_counter()
     posterior = oi.sample(
-        make_problem(load_data()),
-        priors(),
+        bench.problem,
+        bench.priors,
         num_warmup=500,
         num_samples=500,
     )
@@ -292,7 +284,8 @@ def lynx_hare_demo(checks):
         f"({posterior.timing['compile']:.1f} s compile), min bulk ESS "
         f"{posterior.min_bulk_ess():.0f}, {posterior.num_divergences} divergences"
     )
-    for name in NAMES:
+    reference = bench.reference
+    for name in bench.names:
         mcse = np.hypot(table.loc[name, "mcse_mean"], reference["mcse_mean"][name])
         checks.add(
             f"lynx-hare posterior mean {name} vs posteriordb",

@@ -5,6 +5,8 @@ from ._peers import Outcome as Outcome
 from ._peers import Runner as Runner
 from ._peers import ScipySolver as ScipySolver
 from ._peers import get_solver as get_solver
+from ._posteriordb import PosteriorBenchmark as PosteriorBenchmark
+from ._posteriordb import lynx_hare as lynx_hare
 from ._problem import BenchmarkProblem as BenchmarkProblem
 from ._problem import Reference as Reference
 from ._problems import benchmark_problem as benchmark_problem
