@@ -41,7 +41,7 @@ from jaxtyping import Array, Float, Int
 from . import _validation as validate
 from ._custom_types import Params, Scalar, ScalarLike, State
 from ._model import ODEModel
-from ._results import RESULTS, SolveError, describe
+from ._results import RESULTS, describe, raise_on_failure
 from ._solve import solve
 from ._solvers import Rodas5P
 from ._solvers._fused import AbstractFusedSolver
@@ -111,7 +111,6 @@ def _steady_state(
     atol,
     max_steps: int,
     newton_max_steps: int,
-    throw: bool,
 ) -> SteadyState:
     y0 = jtu.tree_map(lambda x: jnp.asarray(x, dtype=jnp.result_type(float)), y0)
     y0_flat, unravel = ravel_pytree(y0)
@@ -244,8 +243,6 @@ def _steady_state(
             num_newton_steps=jnp.asarray(newton.stats["num_steps"], dtype=jnp.int32),
         ),
     )
-    if throw:
-        steady = result.error_if(steady, jnp.invert(steady.successful))
     return steady
 
 
@@ -365,7 +362,8 @@ def steady_state(
     for name, tol in (("rtol", rtol), ("atol", atol)):
         if tol.shape != ():
             raise ValueError(f"`{name}` must be a scalar; got shape {tol.shape}.")
-    raise_here = throw and validate.is_concrete((y0, params, t0, t_max, rtol, atol))
+    # The compiled program only returns the result code (no host callback, so JAX's
+    # persistent cache keeps it); `throw` is applied after the call.
     steady = _steady_state(
         model,
         y0,
@@ -377,13 +375,14 @@ def steady_state(
         atol,
         max_steps,
         newton_max_steps,
-        throw and not raise_here,
     )
-    if raise_here and not bool(steady.successful):
-        raise SolveError(
-            "odeinfer.steady_state failed (integrated for "
-            f"{float(steady.t):.6g}, weighted residual "
-            f"{float(steady.weighted_residual):.3g}): {describe(steady.result)} "
-            "(Pass `throw=False` to get the SteadyState and read `steady.result`.)"
-        )
-    return steady
+    return raise_on_failure(steady, throw, _failure_message)
+
+
+def _failure_message(steady: SteadyState) -> str:
+    return (
+        "odeinfer.steady_state failed (integrated for "
+        f"{float(steady.t):.6g}, weighted residual "
+        f"{float(steady.weighted_residual):.3g}): {describe(steady.result)} "
+        "(Pass `throw=False` to get the SteadyState and read `steady.result`.)"
+    )

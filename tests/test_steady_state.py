@@ -230,6 +230,13 @@ def test_limit_cycle_has_no_steady_state():
                 oi.steady_state(VAN_DER_POL, jnp.array([2.0, 0.0]), mu, max_steps=300).y
             )
         )(1.0).block_until_ready()
+    # Under an eager jax.grad the code is concrete: the same SolveError, in Python.
+    with pytest.raises(oi.SolveError, match="No steady state was reached"):
+        jax.grad(
+            lambda mu: oi.steady_state(
+                VAN_DER_POL, jnp.array([2.0, 0.0]), mu, max_steps=300
+            ).y[0]
+        )(1.0)
 
 
 @pytest.mark.parametrize(
