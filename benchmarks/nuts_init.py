@@ -7,12 +7,13 @@ time (4 chains, the same seed for every start).
 - `optimize`: a uniform(-2, 2) draw followed by up to 10 BFGS steps on the log
     density (the same density NUTS samples, Jacobian included).
 
-Posteriors (data from posteriordb, `/work/shared/data/posteriordb` or the copies shipped
-with odeinfer):
+Posteriors (data from posteriordb: `$POSTERIORDB_DIR`, or the copies shipped with
+odeinfer and its examples):
 
-- `sir-sir`: cholera SIR with bacteria (Codeço 2001), a callable likelihood: Poisson
-    on weekly drops of S, log-normal (sd 0.15) on B; half-Cauchy priors with scales
-    2.5, 1, 25, 1 on beta, gamma, xi, delta.
+- `sir-sir`: cholera SIR with bacteria (Codeço 2001), the callable likelihood of
+    `examples/sir_custom_likelihood.py`: Poisson on weekly drops of S, log-normal
+    (sd 0.15) on B; half-Cauchy priors with scales 2.5, 1, 25, 1 on beta, gamma, xi,
+    delta.
 - `one_comp_mm_elim_abs`: one compartment, first-order absorption, Michaelis–Menten
     elimination, a callable likelihood: log-normal on C; half-Cauchy(1) priors on
     k_a, K_m, V_m, sigma.
@@ -25,14 +26,15 @@ Prints a table and writes `benchmarks/results/nuts_init.json`.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
+import sys
 import time
 import warnings
 
 import diffrax
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
@@ -40,74 +42,34 @@ import numpyro.distributions as dist
 import odeinfer as oi
 import odeinfer.benchmarking as oib
 
-jax.config.update("jax_enable_x64", True)
-
 HERE = pathlib.Path(__file__).resolve().parent
-# posteriordb's data files (`<posterior>.json`): set POSTERIORDB_DIR; the SIR and
-# lynx–hare data also ship with odeinfer.
+# posteriordb's data files (`<posterior>.json`): set POSTERIORDB_DIR for one_comp; the
+# SIR and lynx–hare data ship with odeinfer's example and package.
 POSTERIORDB = pathlib.Path(os.environ.get("POSTERIORDB_DIR", HERE / "posteriordb"))
 
 
-def _data(name: str, fallback: pathlib.Path | None = None) -> dict:
+def _data(name: str) -> dict:
     path = POSTERIORDB / name
-    if not path.exists() and fallback is not None:
-        path = fallback
     if not path.exists():
         raise SystemExit(f"{name} not found: set POSTERIORDB_DIR to posteriordb's data")
     return json.loads(path.read_text())
 
 
 # ---- SIR ------------------------------------------------------------------------
-
-SIR = _data("sir-sir.json", HERE.parent / "examples" / "data" / "sir.json")
-SIR_TIMES = jnp.asarray(SIR["t"], float)
-SIR_Y0 = jnp.asarray(SIR["y0"], float)
-SIR_CASES = jnp.asarray(SIR["stoi_hat"], float)
-SIR_B = jnp.asarray(SIR["B_hat"], float)
-KAPPA = 1e6
+# The model, data and priors of examples/sir_custom_likelihood.py (one definition),
+# differentiated in reverse mode only, so with diffrax's default adjoint.
 
 
-def _sir_field(t, y, p):
-    s, i, b = y[0], y[1], y[3]
-    infection = p["beta"] * b / (b + KAPPA) * s
-    return jnp.stack(
-        [
-            -infection,
-            infection - p["gamma"] * i,
-            p["gamma"] * i,
-            p["xi"] * i - p["delta"] * b,
-        ]
+def sir():
+    sys.path.insert(0, str(HERE.parent / "examples"))
+    import sir_custom_likelihood as example
+
+    return (
+        functools.partial(
+            example.log_likelihood, adjoint=diffrax.RecursiveCheckpointAdjoint()
+        ),
+        example.PRIORS,
     )
-
-
-SIR_MODEL = oi.ODEModel(_sir_field, name="sir_cholera")
-SIR_PRIORS = {
-    "beta": dist.HalfCauchy(2.5),
-    "gamma": dist.HalfCauchy(1.0),
-    "xi": dist.HalfCauchy(25.0),
-    "delta": dist.HalfCauchy(1.0),
-}
-
-
-def sir_log_likelihood(p):
-    sol = oi.solve(
-        SIR_MODEL,
-        SIR_Y0,
-        p,
-        t0=0.0,
-        t1=SIR_TIMES[-1],
-        saveat=SIR_TIMES,
-        rtol=1e-8,
-        atol=1e-8,
-        max_steps=1024,
-        throw=False,
-        adjoint=diffrax.RecursiveCheckpointAdjoint(),
-    )
-    s = jnp.concatenate([SIR_Y0[:1], sol.ys[:, 0]])
-    new_cases = jnp.maximum(s[:-1] - s[1:], 1e-12)
-    cases = dist.Poisson(new_cases).log_prob(SIR_CASES).sum()
-    bacteria = dist.LogNormal(jnp.log(sol.ys[:, 3]), 0.15).log_prob(SIR_B).sum()
-    return cases + bacteria, sol.successful
 
 
 # ---- one compartment, Michaelis–Menten elimination --------------------------------
@@ -202,7 +164,7 @@ def main():
     parser.add_argument("--output", default=str(HERE / "results" / "nuts_init.json"))
     args = parser.parse_args()
     models = {
-        "sir": lambda: (sir_log_likelihood, SIR_PRIORS),
+        "sir": sir,
         "one_comp": lambda: (_pk_data() and pk_log_likelihood, PK_PRIORS),
         "lynx_hare": lynx_hare,
     }

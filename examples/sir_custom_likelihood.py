@@ -63,11 +63,13 @@ def vector_field(t, y, p):
 MODEL = oi.ODEModel(vector_field, name="sir_cholera")
 
 
-def log_likelihood(p):
+def log_likelihood(p, adjoint=diffrax.DirectAdjoint()):
     """log p(data | p) and whether the solve succeeded (`ok` False -> -inf in NUTS).
 
-    `DirectAdjoint` because `fit` differentiates forward (its Hessian, forward over
-    forward) and NUTS in reverse: the one adjoint that does both (docs/getting-started).
+    `DirectAdjoint` by default because `fit` differentiates forward (its Hessian,
+    forward over forward) and NUTS in reverse: the one adjoint that does both
+    (docs/getting-started). Reverse mode alone is cheaper with diffrax's default
+    `RecursiveCheckpointAdjoint()` (`benchmarks/nuts_init.py` passes it).
     """
     sol = oi.solve(
         MODEL,
@@ -80,7 +82,7 @@ def log_likelihood(p):
         atol=1e-8,
         max_steps=1024,
         throw=False,
-        adjoint=diffrax.DirectAdjoint(),
+        adjoint=adjoint,
     )
     susceptible = jnp.concatenate([Y0[:1], sol.ys[:, 0]])
     # Weekly new cases: the drop of S over each week. Clipped at a tiny positive mean
