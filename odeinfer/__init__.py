@@ -72,9 +72,13 @@ from ._likelihood import Simulation as Simulation  # noqa: E402
 from ._likelihood import log_likelihood as log_likelihood  # noqa: E402
 from ._likelihood import residuals as residuals  # noqa: E402
 from ._likelihood import simulate as simulate  # noqa: E402
+from ._residual_likelihood import (  # noqa: E402
+    AbstractResidualLikelihood as AbstractResidualLikelihood,
+)
 from ._estimation import FitResult as FitResult  # noqa: E402
 from ._estimation import MultistartResult as MultistartResult  # noqa: E402
 from ._estimation import ProfileResult as ProfileResult  # noqa: E402
+from ._estimation import TrustRegionReflective as TrustRegionReflective  # noqa: E402
 from ._estimation import fit as fit  # noqa: E402
 from ._estimation import multistart as multistart  # noqa: E402
 from ._estimation import profile as profile  # noqa: E402
@@ -202,9 +206,11 @@ __all__ = [
     "log_likelihood",
     "residuals",
     "simulate",
+    "AbstractResidualLikelihood",
     "FitResult",
     "MultistartResult",
     "ProfileResult",
+    "TrustRegionReflective",
     "fit",
     "multistart",
     "profile",

@@ -6,9 +6,15 @@ import numpy as np
 import optimistix as optx
 
 from .._likelihood import log_likelihood
+from . import _least_squares as least_squares
 from . import _objective as objective
 from ._laplace import laplace
 from ._result import FitResult
+from ._trust_region import (
+    TrustRegionReflective,
+    box_from_unconstrained,
+)
+from ._trust_region import optimise as optimise_box
 
 _INFORMATION = ("hessian", "fisher")
 
@@ -23,9 +29,9 @@ def choose_solver(problem, priors, solver, rtol, atol):
         return optx.BFGS(rtol=rtol, atol=atol)
     if not isinstance(solver, optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser):
         raise TypeError(
-            "`solver` must be an optimistix least-squares solver (e.g. "
-            "optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)) or minimiser (e.g. "
-            f"optimistix.BFGS(rtol=1e-8, atol=1e-8)); got {solver!r}."
+            "`solver` must be oi.TrustRegionReflective(), an optimistix least-squares "
+            "solver (e.g. optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)) or "
+            f"minimiser (e.g. optimistix.BFGS(rtol=1e-8, atol=1e-8)); got {solver!r}."
         )
     if objective.is_least_squares(solver):
         if priors:
@@ -173,7 +179,10 @@ def fit(
     parameters=None,
     init: dict | None = None,
     priors: dict | None = None,
-    solver: optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser | None = None,
+    solver: TrustRegionReflective
+    | optx.AbstractLeastSquaresSolver
+    | optx.AbstractMinimiser
+    | None = None,
     information: str | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-8,
@@ -183,34 +192,43 @@ def fit(
     """Maximum-likelihood (or, with `priors`, maximum a posteriori) estimates of the free
     parameters of `problem`, with Laplace standard errors and correlations.
 
-    The optimiser works on the unconstrained space of `problem.parameters` (log for
-    `Positive`, logit for `Bounded`).
+    The optimistix solvers work on the unconstrained space of `problem.parameters`
+    (log for `Positive`, logit for `Bounded`); [`odeinfer.TrustRegionReflective`][]
+    works on the box of the `Bounded` parameters directly.
 
     **Arguments:**
 
-    - `problem`: an [`odeinfer.Problem`][], or a log-likelihood function
-        `fn(params: dict) -> value` (or `-> (value, ok)`) written with `jax.numpy`.
-    - `parameters`: for a function `problem` only: its [`odeinfer.Parameters`][] (or a
+    - `problem`: an [`odeinfer.Problem`][], a log-likelihood function
+        `fn(params: dict) -> value` (or `-> (value, ok)`) written with `jax.numpy`, or
+        an [`odeinfer.AbstractResidualLikelihood`][] (an imported
+        [`odeinfer.petab.PEtabProblem`][]).
+    - `parameters`: for a function `problem`: its [`odeinfer.Parameters`][] (or a
         dict of specs, `{"k": oi.Positive(init=1.0)}`): names, starting values and
-        supports.
+        supports. For an `AbstractResidualLikelihood`: optional, replaces its own
+        (other bounds or starting values, the same names).
     - `init`: starting values `{name: value}` (constrained scale) overriding the
         parameters' `init`; a value outside a parameter's support is a `ValueError`
         naming it.
     - `priors`: `{name: numpyro distribution}` for MAP estimation (the mode of the
         posterior density of the constrained parameters).
-    - `solver`: an optimistix solver. `None` chooses
+    - `solver`: [`odeinfer.TrustRegionReflective`][] or an optimistix solver. `None`
+        chooses `TrustRegionReflective` for an `AbstractResidualLikelihood` with
+        residuals (every PEtab noise model normal) and no priors;
         `optimistix.LevenbergMarquardt` on [`odeinfer.residuals`][] (forward-mode
-        Jacobians through the solves) when every observation is Gaussian with a fixed
-        scale and there are no priors, `optimistix.BFGS` on the negative log-likelihood
-        (reverse-mode gradients) otherwise.
-    - `information`: `"hessian"` (default: observed information, the Hessian of the
-        negative log-likelihood) or `"fisher"` (Gauss–Newton `JᵀJ` of the standardised
-        residuals; Gaussian noise only). Both are computed with forward-over-forward
-        autodiff in the unconstrained space and mapped to the constrained parameters by
-        the delta method.
+        Jacobians through the solves) for an `oi.Problem` whose observations are all
+        Gaussian with a fixed scale and no priors; `optimistix.BFGS` on the negative
+        log-likelihood (reverse-mode gradients) otherwise.
+    - `information`: `"hessian"` (observed information, the Hessian of the negative
+        log-likelihood; the default, except as below) or `"fisher"` (Gauss–Newton
+        `JᵀJ` of the standardised residuals; Gaussian noise only; the default with
+        `TrustRegionReflective` when the residuals carry no noise residuals). Computed
+        with forward-mode autodiff and mapped to the constrained parameters by the
+        delta method.
     - `rtol`, `atol`: the optimiser's convergence tolerances (on the unconstrained
-        parameters and the objective).
-    - `max_steps`: the optimiser's iteration budget.
+        parameters and the objective; scipy's `ftol`/`xtol` and `gtol` for
+        `TrustRegionReflective`).
+    - `max_steps`: the optimiser's iteration budget (residual evaluations for
+        `TrustRegionReflective`).
     - `throw`: raise a `RuntimeError` if the optimiser did not converge or the
         log-likelihood at the result is `-inf` (the ODE solve failed there: the message
         says whether at the starting point or where the optimiser stopped, and the
@@ -229,10 +247,28 @@ def fit(
         print(result.summary())
         ```
     """
+    check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)
+    boxed = least_squares.residual_model(
+        problem, parameters, priors, solver, rtol, atol
+    )
+    if boxed is not None:
+        model, box_solver = boxed
+        u0 = objective.initial_unconstrained(model, init)
+        information = least_squares.check_information(information, model)
+        outcome = optimise_box(
+            model,
+            box_solver,
+            box_from_unconstrained(model.parameters, jnp.asarray(u0)),
+            int(max_steps),
+        )
+        fit_result = least_squares.fit_result(model, box_solver, outcome, information)
+        if throw:
+            raise_if_failed(fit_result, "The optimisation")
+        return fit_result
+    problem, parameters = least_squares.as_function(problem, parameters)
     problem = objective.canonical(problem, parameters, priors)
     priors = objective.check_priors(priors, problem)
     u0 = objective.initial_unconstrained(problem, init)
-    check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)
     solver = choose_solver(problem, priors, solver, rtol, atol)
     information = check_information(information, solver)
     if information == "fisher" and not objective.has_gaussian_residuals(problem):

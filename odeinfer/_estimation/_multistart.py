@@ -1,4 +1,5 @@
-"""`multistart`: many optimisations from random starting points in one vmapped call."""
+"""`multistart`: many optimisations from random starting points, in one vmapped call
+(optimistix solvers) or one after another ([`odeinfer.TrustRegionReflective`][])."""
 
 import equinox as eqx
 import jax
@@ -9,9 +10,17 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._parameters import AbstractParameter
+from . import _least_squares as least_squares
 from . import _objective as objective
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
+from ._trust_region import (
+    Residuals,
+    TrustRegionReflective,
+    box_from_unconstrained,
+    unconstrained_from_box,
+)
+from ._trust_region import optimise as optimise_box
 
 
 class MultistartResult(eqx.Module):
@@ -29,6 +38,11 @@ class MultistartResult(eqx.Module):
     - `solve_failed`: whether the log-likelihood at each start's end point is `-inf`
         (the ODE solve failed there); such starts never count as converged.
     - `num_steps`: iterations of each start.
+    - `num_evaluations`: objective (residual) evaluations of each start, where the
+        solver counts them ([`odeinfer.TrustRegionReflective`][]); else `None`.
+    - `seconds`: wall time of each start, where the starts run one after another
+        ([`odeinfer.TrustRegionReflective`][]; the first includes compilation); else
+        `None`.
     """
 
     best: FitResult
@@ -39,6 +53,8 @@ class MultistartResult(eqx.Module):
     converged: Bool[Array, " starts"]
     num_steps: Int[Array, " starts"]
     solve_failed: Bool[Array, " starts"] | None = None
+    num_evaluations: Int[Array, " starts"] | None = None
+    seconds: Float[Array, " starts"] | None = None
 
     @property
     def num_converged(self) -> int:
@@ -149,21 +165,29 @@ def multistart(
     priors: dict | None = None,
     spread: float = 2.0,
     from_priors: bool = False,
-    solver: optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser | None = None,
+    solver: TrustRegionReflective
+    | optx.AbstractLeastSquaresSolver
+    | optx.AbstractMinimiser
+    | None = None,
     information: str | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-8,
     max_steps: int = 256,
     batch_size: int | None = None,
+    progress_bar: bool = False,
     throw: bool = True,
 ) -> MultistartResult:
-    """Run [`odeinfer.fit`][] from `n_starts` starting points in one vmapped call and
-    report the best optimum and the spread of optima.
+    """Run [`odeinfer.fit`][] from `n_starts` starting points and report the best
+    optimum and the spread of optima. The optimistix solvers run every start in one
+    vmapped call; [`odeinfer.TrustRegionReflective`][] (the default for an
+    [`odeinfer.AbstractResidualLikelihood`][] such as a PEtab problem) runs them one
+    after another on the host, each with its own jitted residual and Jacobian calls.
 
     **Arguments:**
 
-    - `problem`: an [`odeinfer.Problem`][], or a log-likelihood function with
-        `parameters=` (as in [`odeinfer.fit`][]).
+    - `problem`: an [`odeinfer.Problem`][], a log-likelihood function with
+        `parameters=`, or an [`odeinfer.AbstractResidualLikelihood`][] (as in
+        [`odeinfer.fit`][]).
     - `n_starts`: the number of starting points (the first is the parameters' `init`).
     - `key`: a `jax.random` key for the starting points, or an int seed.
     - `parameters`, `init`, `priors`, `solver`, `information`, `rtol`, `atol`,
@@ -177,7 +201,11 @@ def multistart(
         inside the same compiled program (`jax.lax.map`); `batch_size=1` suits stiff
         models, where a vmapped batch runs every start's ODE solve for as many steps as
         its most expensive member needs (a start that wanders into a stiff region
-        slows all the others).
+        slows all the others). Not used by `TrustRegionReflective` (one start at a
+        time).
+    - `progress_bar`: show a progress bar (tqdm) over the starts with the best
+        log-likelihood so far (`TrustRegionReflective` only: the vmapped solvers
+        finish all starts at once).
     - `throw`: raise a `RuntimeError` if no start converged.
 
     **Returns:**
@@ -201,6 +229,22 @@ def multistart(
         )
     key = _as_key(key)
     check_options(rtol=rtol, atol=atol, max_steps=max_steps, throw=throw)
+    boxed = least_squares.residual_model(
+        problem, parameters, priors, solver, rtol, atol
+    )
+    if boxed is not None:
+        return _multistart_box(
+            *boxed,
+            int(n_starts),
+            key,
+            init,
+            spread,
+            information,
+            int(max_steps),
+            progress_bar,
+            throw,
+        )
+    problem, parameters = least_squares.as_function(problem, parameters)
     problem = objective.canonical(problem, parameters, priors)
     priors = objective.check_priors(priors, problem)
     if from_priors and not priors:
@@ -261,4 +305,73 @@ def multistart(
         converged=converged,
         num_steps=steps,
         solve_failed=solve_failed,
+    )
+
+
+def _multistart_box(
+    model: Residuals,
+    solver: TrustRegionReflective,
+    n_starts: int,
+    key,
+    init,
+    spread,
+    information,
+    max_steps: int,
+    progress_bar: bool,
+    throw: bool,
+) -> MultistartResult:
+    """`multistart` by `TrustRegionReflective`: the same starting points as the
+    vmapped path (drawn in the unconstrained space), one optimisation after another."""
+    u_init = jnp.asarray(objective.initial_unconstrained(model, init))
+    information = least_squares.check_information(information, model)
+    starts = draw_starts(model, {}, n_starts, key, u_init, spread, False)
+    outcomes = []
+    indices = range(n_starts)
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(indices, desc="multistart", unit="start")
+        indices = bar
+    best = -np.inf
+    for i in indices:
+        v0 = box_from_unconstrained(model.parameters, starts[i])
+        outcome = optimise_box(model, solver, v0, max_steps)
+        outcomes.append(outcome)
+        best = max(best, outcome.log_likelihood)
+        if bar is not None:
+            bar.set_postfix(best_llh=f"{best:.6g}", llh=f"{outcome.log_likelihood:.6g}")
+    values = np.array([o.log_likelihood for o in outcomes])
+    solve_failed = ~np.isfinite(values)
+    converged = (
+        np.array([o.result == optx.RESULTS.successful for o in outcomes])
+        & ~solve_failed
+    )
+    if not converged.any():
+        if throw:
+            raise RuntimeError(
+                f"None of the {n_starts} starts converged ({int(solve_failed.sum())} "
+                "ended where the ODE solve fails, log-likelihood -inf); increase "
+                "`max_steps` or narrow the bounds, or pass `throw=False`."
+            )
+        best_index = int(np.argmax(np.where(solve_failed, -np.inf, values)))
+    else:
+        best_index = int(np.argmax(np.where(converged, values, -np.inf)))
+    best_fit = least_squares.fit_result(
+        model, solver, outcomes[best_index], information
+    )
+    optima = jnp.stack(
+        [unconstrained_from_box(model, jnp.asarray(o.v)) for o in outcomes]
+    )
+    return MultistartResult(
+        best=best_fit,
+        names=objective.free_names(model),
+        starts=starts,
+        optima=optima,
+        log_objective=jnp.asarray(values),
+        converged=jnp.asarray(converged),
+        num_steps=jnp.asarray([o.num_steps for o in outcomes]),
+        solve_failed=jnp.asarray(solve_failed),
+        num_evaluations=jnp.asarray([o.num_evaluations for o in outcomes]),
+        seconds=jnp.asarray([o.seconds for o in outcomes]),
     )

@@ -27,8 +27,12 @@ class FitResult(eqx.Module):
         domain): the log-likelihood is then `-inf` and its gradient exactly 0, which an
         optimiser can mistake for a stationary point. `message` says where.
     - `successful`: `result` is successful *and* `solve_ok`.
-    - `num_steps`: optimiser iterations.
-    - `method`: `"mle"` or `"map"`; `solver`: the optimistix solver's class name;
+    - `num_steps`: optimiser iterations (for [`odeinfer.TrustRegionReflective`][]:
+        Jacobian evaluations, one per accepted step plus the first).
+    - `num_evaluations`: objective (residual) evaluations, where the optimiser counts
+        them apart from its iterations ([`odeinfer.TrustRegionReflective`][]);
+        `None` otherwise.
+    - `method`: `"mle"` or `"map"`; `solver`: the solver's class name;
         `information`: `"hessian"` (observed) or `"fisher"` (Gauss–Newton `JᵀJ`).
     - `gradient`: gradient of the log objective w.r.t. `unconstrained` (≈ 0 at an optimum).
     - `information_matrix`: the information matrix in the unconstrained space.
@@ -53,6 +57,7 @@ class FitResult(eqx.Module):
     information: str = eqx.field(static=True)
     solve_ok: Bool[Array, ""] | bool = True
     failure: str = eqx.field(static=True, default="")
+    num_evaluations: Int[Array, ""] | None = None
 
     @property
     def successful(self) -> jax.Array:
@@ -131,8 +136,13 @@ class FitResult(eqx.Module):
                 if self.method == "map"
                 else ""
             )
-            + f"; {self.method.upper()} by {self.solver}, {int(self.num_steps)} steps, "
-            f"{message}; SEs from the {self.information} in the unconstrained space "
+            + f"; {self.method.upper()} by {self.solver}, {int(self.num_steps)} steps"
+            + (
+                ""
+                if self.num_evaluations is None
+                else f" ({int(self.num_evaluations)} evaluations)"
+            )
+            + f", {message}; SEs from the {self.information} in the unconstrained space "
             "(delta method)."
         )
         if not np.all(np.isfinite(np.asarray(self.covariance))):

@@ -238,3 +238,45 @@ def log_likelihood_fn(simulator: Simulator) -> Callable:
         return total, ok
 
     return fn
+
+
+# Data2Dynamics' constant for the noise residuals (`ar.config.add_c`): with it,
+# log(2πσ²) + C > 0 for every σ above exp(-C/2)/√(2π) ≈ 5.5e-12.
+SIGMA_RESIDUAL_CONSTANT = 50.0
+
+
+def residual_blocks(transformation: str, data, simulation, sigma) -> Array:
+    """The standardised residual of each measurement on the transformed scale."""
+    if transformation == "log":
+        return (jnp.log(data) - jnp.log(simulation)) / sigma
+    if transformation == "log10":
+        return (jnp.log10(data) - jnp.log10(simulation)) / sigma
+    return (data - simulation) / sigma
+
+
+def residuals_fn(simulator: Simulator, sigma_residuals: tuple[str, ...]) -> Callable:
+    """`fn(x) -> (r, ok)`: the standardised residuals of every measurement (observables
+    in table order), followed by one noise residual `sqrt(log(2πσ²) + C)` per row of
+    each observable in `sigma_residuals` (those whose σ moves with the estimated
+    parameters: Data2Dynamics' augmentation, so that ½‖r‖² = −log L + constant with
+    estimated σ too). Normal noise only; `ok` is `False` where a solve failed, a residual
+    is not finite or a σ is so small that its noise residual does not exist."""
+
+    def fn(x: Float[Array, " n"]) -> tuple[Float[Array, " m"], Bool[Array, ""]]:
+        predictions, ok = simulator.predictions(x)
+        data_parts, noise_parts = [], []
+        for oid, (simulation, sigma) in predictions.items():
+            observable = simulator.observable_fns[oid][2]
+            rows = simulator.layout.observables[oid]
+            data = jnp.asarray(rows.measurement)
+            data_parts.append(
+                residual_blocks(observable.transformation, data, simulation, sigma)
+            )
+            if oid in sigma_residuals:
+                square = jnp.log(2.0 * math.pi * sigma**2) + SIGMA_RESIDUAL_CONSTANT
+                ok = ok & jnp.all(square > 0)
+                noise_parts.append(jnp.sqrt(jnp.maximum(square, 0.0)))
+        r = jnp.concatenate(data_parts + noise_parts)
+        return r, jnp.all(ok) & jnp.all(jnp.isfinite(r))
+
+    return fn

@@ -12,21 +12,23 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, ArrayLike, Float
 from petab.v1 import C
+from petab.v1.math import sympify_petab
 
 from .._parameters import Bounded, Parameters
+from .._residual_likelihood import AbstractResidualLikelihood
 from .._results import SolveError
 from .._solvers import AbstractFusedSolver, FusedRodas5P, Rodas5P
 from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
 from ._errors import PEtabError
 from ._layout import Layout, build, scale
-from ._likelihood import Simulator, log_density, log_likelihood_fn
+from ._likelihood import Simulator, log_density, log_likelihood_fn, residuals_fn
 from ._priors import log_prior_fn, numpyro_priors
 from ._tables import Tables, read
 
 
 @final
-class PEtabProblem:
+class PEtabProblem(AbstractResidualLikelihood):
     """A PEtab problem imported by [`odeinfer.petab.load`][].
 
     Parameters are the PEtab problem's **estimated** parameters, keyed by
@@ -44,6 +46,14 @@ class PEtabProblem:
     - `experiments`: the `(preequilibrationConditionId, simulationConditionId)` pairs,
         in the order they are solved (one `jax.vmap`).
     - `import_seconds`: the time `load` took.
+    - `fisher_from_residuals`: `False` when `residuals` carries noise residuals
+        (some σ is estimated), so that `JᵀJ` is not the Fisher information.
+
+    It is an [`odeinfer.AbstractResidualLikelihood`][]: pass the problem itself to
+    `oi.fit` / `oi.multistart` and, when every noise model is normal, they fit it by
+    bounded trust-region least squares ([`odeinfer.TrustRegionReflective`][]) on the
+    box of the PEtab bounds; with Laplace noise they maximise `log_likelihood` with
+    BFGS.
 
     !!! Example
 
@@ -53,8 +63,7 @@ class PEtabProblem:
 
         problem = odeinfer.petab.load("Boehm_JProteomeRes2014.yaml")
         problem.log_likelihood(problem.nominal)      # -138.222 (AMICI: -138.222)
-        fits = oi.multistart(problem.log_likelihood, parameters=problem.parameters,
-                             n_starts=20)
+        fits = oi.multistart(problem, n_starts=20, key=0)
         problem.simulation_table(fits.best.params)    # PEtab simulation table
         ```
     """
@@ -82,6 +91,10 @@ class PEtabProblem:
             )
         self.parameters = Parameters(specs)
         self._llh = jax.jit(log_likelihood_fn(simulator))
+        self._no_residuals = _why_no_residuals(tables)
+        sigma_residuals = _estimated_noise(tables, layout)
+        self.fisher_from_residuals = not sigma_residuals
+        self._residuals = jax.jit(residuals_fn(simulator, sigma_residuals))
         self._prior = log_prior_fn(tables.parameters, layout)
         self._predict = jax.jit(simulator.predictions)
 
@@ -120,6 +133,26 @@ class PEtabProblem:
         (`jax.grad`) and jittable; the first call compiles."""
         value, ok = self._llh(self.vector(params))
         return jnp.where(ok, value, -jnp.inf)
+
+    def residuals(self, params: Mapping[str, ArrayLike]) -> Float[Array, " m"]:
+        """The standardised residuals `r` with `log_likelihood = constant − ½‖r‖²`
+        (all noise normal; otherwise `PEtabError`). One entry per measurement row,
+        grouped by observable in the observable table's order: `(data − simulation)/σ`
+        on the observable's transformed scale (lin/log/log10; the log transforms'
+        Jacobian terms are constants). When some σ depends on an estimated parameter
+        (a noise parameter or a formula of states), one more entry per row of those
+        observables, `sqrt(log(2πσ²) + 50)` (Data2Dynamics' augmentation), so the
+        identity still holds. NaN where a solve fails. Jittable; `jax.jacfwd` gives
+        the Jacobian through the forward-sensitivity solver."""
+        self.check_residuals()
+        r, ok = self._residuals(self.vector(params))
+        return jnp.where(ok, r, jnp.nan)
+
+    def check_residuals(self) -> None:
+        """Raise `PEtabError` if the problem has no least-squares form (Laplace
+        noise), saying which observables."""
+        if self._no_residuals:
+            raise PEtabError(self._no_residuals)
 
     def log_prior(self, params: Mapping[str, ArrayLike]) -> Float[Array, ""]:
         """The sum of the parameter table's objective priors (0 without priors); see
@@ -193,6 +226,40 @@ class PEtabProblem:
             f"{len(self.measurements)} measurements, {len(self.nominal)} estimated "
             "parameters)"
         )
+
+
+def _why_no_residuals(tables: Tables) -> str:
+    """Empty when every noise model is normal; otherwise why there are no residuals."""
+    laplace = [
+        o for o, obs in tables.observables.items() if obs.distribution != "normal"
+    ]
+    if not laplace:
+        return ""
+    return (
+        f"{tables.files['observables']}: the observables {laplace} have Laplace noise, "
+        "whose log-likelihood is not a sum of squares: no residuals. Fit "
+        "`problem.log_likelihood` with `parameters=problem.parameters` (BFGS; "
+        "`oi.fit(problem)` does this by itself)."
+    )
+
+
+def _estimated_noise(tables: Tables, layout: Layout) -> tuple[str, ...]:
+    """The observables whose σ can move with the estimated parameters: a noise
+    placeholder refers to an estimated parameter in some row, or the noise formula
+    names anything but its placeholders and parameters that are not estimated (a
+    state, the observable, an estimated parameter)."""
+    estimated_positions = set(np.asarray(layout.estimated_index).tolist())
+    fixed_ids = set(layout.parameter_ids) - set(layout.estimated)
+    out = []
+    for oid, observable in tables.observables.items():
+        if oid not in layout.observables:  # no measurements
+            continue
+        refs = np.asarray(layout.observables[oid].noise_refs.index).ravel()
+        symbols = {str(s) for s in sympify_petab(observable.noise_formula).free_symbols}
+        loose = symbols - set(observable.noise_placeholders) - fixed_ids
+        if loose or estimated_positions & set(refs.tolist()):
+            out.append(oid)
+    return tuple(out)
 
 
 def load(
