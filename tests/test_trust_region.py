@@ -1,0 +1,111 @@
+"""`oi.TrustRegionReflective`: a bounded linear least-squares problem whose optimum
+sits on a bound, against scipy's bounded-variable least squares (`lsq_linear`, BVLS,
+an independent algorithm) and against the closed-form Gauss–Newton covariance; an
+`oi.Problem` with Gaussian noise against Levenberg–Marquardt; misuse refused."""
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+import scipy.optimize
+from _decay import noisy_data
+from _decay import problem as decay_problem
+
+import odeinfer as oi
+
+RNG = np.random.default_rng(3)
+A = RNG.standard_normal((30, 3))
+TRUTH = np.array([0.5, -1.0, 2.0])
+B = A @ TRUTH + 0.1 * RNG.standard_normal(30)
+# The unconstrained optimum has x2 ≈ 2 > 1.5: the bound is active there.
+LOWER, UPPER = np.array([-3.0, -3.0, -1.0]), np.array([3.0, 3.0, 1.5])
+
+
+class Linear(oi.AbstractResidualLikelihood):
+    """r(x) = A x − b with unit noise: log L = −½‖r‖² − (m/2) log 2π."""
+
+    def __init__(self):
+        self.parameters = oi.Parameters(
+            {
+                f"x{i}": oi.Bounded(lo, hi, init=0.0)
+                for i, (lo, hi) in enumerate(zip(LOWER, UPPER, strict=True))
+            }
+        )
+
+    def residuals(self, params):
+        x = jnp.stack([params[f"x{i}"] for i in range(3)])
+        return jnp.asarray(A) @ x - jnp.asarray(B)
+
+    def log_likelihood(self, params):
+        r = self.residuals(params)
+        return -0.5 * jnp.sum(r**2) - 0.5 * r.shape[0] * jnp.log(2 * jnp.pi)
+
+    def check_residuals(self):
+        return None
+
+
+def test_optimum_on_a_bound_matches_bvls():
+    reference = scipy.optimize.lsq_linear(A, B, bounds=(LOWER, UPPER), tol=1e-14)
+    assert reference.active_mask[2] == 1  # the upper bound of x2 is active
+    result = oi.fit(Linear())
+    assert result.solver == "TrustRegionReflective"
+    assert bool(result.successful)
+    estimate = np.array([float(result.params[f"x{i}"]) for i in range(3)])
+    np.testing.assert_allclose(estimate, reference.x, atol=1e-6)
+    r = A @ reference.x - B
+    expected = -0.5 * r @ r - 15 * np.log(2 * np.pi)
+    assert float(result.log_likelihood) == pytest.approx(expected, abs=1e-9)
+    assert int(result.num_evaluations) >= int(result.num_steps) >= 1
+    # Fisher information JᵀJ = AᵀA: the covariance of the free fit is (AᵀA)⁻¹.
+    np.testing.assert_allclose(
+        np.asarray(result.covariance), np.linalg.inv(A.T @ A), rtol=1e-10
+    )
+
+
+def test_interior_optimum_matches_normal_equations():
+    wide = oi.Parameters({f"x{i}": oi.Bounded(-10.0, 10.0) for i in range(3)})
+    result = oi.fit(Linear(), parameters=wide, init={"x0": 1.0, "x1": 1.0, "x2": 1.0})
+    exact = np.linalg.solve(A.T @ A, A.T @ B)
+    estimate = np.array([float(result.params[f"x{i}"]) for i in range(3)])
+    np.testing.assert_allclose(estimate, exact, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(result.gradient), 0.0, atol=1e-6)
+
+
+def test_multistart_reports_every_start():
+    result = oi.multistart(Linear(), 4, key=0)
+    assert result.best.solver == "TrustRegionReflective"
+    assert result.num_converged == 4
+    assert result.num_evaluations is not None and result.seconds is not None
+    assert np.asarray(result.num_evaluations).shape == (4,)
+    reference = scipy.optimize.lsq_linear(A, B, bounds=(LOWER, UPPER), tol=1e-14)
+    r = A @ reference.x - B
+    expected = -0.5 * r @ r - 15 * np.log(2 * np.pi)
+    np.testing.assert_allclose(np.asarray(result.log_objective), expected, atol=1e-8)
+
+
+def test_gaussian_problem_matches_levenberg_marquardt():
+    problem = decay_problem(noisy_data(0))
+    reference = oi.fit(problem, information="fisher")
+    result = oi.fit(problem, solver=oi.TrustRegionReflective())
+    for name in ("a", "k"):
+        assert float(result.params[name]) == pytest.approx(
+            float(reference.params[name]), rel=1e-6
+        )
+        assert float(result.standard_errors[name]) == pytest.approx(
+            float(reference.standard_errors[name]), rel=1e-3
+        )
+
+
+def test_misuse_is_refused():
+    with pytest.raises(ValueError, match="cannot include `priors`"):
+        oi.fit(
+            Linear(),
+            solver=oi.TrustRegionReflective(),
+            priors={"x0": dist.Normal(0.0, 1.0)},
+        )
+    with pytest.raises(TypeError, match="needs residuals"):
+        oi.fit(
+            lambda p: -(p["x"] ** 2),
+            parameters={"x": oi.Real(1.0)},
+            solver=oi.TrustRegionReflective(),
+        )
