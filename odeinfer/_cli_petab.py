@@ -105,6 +105,9 @@ def _multistart_table(problem, result):
             "num_steps": np.asarray(result.num_steps, dtype=int),
         }
     )
+    if result.num_evaluations is not None and result.seconds is not None:
+        frame["num_evaluations"] = np.asarray(result.num_evaluations, dtype=int)
+        frame["seconds"] = np.asarray(result.seconds, dtype=float)
     for name in result.names:
         frame[name] = np.asarray(optima[name], dtype=float)
     order = np.argsort(np.where(np.isfinite(llh), -llh, np.inf), kind="stable")
@@ -213,25 +216,39 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
     from petab.v1 import C
 
     import odeinfer as oi
+    from odeinfer.petab import PEtabError
 
     n_starts = args.fit
+    try:
+        problem.check_residuals()
+        how = (
+            "bounded trust-region least squares (oi.TrustRegionReflective) on the "
+            f"PEtab box, at most {args.max_steps} residual evaluations each, one start "
+            "after another (the first compiles the residuals and their Jacobian)"
+        )
+    except PEtabError as error:
+        how = (
+            f"BFGS on the log-likelihood ({error}), at most {args.max_steps} steps "
+            "each, one start after another in one compiled call (no per-start "
+            "progress)"
+        )
     print(
         f"multistart: {n_starts} start(s) (start 0 = the nominal values, the others "
-        "uniform within the bounds on the PEtab scale), at most "
-        f"{args.max_steps} optimiser steps each, one start after another in one "
-        "compiled call (the first run compiles; no per-start progress) ...",
+        f"uniform within the bounds on the PEtab scale) by {how} ...",
         flush=True,
     )
     start = time.perf_counter()
-    # One start at a time (`batch_size=1`): memory does not grow with N, and no start
-    # waits for the slowest of a vmapped batch (a start in a stiff region).
+    # The problem itself: `oi.multistart` fits it by trust-region least squares when
+    # every noise model is normal, by BFGS otherwise. One start at a time
+    # (`batch_size=1` for BFGS): memory does not grow with N, and no start waits for
+    # the slowest of a vmapped batch (a start in a stiff region).
     result = oi.multistart(
-        problem.log_likelihood,
+        problem,
         n_starts,
         key=args.seed,
-        parameters=problem.parameters,
         max_steps=args.max_steps,
         batch_size=1,
+        progress_bar=True,
         throw=False,
     )
     seconds = time.perf_counter() - start
@@ -428,7 +445,8 @@ def add_parser(commands) -> None:
         "--max-steps",
         type=int,
         default=256,
-        help="optimiser steps per start for --fit (256, oi.multistart's default)",
+        help="optimiser steps per start for --fit (residual evaluations for the "
+        "trust-region least squares; 256, oi.multistart's default)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(

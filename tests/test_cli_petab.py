@@ -99,8 +99,10 @@ def test_missing_petab_library_is_one_line(monkeypatch, capsys):
 
 @needs_boehm
 def test_fit_runs_the_starts_one_at_a_time(tmp_path, monkeypatch, capsys):
-    """`--fit N` asks `oi.multistart` for `batch_size=1` (memory flat in N); the fake
-    multistart stops the run before any compilation."""
+    """`--fit N` passes the problem itself to `oi.multistart` (trust-region least
+    squares, one start after another with a progress bar; `batch_size=1` for the BFGS
+    fallback: memory flat in N); the fake multistart stops the run before any
+    compilation."""
     import odeinfer as oi
 
     calls = []
@@ -114,12 +116,15 @@ def test_fit_runs_the_starts_one_at_a_time(tmp_path, monkeypatch, capsys):
     assert "stopped by the test" in one_line_error(capsys.readouterr().err)
     ((args, kwargs),) = calls
     assert args[1] == 3 and kwargs["batch_size"] == 1
+    assert isinstance(args[0], oi.AbstractResidualLikelihood)
+    assert kwargs["progress_bar"] is True
 
 
 @pytest.mark.slow
 @needs_boehm
 def test_fit_two_starts_writes_table_and_plots(tmp_path, capsys):
-    # 80-150 s measured on 2 busy cores (the vmapped BFGS and its Laplace step compile).
+    # Trust-region least squares: the residuals, their Jacobian and the Laplace
+    # step compile.
     out = tmp_path / "out"
     assert main(["petab", BOEHM, "--fit", "2", "--seed", "0", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out

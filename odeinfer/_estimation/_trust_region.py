@@ -13,7 +13,7 @@ against 1-130 ms per Jacobian on the PEtab benchmark problems.
 
 import math
 import time
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import equinox as eqx
 import jax
@@ -81,7 +81,8 @@ class Residuals(eqx.Module):
     def residuals(self, v: Float[Array, " n"]) -> Float[Array, " m"]:
         params = self.params(v)
         if isinstance(self.likelihood, Problem):
-            return residuals(objective.forward_problem(self.likelihood), params)
+            r = residuals(objective.forward_problem(self.likelihood), params)
+            return cast(Float[Array, " m"], r)  # without `with_status`: `r` alone
         return self.likelihood.residuals(params)
 
     def log_likelihood(self, v: Float[Array, " n"]) -> Float[Array, ""]:
@@ -198,7 +199,7 @@ def optimise(
         sol = scipy.optimize.least_squares(
             fun,
             v0,
-            jac=checked_jac,
+            jac=checked_jac,  # pyright: ignore[reportArgumentType]  (a callable is allowed)
             bounds=(lower, upper),
             method="trf",
             x_scale=solver.x_scale,  # pyright: ignore[reportArgumentType]
