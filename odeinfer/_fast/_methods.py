@@ -10,12 +10,15 @@ stiffness estimate (`h |λ|`, 0 where the method does not estimate it).
 
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 
 from .._solvers._tableaus import RODAS5P
 from ._dopri5 import dense_output, dopri5_step
-from ._rosenbrock import rosenbrock_dense, rosenbrock_step
+from ._rosenbrock import (
+    rosenbrock_dense,
+    rosenbrock_sensitivity_step,
+    rosenbrock_step,
+)
 
 
 class Dopri5Rows:
@@ -34,29 +37,35 @@ class Dopri5Rows:
 
 
 class RosenbrockRows:
-    """Rodas5P on `f(t, y, θ)`; sensitivity rows are the step's forward derivative
-    along `(S, Θ)` (`theta_directions` is `Θ`, shape `(directions, len(θ))`)."""
+    """Rodas5P on `f(t, y, θ)`; sensitivity rows are the step's exact forward
+    derivative along `(S, Θ)` (`theta_directions` is `Θ`, shape
+    `(directions, len(θ))`), sharing the step's LU factorisation."""
 
-    def __init__(self, f, theta, theta_directions, jacobian=None, tableau=RODAS5P):
+    def __init__(
+        self, f, theta, theta_directions, jacobian=None, tableau=RODAS5P, refine=True
+    ):
         self.f = f
         self.theta = theta
         self.theta_directions = theta_directions
         self.jacobian = jacobian
         self.tableau = tableau
+        self.refine = refine
 
     def first(self, t0, Y0):
         return jnp.zeros_like(Y0)  # no FSAL stage
 
     def step(self, t, h, Y, aux, theta):
-        def one(y, th):
-            return rosenbrock_step(self.tableau, self.f, self.jacobian, t, h, y, th)
-
         if self.theta_directions is None:
-            y1, error, dense = one(Y[0], self.theta)
+            y1, error, dense = rosenbrock_step(
+                self.tableau, self.f, self.jacobian, t, h, Y[0], self.theta,
+                refine=self.refine,
+            )  # fmt: skip
             Y1, E, D = y1[None], error[None], dense[None]
         else:
-            (y1, error, dense), linear = jax.linearize(one, Y[0], self.theta)
-            S1, ES, DS = jax.vmap(linear)(Y[1:], self.theta_directions)
+            (y1, error, dense), (S1, ES, DS) = rosenbrock_sensitivity_step(
+                self.tableau, self.f, self.jacobian, t, h, Y[0], self.theta, Y[1:],
+                self.theta_directions, refine=self.refine,
+            )  # fmt: skip
             Y1 = jnp.concatenate([y1[None], S1])
             E = jnp.concatenate([error[None], ES])
             D = jnp.concatenate([dense[None], DS])

@@ -11,6 +11,7 @@ and fuses with the rest of the step. Measured in `benchmarks/stiff.py` (batch se
 from typing import Any
 
 import equinox.internal as eqxi
+import jax
 import jax.numpy as jnp
 import lineax as lx
 from lineax._solver.misc import (
@@ -45,19 +46,34 @@ def lu_solve(lu_perm, b, transpose: bool = False):
     LU, perm = lu_perm
     n = LU.shape[0]
     if not transpose:
+        # Products as `sum(a * b)`, not `a @ b`: under `jax.vmap` (the fused loop's
+        # sensitivities, batches) `@` becomes a `dot` that XLA does not fuse; measured
+        # 4.7 against 5.1 µs per HIRES Rodas5P step.
         y = b[perm]
         for i in range(1, n):  # L y = P b, unit diagonal
-            y = y.at[i].add(-LU[i, :i] @ y[:i])
+            y = y.at[i].add(-jnp.sum(LU[i, :i] * y[:i]))
         for i in range(n - 1, -1, -1):  # U x = y
-            y = y.at[i].set((y[i] - LU[i, i + 1 :] @ y[i + 1 :]) / LU[i, i])
+            y = y.at[i].set((y[i] - jnp.sum(LU[i, i + 1 :] * y[i + 1 :])) / LU[i, i])
         return y
     # Aᵀ = Uᵀ Lᵀ P: Uᵀ z = b, Lᵀ w = z, x = Pᵀ w.
     z = b
     for i in range(n):
-        z = z.at[i].set((z[i] - LU[:i, i] @ z[:i]) / LU[i, i])
+        z = z.at[i].set((z[i] - jnp.sum(LU[:i, i] * z[:i])) / LU[i, i])
     for i in range(n - 2, -1, -1):
-        z = z.at[i].add(-LU[i + 1 :, i] @ z[i + 1 :])
+        z = z.at[i].add(-jnp.sum(LU[i + 1 :, i] * z[i + 1 :]))
     return jnp.zeros_like(z).at[perm].set(z)
+
+
+def lu_inverse(lu_perm):
+    """`A⁻¹` from `lu_factor(A)`: two triangular solves with `n` right-hand sides (two
+    LAPACK `trsm` calls, not the `2n` row updates of `lu_solve` per column)."""
+    LU, perm = lu_perm
+    n = LU.shape[0]
+    P = jnp.eye(n, dtype=LU.dtype)[perm]
+    Z = jax.lax.linalg.triangular_solve(
+        LU, P, left_side=True, lower=True, unit_diagonal=True
+    )
+    return jax.lax.linalg.triangular_solve(LU, Z, left_side=True, lower=False)
 
 
 class SmallLU(lx.AbstractLinearSolver):
