@@ -79,6 +79,10 @@ class CrossingGuard(diffrax.AbstractAdaptiveStepSizeController):
     - `probe`: `probe(t, y, args) -> (values, slopes, tolerances)`, one entry per
         crossing: `fn - level`, its time derivative along the flow, and the distance
         from the level below which the sign is not resolved.
+
+    Its state ends with the start of the last accepted step: where a segment stopped
+    on a crossing, the crossing lies in that step (read through
+    `diffrax.SaveAt(controller_state=True)`).
     """
 
     controller: diffrax.PIDController
@@ -106,12 +110,12 @@ class CrossingGuard(diffrax.AbstractAdaptiveStepSizeController):
             terms, t0, t1, y0, dt0, args, func, error_order
         )
         values, slopes, _ = self.probe(*_stop_gradient((t0, y0, args)))
-        return tnext, (state, values, slopes)
+        return tnext, (state, values, slopes, lax.stop_gradient(t0))
 
     def adapt_step_size(
         self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
     ):
-        state, v0, s0 = controller_state
+        state, v0, s0, start = controller_state
         keep, next_t0, next_t1, made_jump, new_state, result = (
             self.controller.adapt_step_size(
                 t0, t1, y0, y1_candidate, args, y_error, error_order, state
@@ -134,7 +138,9 @@ class CrossingGuard(diffrax.AbstractAdaptiveStepSizeController):
         )
         values = jnp.where(keep, v1, v0)
         slopes = jnp.where(keep, s1, s0)
-        return keep, next_t0, next_t1, made_jump, (new_state, values, slopes), result
+        start = jnp.where(keep, lax.stop_gradient(t0), start)
+        new_state = (new_state, values, slopes, start)
+        return keep, next_t0, next_t1, made_jump, new_state, result
 
 
 def crossing_probe(model, crossings, rtol, atol):

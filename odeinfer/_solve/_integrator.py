@@ -49,7 +49,20 @@ def make_controller(
     return controller
 
 
-def make_event(crossings: tuple[Crossing, ...]) -> diffrax.Event | None:
+def locates_crossings(adjoint: diffrax.AbstractAdjoint) -> bool:
+    """Whether odeinfer locates a crossing inside its step (`_event_time.py`) rather
+    than diffrax's root finder. For every adjoint but `DirectAdjoint`:
+    `RecursiveCheckpointAdjoint` differentiates once in reverse and `ForwardMode`
+    any number of times forward, both exact with the implicit-function-theorem rule;
+    a reverse derivative of that rule differentiated again (`jax.hessian` =
+    forward-over-reverse, which only `DirectAdjoint` allows) came out wrong, so that
+    keeps diffrax's root find (optimistix, implicit derivative through lineax)."""
+    return not isinstance(adjoint, diffrax.DirectAdjoint)
+
+
+def make_event(
+    crossings: tuple[Crossing, ...], adjoint: diffrax.AbstractAdjoint
+) -> diffrax.Event | None:
     """One diffrax condition function per crossing (`None` without crossings)."""
     if not crossings:
         return None
@@ -63,8 +76,14 @@ def make_event(crossings: tuple[Crossing, ...]) -> diffrax.Event | None:
 
         return cond_fn
 
+    # Without a root finder diffrax stops at the end of the step over which a crossing
+    # happened, and `_event_time.py` locates it in that step: half the program to
+    # compile for a reverse-mode gradient, and no host callback (lineax's check) in it.
+    root_finder = None
+    if not locates_crossings(adjoint):
+        root_finder = optx.Newton(rtol=1e-12, atol=1e-12)
     return diffrax.Event(
         cond_fn=tuple(condition(i) for i in range(len(crossings))),
-        root_finder=optx.Newton(rtol=1e-12, atol=1e-12),
+        root_finder=root_finder,
         direction=tuple(c.diffrax_direction for c in crossings),
     )

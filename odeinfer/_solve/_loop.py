@@ -50,7 +50,7 @@ def solve_segments(
         term=make_term(model),
         solver=with_model_jacobian(solver, model),
         controller=make_controller(model, crossings, rtol, atol, max_step_size),
-        event=make_event(crossings),
+        event=make_event(crossings, adjoint),
         adjoint=adjoint,
         params=params,
         levels=levels,

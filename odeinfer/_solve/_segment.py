@@ -19,6 +19,7 @@ from ._crossing import crossing_outcome
 from ._diagnostics import singular
 from ._dose_schedule import DoseSchedule
 from ._event_log import record_crossing
+from ._event_time import locate_crossing, step_solver
 from ._tree import all_finite, take_last, tree_where
 
 
@@ -144,7 +145,8 @@ class SegmentStep(eqx.Module):
         subs = [diffrax.SubSaveAt(t1=True)]
         if self.ts is not None:
             subs.append(diffrax.SubSaveAt(ts=jnp.clip(self.ts, t, t_stop)))
-        saveat = diffrax.SaveAt(subs=subs, dense=self.dense)
+        locate = self.event is not None and self.event.root_finder is None
+        saveat = diffrax.SaveAt(subs=subs, dense=self.dense, controller_state=locate)
         sol = diffrax.diffeqsolve(
             self.term,
             self.solver,
@@ -164,6 +166,21 @@ class SegmentStep(eqx.Module):
         # `SubSaveAt(t1=True)` first: `ts` and `ys` are set.
         t_end = sol.ts[0][-1]  # pyright: ignore[reportOptionalSubscript]
         y_end = take_last(sol.ys[0])  # pyright: ignore[reportOptionalSubscript]
+        if locate:
+            # diffrax stopped at the end of the step over which the crossing happened;
+            # the guard's state ends with that step's start.
+            mask = jnp.stack(jtu.tree_leaves(sol.event_mask)) & fired
+            t_end, y_end = locate_crossing(
+                step_solver(self.solver, self.adjoint),
+                self.term,
+                self.crossings,
+                (self.params, self.levels, carry.override, carry.active),
+                jnp.argmax(mask),
+                fired,
+                sol.controller_state[-1],  # pyright: ignore[reportOptionalSubscript]
+                t_end,
+                y_end,
+            )
         shift = jnp.where(fired, 0.0, t_stop_traced - t_stop)  # zero, with a tangent
         t_end = t_end + shift
         y_end = jtu.tree_map(
