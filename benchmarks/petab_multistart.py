@@ -64,7 +64,7 @@ def peer(name: str) -> dict | None:
     }
 
 
-def run(name: str, starts: int, seed: int, max_steps: int) -> dict:
+def run(name: str, starts: int, seed: int, max_steps: int, solver) -> dict:
     problem = petab.load(PETAB / name / f"{name}.yaml")
     # Start 0 is `init`: the middle of the box, not the nominal values (the published
     # optimum), so that every start is a real one.
@@ -72,7 +72,9 @@ def run(name: str, starts: int, seed: int, max_steps: int) -> dict:
         {n: oi.Bounded(s.lower, s.upper) for n, s in problem.parameters.specs.items()}
     )
     t = time.perf_counter()
-    oi.multistart(problem, 1, key=seed, parameters=away, max_steps=2, throw=False)
+    oi.multistart(
+        problem, 1, key=seed, parameters=away, solver=solver, max_steps=2, throw=False
+    )
     compile_s = time.perf_counter() - t
     load = os.getloadavg()
     t = time.perf_counter()
@@ -81,6 +83,7 @@ def run(name: str, starts: int, seed: int, max_steps: int) -> dict:
         starts,
         key=seed,
         parameters=away,
+        solver=solver,
         max_steps=max_steps,
         progress_bar=True,
         throw=False,
@@ -152,17 +155,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument(
+        "--optimizer",
+        choices=("trf", "fides"),
+        default="trf",
+        help="oi.TrustRegionReflective (scipy) or oi.Fides (the fides package)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=HERE / "results" / "petab_multistart.json"
     )
     args = parser.parse_args()
+    solver = oi.Fides() if args.optimizer == "fides" else oi.TrustRegionReflective()
     results = {
         "description": TITLE,
         "command": "python " + " ".join(sys.argv),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "optimizer": "oi.TrustRegionReflective (scipy least_squares trf on the PEtab "
-        "box, x_scale='jac', ftol = xtol = gtol = 1e-8), one start after another",
+        "optimizer": repr(solver) + ", one start after another",
         "problems": {
-            name: run(name, args.starts, args.seed, args.max_steps)
+            name: run(name, args.starts, args.seed, args.max_steps, solver)
             for name in args.problems
         },
     }

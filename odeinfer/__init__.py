@@ -79,6 +79,8 @@ from ._estimation import FitResult as FitResult  # noqa: E402
 from ._estimation import MultistartResult as MultistartResult  # noqa: E402
 from ._estimation import ProfileResult as ProfileResult  # noqa: E402
 from ._estimation import TrustRegionReflective as TrustRegionReflective  # noqa: E402
+from ._estimation import AbstractBoxLeastSquares as AbstractBoxLeastSquares  # noqa: E402
+from ._estimation import Fides as Fides  # noqa: E402
 from ._estimation import fit as fit  # noqa: E402
 from ._estimation import multistart as multistart  # noqa: E402
 from ._estimation import profile as profile  # noqa: E402
@@ -211,6 +213,8 @@ __all__ = [
     "MultistartResult",
     "ProfileResult",
     "TrustRegionReflective",
+    "AbstractBoxLeastSquares",
+    "Fides",
     "fit",
     "multistart",
     "profile",

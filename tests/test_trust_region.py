@@ -109,3 +109,12 @@ def test_misuse_is_refused():
             parameters={"x": oi.Real(1.0)},
             solver=oi.TrustRegionReflective(),
         )
+
+
+def test_fides_matches_bvls_on_a_bound():
+    pytest.importorskip("fides")
+    reference = scipy.optimize.lsq_linear(A, B, bounds=(LOWER, UPPER), tol=1e-14)
+    result = oi.fit(Linear(), solver=oi.Fides())
+    assert result.solver == "Fides" and bool(result.successful)
+    estimate = np.array([float(result.params[f"x{i}"]) for i in range(3)])
+    np.testing.assert_allclose(estimate, reference.x, atol=1e-6)

@@ -4,4 +4,6 @@ from ._multistart import multistart as multistart
 from ._profile import ProfileResult as ProfileResult
 from ._profile import profile as profile
 from ._result import FitResult as FitResult
+from ._trust_region import AbstractBoxLeastSquares as AbstractBoxLeastSquares
+from ._trust_region import Fides as Fides
 from ._trust_region import TrustRegionReflective as TrustRegionReflective

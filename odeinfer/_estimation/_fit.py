@@ -11,7 +11,7 @@ from . import _objective as objective
 from ._laplace import laplace
 from ._result import FitResult
 from ._trust_region import (
-    TrustRegionReflective,
+    AbstractBoxLeastSquares,
     box_from_unconstrained,
 )
 from ._trust_region import optimise as optimise_box
@@ -29,7 +29,8 @@ def choose_solver(problem, priors, solver, rtol, atol):
         return optx.BFGS(rtol=rtol, atol=atol)
     if not isinstance(solver, optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser):
         raise TypeError(
-            "`solver` must be oi.TrustRegionReflective(), an optimistix least-squares "
+            "`solver` must be oi.TrustRegionReflective(), oi.Fides(), an optimistix "
+            "least-squares "
             "solver (e.g. optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)) or "
             f"minimiser (e.g. optimistix.BFGS(rtol=1e-8, atol=1e-8)); got {solver!r}."
         )
@@ -179,7 +180,7 @@ def fit(
     parameters=None,
     init: dict | None = None,
     priors: dict | None = None,
-    solver: TrustRegionReflective
+    solver: AbstractBoxLeastSquares
     | optx.AbstractLeastSquaresSolver
     | optx.AbstractMinimiser
     | None = None,
@@ -211,7 +212,9 @@ def fit(
         naming it.
     - `priors`: `{name: numpyro distribution}` for MAP estimation (the mode of the
         posterior density of the constrained parameters).
-    - `solver`: [`odeinfer.TrustRegionReflective`][] or an optimistix solver. `None`
+    - `solver`: [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][] (bounded
+        least squares on the box, for residual likelihoods) or an optimistix solver.
+        `None`
         chooses `TrustRegionReflective` for an `AbstractResidualLikelihood` with
         residuals (every PEtab noise model normal) and no priors;
         `optimistix.LevenbergMarquardt` on [`odeinfer.residuals`][] (forward-mode
@@ -225,10 +228,10 @@ def fit(
         with forward-mode autodiff and mapped to the constrained parameters by the
         delta method.
     - `rtol`, `atol`: the optimiser's convergence tolerances (on the unconstrained
-        parameters and the objective; scipy's `ftol`/`xtol` and `gtol` for
-        `TrustRegionReflective`).
+        parameters and the objective; scipy's `ftol`/`xtol` and `gtol` for the default
+        `TrustRegionReflective`; a solver passed in keeps its own).
     - `max_steps`: the optimiser's iteration budget (residual evaluations for
-        `TrustRegionReflective`).
+        `TrustRegionReflective`, iterations for `Fides`).
     - `throw`: raise a `RuntimeError` if the optimiser did not converge or the
         log-likelihood at the result is `-inf` (the ODE solve failed there: the message
         says whether at the starting point or where the optimiser stopped, and the

@@ -15,6 +15,7 @@ from . import _objective as objective
 from ._laplace import laplace
 from ._result import FitResult
 from ._trust_region import (
+    AbstractBoxLeastSquares,
     Outcome,
     Residuals,
     TrustRegionReflective,
@@ -25,14 +26,16 @@ from ._trust_region import (
 
 def residual_model(
     problem, parameters, priors, solver, rtol: float, atol: float
-) -> tuple[Residuals, TrustRegionReflective] | None:
+) -> tuple[Residuals, AbstractBoxLeastSquares] | None:
     """The residual model and the solver when the fit is by trust-region least
-    squares: `solver` is a `TrustRegionReflective`, or `solver=None` for an
+    squares: `solver` is an `AbstractBoxLeastSquares` (`TrustRegionReflective`,
+    `Fides`), or `solver=None` (then `TrustRegionReflective`) for an
     `AbstractResidualLikelihood` with residuals and no priors. `None` otherwise."""
-    if isinstance(solver, TrustRegionReflective):
+    if isinstance(solver, AbstractBoxLeastSquares):
+        name = type(solver).__name__
         if priors:
             raise ValueError(
-                "`solver=TrustRegionReflective` minimises a sum of squares and cannot "
+                f"`solver={name}` minimises a sum of squares and cannot "
                 "include `priors`; use optimistix.BFGS for MAP estimation."
             )
         if isinstance(problem, AbstractResidualLikelihood):
@@ -48,13 +51,13 @@ def residual_model(
             problem = objective.canonical(problem)
             if not objective.has_gaussian_residuals(problem):
                 raise ValueError(
-                    "`solver=TrustRegionReflective` needs standardised residuals, which "
+                    f"`solver={name}` needs standardised residuals, which "
                     "exist only when all noise is Gaussian with fixed scales and there "
                     "are no event-time data; use optimistix.BFGS (or solver=None)."
                 )
             return Residuals(problem, problem.parameters), solver
         raise TypeError(
-            "`solver=TrustRegionReflective` needs residuals: pass an oi.Problem with "
+            f"`solver={name}` needs residuals: pass an oi.Problem with "
             "Gaussian noise, or an AbstractResidualLikelihood such as the "
             "odeinfer.petab.PEtabProblem itself (not its `log_likelihood` method); got "
             f"{type(problem).__name__}."
@@ -131,7 +134,10 @@ def _gauss_newton(model: Residuals, v) -> _Approximation:
 
 
 def fit_result(
-    model: Residuals, solver: TrustRegionReflective, outcome: Outcome, information: str
+    model: Residuals,
+    solver: AbstractBoxLeastSquares,
+    outcome: Outcome,
+    information: str,
 ) -> FitResult:
     v = jnp.asarray(outcome.v)
     u = unconstrained_from_box(model, v)

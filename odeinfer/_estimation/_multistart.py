@@ -1,5 +1,6 @@
 """`multistart`: many optimisations from random starting points, in one vmapped call
-(optimistix solvers) or one after another ([`odeinfer.TrustRegionReflective`][])."""
+(optimistix solvers) or one after another (bounded least squares:
+[`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
 
 import equinox as eqx
 import jax
@@ -15,8 +16,8 @@ from . import _objective as objective
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
 from ._trust_region import (
+    AbstractBoxLeastSquares,
     Residuals,
-    TrustRegionReflective,
     box_from_unconstrained,
     unconstrained_from_box,
 )
@@ -39,9 +40,9 @@ class MultistartResult(eqx.Module):
         (the ODE solve failed there); such starts never count as converged.
     - `num_steps`: iterations of each start.
     - `num_evaluations`: objective (residual) evaluations of each start, where the
-        solver counts them ([`odeinfer.TrustRegionReflective`][]); else `None`.
+        solver counts them (bounded least squares); else `None`.
     - `seconds`: wall time of each start, where the starts run one after another
-        ([`odeinfer.TrustRegionReflective`][]; the first includes compilation); else
+        (bounded least squares; the first includes compilation); else
         `None`.
     """
 
@@ -165,7 +166,7 @@ def multistart(
     priors: dict | None = None,
     spread: float = 2.0,
     from_priors: bool = False,
-    solver: TrustRegionReflective
+    solver: AbstractBoxLeastSquares
     | optx.AbstractLeastSquaresSolver
     | optx.AbstractMinimiser
     | None = None,
@@ -179,9 +180,11 @@ def multistart(
 ) -> MultistartResult:
     """Run [`odeinfer.fit`][] from `n_starts` starting points and report the best
     optimum and the spread of optima. The optimistix solvers run every start in one
-    vmapped call; [`odeinfer.TrustRegionReflective`][] (the default for an
-    [`odeinfer.AbstractResidualLikelihood`][] such as a PEtab problem) runs them one
-    after another on the host, each with its own jitted residual and Jacobian calls.
+    vmapped call; the bounded least-squares solvers
+    ([`odeinfer.TrustRegionReflective`][], the default for an
+    [`odeinfer.AbstractResidualLikelihood`][] such as a PEtab problem, and
+    [`odeinfer.Fides`][]) run them one after another on the host, with jitted
+    residual and Jacobian calls compiled once.
 
     **Arguments:**
 
@@ -201,10 +204,10 @@ def multistart(
         inside the same compiled program (`jax.lax.map`); `batch_size=1` suits stiff
         models, where a vmapped batch runs every start's ODE solve for as many steps as
         its most expensive member needs (a start that wanders into a stiff region
-        slows all the others). Not used by `TrustRegionReflective` (one start at a
-        time).
+        slows all the others). Not used by the bounded least-squares solvers (one
+        start at a time).
     - `progress_bar`: show a progress bar (tqdm) over the starts with the best
-        log-likelihood so far (`TrustRegionReflective` only: the vmapped solvers
+        log-likelihood so far (bounded least squares only: the vmapped solvers
         finish all starts at once).
     - `throw`: raise a `RuntimeError` if no start converged.
 
@@ -310,7 +313,7 @@ def multistart(
 
 def _multistart_box(
     model: Residuals,
-    solver: TrustRegionReflective,
+    solver: AbstractBoxLeastSquares,
     n_starts: int,
     key,
     init,
@@ -320,7 +323,7 @@ def _multistart_box(
     progress_bar: bool,
     throw: bool,
 ) -> MultistartResult:
-    """`multistart` by `TrustRegionReflective`: the same starting points as the
+    """`multistart` by bounded least squares: the same starting points as the
     vmapped path (drawn in the unconstrained space), one optimisation after another."""
     u_init = jnp.asarray(objective.initial_unconstrained(model, init))
     information = least_squares.check_information(information, model)

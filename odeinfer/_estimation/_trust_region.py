@@ -1,5 +1,6 @@
-"""`TrustRegionReflective`: bounded trust-region least squares on the box of the
-parameters' bounds, for likelihoods with standardised residuals.
+"""Bounded trust-region least squares on the box of the parameters' bounds, for
+likelihoods with standardised residuals: `TrustRegionReflective` (scipy) and `Fides`
+(the optional `fides` package), both `AbstractBoxLeastSquares` strategies.
 
 Neither optimistix nor lineax has a bounded least-squares solver (optimistix's
 Levenberg–Marquardt works on the unconstrained scale, where the logit transform of a
@@ -11,6 +12,8 @@ residual and a jitted forward-mode Jacobian; the host loop costs ~0.1 ms per ite
 against 1-130 ms per Jacobian on the PEtab benchmark problems.
 """
 
+import abc
+import logging
 import math
 import time
 from typing import NamedTuple, cast
@@ -29,7 +32,22 @@ from .._residual_likelihood import AbstractResidualLikelihood
 from . import _objective as objective
 
 
-class TrustRegionReflective(eqx.Module):
+class AbstractBoxLeastSquares(eqx.Module):
+    """A least-squares optimiser on the box of the `Bounded` parameters, run on the
+    host with jitted residuals and Jacobians: [`odeinfer.TrustRegionReflective`][],
+    [`odeinfer.Fides`][]."""
+
+    @abc.abstractmethod
+    def minimise(
+        self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations: int
+    ) -> tuple[np.ndarray, int, int, int, str]:
+        """Minimise ½‖fun(v)‖² from `v0` within `[lower, upper]`. `fun(v)` gives the
+        residuals, `jac(v)` their Jacobian, `fun_and_jac(v)` both. Returns the end
+        point, a status (1 converged, 0 budget spent, -1 failed), the residual and
+        Jacobian evaluation counts and a message."""
+
+
+class TrustRegionReflective(AbstractBoxLeastSquares):
     """Bounded trust-region least squares for [`odeinfer.fit`][] and
     [`odeinfer.multistart`][]: minimises ½‖r(θ)‖² of the standardised residuals with
     `scipy.optimize.least_squares(method="trf")` (trust-region reflective, Branch,
@@ -62,6 +80,85 @@ class TrustRegionReflective(eqx.Module):
     rtol: float = eqx.field(static=True, default=1e-8)
     atol: float = eqx.field(static=True, default=1e-8)
     x_scale: str | float = eqx.field(static=True, default="jac")
+
+    def minimise(self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations):
+        sol = scipy.optimize.least_squares(
+            fun,
+            v0,
+            jac=jac,  # pyright: ignore[reportArgumentType]  (a callable is allowed)
+            bounds=(lower, upper),
+            method="trf",
+            x_scale=self.x_scale,  # pyright: ignore[reportArgumentType]
+            ftol=self.rtol,
+            xtol=self.rtol,
+            gtol=self.atol,
+            max_nfev=int(max_evaluations),
+        )
+        status = 1 if sol.status > 0 else (0 if sol.status == 0 else -1)
+        return sol.x, status, int(sol.nfev), int(sol.njev), str(sol.message)
+
+
+class Fides(AbstractBoxLeastSquares):
+    """Fides (Fröhlich & Sorger 2022, PLoS Comput. Biol. 18:e1010322), the
+    interior trust-region optimiser pyPESTO uses by default, for [`odeinfer.fit`][] and
+    [`odeinfer.multistart`][]: on the box of the `Bounded` parameters, with the
+    Gauss–Newton matrix `JᵀJ` of the standardised residuals as Hessian for the first
+    `switch_iteration` iterations and a BFGS update of it afterwards (Fides'
+    `HybridFixed`, pyPESTO's default with a Fisher information), which captures the
+    curvature of the narrow curved valleys of sloppy models that Gauss–Newton alone
+    crawls along. Each evaluation is a residual and its forward-mode Jacobian. Needs
+    the optional `fides` package (`pip install fides`).
+
+    **Arguments:**
+
+    - `rtol`, `atol`: Fides' `frtol` and `fatol` (relative and absolute change of ½‖r‖²).
+    - `gtol`: Fides' `gatol` (gradient norm; its default 1e-6).
+    - `switch_iteration`: iterations with `JᵀJ` before the BFGS update takes over
+        (Fides' default, 20).
+
+    `fit`'s `max_steps` caps the iterations (Fides' `maxiter`).
+    """
+
+    rtol: float = eqx.field(static=True, default=1e-8)
+    atol: float = eqx.field(static=True, default=1e-8)
+    gtol: float = eqx.field(static=True, default=1e-6)
+    switch_iteration: int = eqx.field(static=True, default=20)
+
+    def minimise(self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations):
+        try:
+            import fides
+        except ImportError:
+            raise ImportError(
+                "oi.Fides needs the fides package: `pip install fides` (or use "
+                "oi.TrustRegionReflective(), which needs only scipy)."
+            ) from None
+        count = [0]
+
+        def objective(v):
+            count[0] += 1
+            r, jacobian = fun_and_jac(v)
+            if not (np.all(np.isfinite(r)) and np.all(np.isfinite(jacobian))):
+                n = len(v)
+                return np.nan, np.full(n, np.nan), np.full((n, n), np.nan)
+            return 0.5 * float(r @ r), jacobian.T @ r, jacobian.T @ jacobian
+
+        optimizer = fides.Optimizer(
+            objective,
+            ub=upper,
+            lb=lower,
+            verbose=logging.WARNING,
+            options={
+                fides.Options.MAXITER: int(max_evaluations),
+                fides.Options.FRTOL: self.rtol,
+                fides.Options.FATOL: self.atol,
+                fides.Options.GATOL: self.gtol,
+            },
+            hessian_update=fides.HybridFixed(switch_iteration=self.switch_iteration),
+        )
+        optimizer.minimize(v0)
+        flag = optimizer.exitflag
+        status = 1 if flag.value > 0 else (0 if flag == fides.ExitFlag.MAXITER else -1)
+        return optimizer.x_min, status, count[0], count[0], f"fides: {flag.name}"
 
 
 class Residuals(eqx.Module):
@@ -134,6 +231,16 @@ def jacobian_at(model: Residuals, v):
 
 
 @eqx.filter_jit
+def residuals_and_jacobian_at(model: Residuals, v):
+    def both(v_):
+        r = model.residuals(v_)
+        return r, r
+
+    jacobian, r = jax.jacfwd(both, has_aux=True)(v)
+    return r, jacobian
+
+
+@eqx.filter_jit
 def log_likelihood_at(model: Residuals, v):
     return model.log_likelihood(v)
 
@@ -159,81 +266,70 @@ def inside(v, lower, upper) -> np.ndarray:
 
 
 def optimise(
-    model: Residuals, solver: TrustRegionReflective, v0, max_evaluations: int
+    model: Residuals, solver: AbstractBoxLeastSquares, v0, max_evaluations: int
 ) -> Outcome:
-    """One bounded trust-region least-squares optimisation from the box vector `v0`."""
+    """One bounded least-squares optimisation from the box vector `v0`: a start where
+    the residuals are not finite ends at once, a Jacobian that is not finite where the
+    residuals are ends the optimisation (never a step on a wrong model), and the end
+    point is moved strictly inside the box."""
     lower, upper = box(model.parameters)
     v0 = inside(np.asarray(v0, float), lower, upper)
     start = time.perf_counter()
+    jacobian_failed = []
 
     def fun(v):
         return np.asarray(residuals_at(model, jnp.asarray(v)))
 
     def jac(v):
-        return np.asarray(jacobian_at(model, jnp.asarray(v)))
+        matrix = np.asarray(jacobian_at(model, jnp.asarray(v)))
+        if not np.all(np.isfinite(matrix)):
+            jacobian_failed.append(np.asarray(v))
+            raise FloatingPointError
+        return matrix
 
-    first = fun(v0)
-    if not np.all(np.isfinite(first)):
-        value = float(log_likelihood_at(model, jnp.asarray(v0)))
+    def fun_and_jac(v):
+        r, matrix = residuals_and_jacobian_at(model, jnp.asarray(v))
+        return np.asarray(r), np.asarray(matrix)
+
+    def outcome(v, result, num_steps, num_evaluations, message):
+        v = inside(np.asarray(v, float), lower, upper)
+        value = float(log_likelihood_at(model, jnp.asarray(v)))
         return Outcome(
+            v,
+            result,
+            num_steps,
+            num_evaluations,
+            value if np.isfinite(value) else -math.inf,
+            time.perf_counter() - start,
+            message,
+        )
+
+    if not np.all(np.isfinite(fun(v0))):
+        return outcome(
             v0,
             optx.RESULTS.nonlinear_divergence,
             0,
             1,
-            value if np.isfinite(value) else -math.inf,
-            time.perf_counter() - start,
             "the residuals are not finite at the starting point (the solve failed)",
         )
-    jacobian_failed = []
-
-    def checked_jac(v):
-        matrix = jac(v)
-        if not np.all(np.isfinite(matrix)):
-            # A finite residual with a non-finite Jacobian: stop rather than step on
-            # a wrong model of the objective.
-            jacobian_failed.append(v)
-            raise FloatingPointError
-        return matrix
-
     try:
-        sol = scipy.optimize.least_squares(
-            fun,
-            v0,
-            jac=checked_jac,  # pyright: ignore[reportArgumentType]  (a callable is allowed)
-            bounds=(lower, upper),
-            method="trf",
-            x_scale=solver.x_scale,  # pyright: ignore[reportArgumentType]
-            ftol=solver.rtol,
-            xtol=solver.rtol,
-            gtol=solver.atol,
-            max_nfev=int(max_evaluations),
+        v, status, nfev, njev, message = solver.minimise(
+            fun, jac, fun_and_jac, v0, lower, upper, max_evaluations
         )
     except FloatingPointError:
-        v = inside(np.asarray(jacobian_failed[-1]), lower, upper)
-        return Outcome(
-            v,
+        return outcome(
+            jacobian_failed[-1],
             optx.RESULTS.nonlinear_divergence,
             0,
             0,
-            float(log_likelihood_at(model, jnp.asarray(v))),
-            time.perf_counter() - start,
             "the Jacobian of the residuals is not finite at a point where the "
             "residuals are (a sensitivity solve failed)",
         )
-    v = inside(sol.x, lower, upper)
-    value = float(log_likelihood_at(model, jnp.asarray(v)))
-    if sol.status > 0:
-        result = optx.RESULTS.successful
-    elif sol.status == 0:
-        result = optx.RESULTS.nonlinear_max_steps_reached
-    else:  # pragma: no cover (scipy's improper-input code: the box is checked above)
-        result = optx.RESULTS.nonlinear_divergence
-    return Outcome(
-        v,
-        result,
-        int(sol.njev),
-        int(sol.nfev),
-        value if np.isfinite(value) else -math.inf,
-        time.perf_counter() - start,
-        str(sol.message),
+    result = (
+        optx.RESULTS.successful
+        if status > 0
+        else optx.RESULTS.nonlinear_max_steps_reached
+        if status == 0
+        else optx.RESULTS.nonlinear_divergence
     )
+    return outcome(v, result, njev, nfev, message)
