@@ -89,6 +89,7 @@ def solve_fused(
         method=solver.method,
         max_steps=max_steps,
         sensitivity_error_control=solver.sensitivity_error_control,
+        refine_stages=solver.refine_stages,
     )
     ys, ok, stats, t_reached = fused(config, y0_flat, theta, inputs)
     steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]

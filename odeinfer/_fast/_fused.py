@@ -65,6 +65,7 @@ class FusedConfig(eqx.Module):
     max_steps: int = eqx.field(static=True)
     sensitivity_error_control: bool = eqx.field(static=True)
     sensitivity_mode: str = eqx.field(static=True, default="jvp")
+    refine_stages: bool = eqx.field(static=True, default=True)
 
     def flat_field(self, t, y, theta):
         dy = self.model(t, self.y.unflatten(y), self.params.unflatten(theta))
@@ -94,7 +95,11 @@ class FusedConfig(eqx.Module):
         if self.method == "dopri5":
             return Dopri5Rows(F), f
         stiff = RosenbrockRows(
-            self.flat_field, theta, theta_directions, self.flat_jacobian()
+            self.flat_field,
+            theta,
+            theta_directions,
+            self.flat_jacobian(),
+            refine=self.refine_stages,
         )
         if self.method == "rodas5p":
             return stiff, f

@@ -20,9 +20,12 @@ class AbstractFusedSolver(eqx.Module):
         computed with derivatives is exactly the value computed without them. `True`:
         the sensitivities' errors are controlled too (like CVODES's `errconS`): more
         accurate derivatives for more steps.
+    - `refine_stages`: refine each Rosenbrock stage solve once (see
+        [`odeinfer.Rodas5P`][]; `True` by default; no effect on Dormand–Prince steps).
     """
 
     sensitivity_error_control: eqx.AbstractVar[bool]
+    refine_stages: eqx.AbstractVar[bool]
     method: eqx.AbstractClassVar[str]
 
 
@@ -33,6 +36,7 @@ class FusedDopri5(AbstractFusedSolver):
     `RESULTS.looks_stiff`, which names the stiff solvers."""
 
     sensitivity_error_control: bool = False
+    refine_stages: bool = True
     method: ClassVar[str] = "dopri5"
 
 
@@ -42,6 +46,7 @@ class FusedRodas5P(AbstractFusedSolver):
     `W = I/(γh) - J` across all directions. For stiff problems."""
 
     sensitivity_error_control: bool = False
+    refine_stages: bool = True
     method: ClassVar[str] = "rodas5p"
 
 
@@ -62,4 +67,5 @@ class FusedAuto(AbstractFusedSolver):
     region of parameter space keeps going."""
 
     sensitivity_error_control: bool = False
+    refine_stages: bool = True
     method: ClassVar[str] = "auto"
