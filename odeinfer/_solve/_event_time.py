@@ -14,8 +14,10 @@ at the crossing is the interpolant at `t*`. Used with `RecursiveCheckpointAdjoin
 `ForwardMode`; `DirectAdjoint` keeps diffrax's root find (`_integrator.py`).
 
 Compared with root finding inside diffrax (optimistix's Newton with an implicit
-derivative through lineax) the program is about half the size to compile and carries
-no host callback, so it reaches the persistent compilation cache.
+derivative through lineax) the gradient program carries no host callback, so it
+reaches the persistent compilation cache; it compiles in about the same time (the
+README's `jax.grad` of `first_crossing`: 6.8 s CPU against 7.4 s cold, 3.0 s against
+4.3 s with the cache warm, at load 6 on 2 cores).
 """
 
 import diffrax
