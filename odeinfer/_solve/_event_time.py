@@ -140,15 +140,14 @@ def _crossing_point_jvp(primals, tangents):
 def step_solver(
     solver: diffrax.AbstractSolver, adjoint: diffrax.AbstractAdjoint
 ) -> diffrax.AbstractSolver:
-    """`solver` with its stages looped as diffrax loops them for `adjoint`: the
-    default (a checkpointed loop, a custom VJP) has no forward mode."""
-    if (
-        isinstance(solver, diffrax.AbstractRungeKutta)
-        and solver.scan_kind is None
-        and isinstance(adjoint, diffrax.ForwardMode)
-    ):
+    """`solver` with its stages looped so that the tangent rule can take a JVP of the
+    step: diffrax's default loop (checkpointed, a custom VJP) has no forward mode, even
+    inside a reverse-mode rule once `jax.vmap`ped. `ForwardMode`: a plain loop;
+    otherwise a bounded one (forward and reverse), as diffrax's `DirectAdjoint`."""
+    if isinstance(solver, diffrax.AbstractRungeKutta) and solver.scan_kind is None:
+        kind = "lax" if isinstance(adjoint, diffrax.ForwardMode) else "bounded"
         return eqx.tree_at(
-            lambda s: s.scan_kind, solver, "lax", is_leaf=lambda x: x is None
+            lambda s: s.scan_kind, solver, kind, is_leaf=lambda x: x is None
         )
     return solver
 
