@@ -11,6 +11,7 @@ Everything goes to `--out` (default `./petab_<problem id>`): tables as TSV (PEta
 format), plots as PNG when matplotlib is installed (the `plot` extra).
 """
 
+import importlib.util
 import math
 import sys
 import time
@@ -219,14 +220,23 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
     from odeinfer.petab import PEtabError
 
     n_starts = args.fit
+    optimizer = args.optimizer
+    if optimizer == "auto":
+        optimizer = "fides" if importlib.util.find_spec("fides") else "trf"
+    if optimizer == "fides" and importlib.util.find_spec("fides") is None:
+        raise PEtabError(
+            "`--optimizer fides` needs the fides package: pip install fides"
+        )
+    solver = oi.Fides() if optimizer == "fides" else oi.TrustRegionReflective()
     try:
         problem.check_residuals()
         how = (
-            "bounded trust-region least squares (oi.TrustRegionReflective) on the "
-            f"PEtab box, at most {args.max_steps} residual evaluations each, one start "
-            "after another (the first compiles the residuals and their Jacobian)"
+            f"bounded least squares on the PEtab box (oi.{type(solver).__name__}), at "
+            f"most {args.max_steps} evaluations each, one start after another (the "
+            "first compiles the residuals and their Jacobian)"
         )
     except PEtabError as error:
+        solver = None
         how = (
             f"BFGS on the log-likelihood ({error}), at most {args.max_steps} steps "
             "each, one start after another in one compiled call (no per-start "
@@ -246,6 +256,7 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
         problem,
         n_starts,
         key=args.seed,
+        solver=solver,
         max_steps=args.max_steps,
         batch_size=1,
         progress_bar=True,
@@ -447,6 +458,14 @@ def add_parser(commands) -> None:
         default=256,
         help="optimiser steps per start for --fit (residual evaluations for the "
         "trust-region least squares; 256, oi.multistart's default)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("auto", "fides", "trf"),
+        default="auto",
+        help="--fit's optimiser when every noise model is normal: oi.Fides (the fides "
+        "package: about 9x fewer evaluations per start on Boehm) or "
+        "oi.TrustRegionReflective (scipy); auto (default): fides where it is installed",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
