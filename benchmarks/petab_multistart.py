@@ -11,7 +11,9 @@ them finished (time-to-best, compile excluded). The machine's load average is re
 timings on a shared machine are noisy.
 
 Run `python benchmarks/petab_multistart.py --problems Boehm_JProteomeRes2014
---starts 20`. Writes `benchmarks/results/petab_multistart.json` (or `--out`).
+--starts 20 --optimizer fides`. Writes `benchmarks/results/petab_multistart.json`
+(or `--out`). Stored runs: `results/petab_multistart_boehm_fides.json` (100 starts),
+`results/petab_multistart_boehm_trf.json` (20 starts), both at a load average of 6-7.
 """
 
 import argparse
