@@ -29,10 +29,10 @@ def choose_solver(problem, priors, solver, rtol, atol):
         return optx.BFGS(rtol=rtol, atol=atol)
     if not isinstance(solver, optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser):
         raise TypeError(
-            "`solver` must be oi.TrustRegionReflective(), oi.Fides(), an optimistix "
-            "least-squares "
-            "solver (e.g. optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)) or "
-            f"minimiser (e.g. optimistix.BFGS(rtol=1e-8, atol=1e-8)); got {solver!r}."
+            "`solver` must be an optimistix least-squares solver (e.g. "
+            "optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)) or minimiser (e.g. "
+            "optimistix.BFGS(rtol=1e-8, atol=1e-8)), or a bounded least-squares "
+            f"solver (oi.TrustRegionReflective(), oi.Fides()); got {solver!r}."
         )
     if objective.is_least_squares(solver):
         if priors:
