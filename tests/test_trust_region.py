@@ -55,6 +55,7 @@ def test_optimum_on_a_bound_matches_bvls():
     r = A @ reference.x - B
     expected = -0.5 * r @ r - 15 * np.log(2 * np.pi)
     assert float(result.log_likelihood) == pytest.approx(expected, abs=1e-9)
+    assert result.num_evaluations is not None
     assert int(result.num_evaluations) >= int(result.num_steps) >= 1
     # Fisher information JᵀJ = AᵀA: the covariance of the free fit is (AᵀA)⁻¹.
     np.testing.assert_allclose(
