@@ -210,10 +210,21 @@ def _steady_state(
 
     dy = f_flat(t_int, y_flat, params)
     weighted = _weighted_rms(dy, y_flat, rtol, atol)
+    # An isolated steady state has a nonsingular bordered Jacobian J + P (in the
+    # weighted coordinates Newton uses). Where it is singular by the conservation-law
+    # rule above, there is none: e.g. A <-> B with kf < 0 keeps A + B = 4 while A grows
+    # linearly; AMICI's relative criterion then holds at large |y| and Newton stops on
+    # a "root" of f with A + B = 0, which breaks the conserved total.
+    bordered = jax.jacfwd(f_flat, argnums=1)(t_int, y_flat, params_c) + projector
+    bordered = bordered * weights[None, :] / weights[:, None]
+    bordered = lax.stop_gradient(jnp.where(jnp.isfinite(bordered), bordered, 0.0))
+    singular_values = jnp.linalg.svd(bordered, compute_uv=False)
+    isolated = singular_values[-1] > (_NULL_SPACE_FACTOR * n * eps * singular_values[0])
     ok = (
         reached
         & (newton.result == optx.RESULTS.successful)
         & (weighted < 1)
+        & isolated
         & jnp.all(jnp.isfinite(y_flat))
     )
     valid = (

@@ -293,3 +293,18 @@ def test_fused_integration_gives_the_same_steady_state_and_derivatives():
     # dA*/dkf = -kb/(kf+kb)^2, dA*/dkb = kf/(kf+kb)^2.
     assert jnp.allclose(grad["kf"], -kb / (kf + kb) ** 2, rtol=1e-7)
     assert jnp.allclose(grad["kb"], kf / (kf + kb) ** 2, rtol=1e-7)
+
+
+def test_growth_along_a_conservation_law_has_no_steady_state():
+    # A <-> B with kf = -1, kb = 1: A + B = 4 is conserved while A' = A + B = 4, so A
+    # grows linearly for ever. AMICI's relative criterion holds once |A| is large, and
+    # Newton then stops where f = 0 but A + B = 0, breaking the conserved total; the
+    # bordered Jacobian J + P is singular there, so no steady state is reported.
+    def exchange(t, y, p):
+        flux = p["kf"] * y[0] - p["kb"] * y[1]
+        return jnp.stack([-flux, flux])
+
+    model = oi.ODEModel(exchange, name="exchange")
+    params = {"kf": -1.0, "kb": 1.0}
+    steady = oi.steady_state(model, jnp.array([3.0, 1.0]), params, throw=False)
+    assert steady.result == oi.RESULTS.steady_state_not_reached
