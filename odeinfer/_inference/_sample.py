@@ -20,7 +20,11 @@ from ._posterior import Posterior, warn_if_unreliable
 from ._random import as_key
 
 # `dense_mass=None` adapts a dense metric up to this many unconstrained dimensions.
-_DENSE_MASS_MAX_DIM = 50
+# Measured (`benchmarks/dense_metric.py`, min bulk ESS per 1,000 leapfrog steps, 4
+# chains × 1000 + 1000): dense 5–30× diagonal at 4 and 8 dimensions (SIR, one_comp,
+# lynx–hare), diagonal 1.7× dense at 43 (a 12-subject hierarchical PK model); 20 lies
+# between the measured sizes.
+_DENSE_MASS_MAX_DIM = 20
 _CHAIN_METHODS = ("auto", "sequential", "threaded", "vectorized", "parallel")
 
 
@@ -107,7 +111,7 @@ def sample(
     - `progress_bar`: print progress to stderr.
     - `target_accept_prob`, `max_tree_depth`: as in numpyro.
     - `dense_mass`: adapt a dense mass matrix (`True`) or a diagonal one (`False`);
-        `None` (default) is dense up to 50 unconstrained dimensions, diagonal above.
+        `None` (default) is dense up to 20 unconstrained dimensions, diagonal above.
         ODE parameters are few and strongly correlated (rates trade off along the
         data), where a dense metric needs several times fewer leapfrog steps per
         draw than Stan's and numpyro's diagonal default; its O(d²) cost per step is
