@@ -13,7 +13,8 @@ timings on a shared machine are noisy.
 Run `python benchmarks/petab_multistart.py --problems Boehm_JProteomeRes2014
 --starts 20 --optimizer fides`. Writes `benchmarks/results/petab_multistart.json`
 (or `--out`). Stored runs: `results/petab_multistart_boehm_fides.json` (100 starts),
-`results/petab_multistart_boehm_trf.json` (20 starts), both at a load average of 6-7.
+`results/petab_multistart_boehm_trf.json` (20 starts),
+`results/petab_multistart_fujita_fides.json` (40 starts), at load averages of 6-7.
 """
 
 import argparse
