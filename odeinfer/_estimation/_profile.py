@@ -1,5 +1,6 @@
 """`profile`: profile likelihoods and likelihood-ratio confidence intervals."""
 
+from statistics import NormalDist
 from typing import cast
 
 import equinox as eqx
@@ -8,7 +9,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from scipy import interpolate, optimize, stats
+from scipy import interpolate, optimize
 
 from . import _objective as objective
 from ._fit import check_options, choose_solver
@@ -220,7 +221,8 @@ def profile(
     raw_log_values = log_values
     log_values = np.where(ok, np.asarray(log_values), np.nan)
     best = max(best, float(np.nanmax(log_values, initial=-np.inf)))
-    threshold = float(stats.chi2.ppf(level, df=1))
+    # chi2(1).ppf(level) = z², z the normal quantile at (1 + level) / 2.
+    threshold = NormalDist().inv_cdf(0.5 + level / 2) ** 2
     ends = []
     for side in range(2):
         theta = np.array([estimate] + [constrained(v) for v in np.asarray(grids[side])])

@@ -1,12 +1,13 @@
 """`FitResult`: the immutable result of [`odeinfer.fit`][]."""
 
+from statistics import NormalDist
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
-from scipy import stats
 
 
 class FitResult(eqx.Module):
@@ -103,7 +104,7 @@ class FitResult(eqx.Module):
         """
         if not 0 < level < 1:
             raise ValueError(f"`level` must lie in (0, 1); got {level}.")
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         out = {}
         for name in self.names:
             est = float(self.params[name])
