@@ -75,6 +75,7 @@ from ._likelihood import simulate as simulate  # noqa: E402
 from ._residual_likelihood import (  # noqa: E402
     AbstractResidualLikelihood as AbstractResidualLikelihood,
 )
+from ._estimation import FitError as FitError  # noqa: E402
 from ._estimation import FitResult as FitResult  # noqa: E402
 from ._estimation import MultistartResult as MultistartResult  # noqa: E402
 from ._estimation import ProfileResult as ProfileResult  # noqa: E402
@@ -209,6 +210,7 @@ __all__ = [
     "residuals",
     "simulate",
     "AbstractResidualLikelihood",
+    "FitError",
     "FitResult",
     "MultistartResult",
     "ProfileResult",

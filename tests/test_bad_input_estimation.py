@@ -240,10 +240,14 @@ def test_fit_recovers_truth(problem_fit):
 @pytest.mark.parametrize("solver", [None, optx.BFGS(rtol=1e-6, atol=1e-6)])
 def test_fit_from_failing_start_names_the_point(problem, solver):
     with pytest.raises(
-        RuntimeError,
+        oi.FitError,
         match=r"the ODE solve failed at the starting point θ = \{A: 1.5, k: 1e\+06\}",
-    ):
+    ) as error:
         oi.fit(problem, init={"k": 1e6}, solver=solver)
+    # The error carries the failed result (one convention: the result, its code).
+    assert isinstance(error.value, RuntimeError)
+    assert isinstance(error.value.result, oi.FitResult)
+    assert not bool(error.value.result.solve_ok)
 
 
 def test_fit_from_failing_start_result_code(problem):
@@ -291,7 +295,7 @@ def _everywhere_minus_inf(p):
 
 
 def test_multistart_all_failing_raises():
-    with pytest.raises(RuntimeError, match=r"3 ended where the ODE solve fails"):
+    with pytest.raises(oi.FitError, match=r"3 ended where the ODE solve fails"):
         oi.multistart(
             _everywhere_minus_inf, 3, key=0, parameters={"k": oi.Positive(1.0)}
         )

@@ -368,19 +368,24 @@ def test_residuals_need_gaussian_noise():
         oi.residuals(counts, GOOD)
 
 
-# Result codes: traced values cannot raise; outside the support the value is -inf and
-# every experiment's `ok` is False (documented in `log_likelihood`).
-def test_outside_support_traced_is_minus_inf_with_flag(problem):
+# Traced values cannot raise: outside the support the value is -inf (documented in
+# `log_likelihood`).
+def test_outside_support_traced_is_minus_inf(problem):
     @jax.jit
-    def value_and_ok(k):
-        return oi.log_likelihood(problem, {"k": k, "b": 0.5}, with_status=True)
+    def value(k):
+        return oi.log_likelihood(problem, {"k": k, "b": 0.5})
 
-    value, ok = value_and_ok(-1.0)
-    assert value == -jnp.inf and not bool(ok.any())
-    value, ok = value_and_ok(0.7)
+    assert value(-1.0) == -jnp.inf
     truth = -0.5 * np.sum(((DATA - 2.0 * np.exp(-0.7 * TIMES)) / 0.1) ** 2)
     truth -= 3 * np.log(0.1 * np.sqrt(2 * np.pi))
-    assert np.isclose(value, truth, rtol=1e-7) and bool(ok.all())
+    assert np.isclose(value(0.7), truth, rtol=1e-7)
+
+
+def test_with_status_is_deprecated_and_still_works(problem):
+    with pytest.warns(DeprecationWarning, match="oi.simulate|odeinfer.simulate"):
+        value, ok = oi.log_likelihood(problem, {"k": 0.7, "b": 0.5}, with_status=True)
+    assert value == oi.log_likelihood(problem, {"k": 0.7, "b": 0.5})
+    assert bool(ok.all())
 
 
 def test_outside_support_under_vmap(problem):
@@ -390,17 +395,17 @@ def test_outside_support_under_vmap(problem):
 
 
 def test_outside_support_residuals_traced(problem):
-    r, ok = jax.jit(
-        lambda k: oi.residuals(problem, {"k": k, "b": 0.5}, with_status=True)
-    )(-1.0)
-    assert not bool(ok) and np.all(np.isinf(r))
+    r = jax.jit(lambda k: oi.residuals(problem, {"k": k, "b": 0.5}))(-1.0)
+    assert np.all(np.isinf(r))
 
 
 def test_failed_solve_is_minus_inf_with_flag():
     stiff = _problem(y0=2.0)
     stiff = oi.Problem(DECAY, stiff.experiments, SPACE, max_steps=16)
-    value, ok = oi.log_likelihood(stiff, {"k": 1e6, "b": 0.5}, with_status=True)
-    assert value == -jnp.inf and not bool(ok.any())
+    value = oi.log_likelihood(stiff, {"k": 1e6, "b": 0.5})
+    simulations = oi.simulate(stiff, {"k": 1e6, "b": 0.5})
+    assert value == -jnp.inf and not any(bool(s.ok) for s in simulations)
+    assert all(s.result != oi.RESULTS.successful for s in simulations)
 
 
 # Fuzzing: the experiment's arguments and the likelihood's params.
@@ -446,7 +451,8 @@ def test_fuzz_log_likelihood_params(problem, k, b):
         with pytest.raises(ValueError, match=r"`params\['[kb]'\]`"):
             oi.log_likelihood(problem, params)
         return
-    value, ok = oi.log_likelihood(problem, params, with_status=True)
+    value = oi.log_likelihood(problem, params)
+    ok = jnp.stack([s.ok for s in oi.simulate(problem, params)])
     # Inside the support: a finite value, or -inf flagged by a failed solve.
     assert np.isfinite(value) or (value == -np.inf and not bool(ok.all()))
     assert not np.isnan(value)

@@ -89,8 +89,10 @@ def test_experiments_share_one_structure():
 def test_batch_equals_loop_value_and_gradient():
     experiments = _experiments(with_events=False)
     problem = oi.Problem(DECAY, experiments, SPACE)
-    value, ok = oi.log_likelihood(problem, PARAMS, with_status=True)
-    assert ok.shape == (3,) and bool(ok.all())
+    value = oi.log_likelihood(problem, PARAMS)
+    simulations = oi.simulate(problem, PARAMS)
+    assert len(simulations) == 3 and all(bool(s.ok) for s in simulations)
+    assert all(s.result == oi.RESULTS.successful for s in simulations)
     expected = _loop(experiments, PARAMS, adjoint=None)
     np.testing.assert_allclose(value, expected, rtol=1e-10)
     grad = jax.grad(lambda p: oi.log_likelihood(problem, p))(PARAMS)
@@ -202,8 +204,8 @@ def test_several_event_times_from_one_solve_against_closed_form():
             total += jax.scipy.stats.norm.logsf(0.45, t_up, 0.05)
         return total
 
-    value, ok = oi.log_likelihood(problem, {"k": k}, with_status=True)
-    assert bool(ok.all())
+    value = oi.log_likelihood(problem, {"k": k})
+    assert all(bool(s.ok) for s in oi.simulate(problem, {"k": k}))
     np.testing.assert_allclose(value, closed(k), rtol=1e-7)
     grad = jax.jacfwd(lambda k_: oi.log_likelihood(problem, {"k": k_}))(k)
     np.testing.assert_allclose(grad, jax.grad(closed)(k), rtol=1e-6)

@@ -51,9 +51,12 @@ def test_failed_solve_gives_minus_inf(problem):
     """k = 1e7 makes the decay stiff: the explicit solver runs out of steps (-inf,
     not ok); the default FusedAuto switches to Rodas5P and gets the closed form."""
     explicit = oi.Problem(DECAY, problem.experiments, SPACE, solver=oi.FusedDopri5())
-    value, ok = oi.log_likelihood(explicit, {**PARAMS, "k": 1e7}, with_status=True)
-    assert value == -jnp.inf and not bool(ok.all())
-    value, ok = oi.log_likelihood(problem, {**PARAMS, "k": 1e7}, with_status=True)
+    value = oi.log_likelihood(explicit, {**PARAMS, "k": 1e7})
+    (simulation,) = oi.simulate(explicit, {**PARAMS, "k": 1e7})
+    assert value == -jnp.inf and not bool(simulation.ok)
+    assert simulation.result == oi.RESULTS.looks_stiff  # the reason, as a code
+    value = oi.log_likelihood(problem, {**PARAMS, "k": 1e7})
+    ok = jnp.stack([s.ok for s in oi.simulate(problem, {**PARAMS, "k": 1e7})])
     expected = stats.norm.logpdf(DATA, _exact({**PARAMS, "k": 1e7}), 0.02).sum()
     assert bool(ok.all()) and np.isclose(value, expected, rtol=1e-9)
 
@@ -111,7 +114,8 @@ def test_experiments_overrides_masks_and_lognormal():
     space = oi.Parameters({**SPACE.specs, "k2": oi.Positive(0.4)})
     problem = oi.Problem(DECAY, [first, second], space)
     params = {**PARAMS, "k2": 0.5}
-    value, ok = oi.log_likelihood(problem, params, with_status=True)
+    value = oi.log_likelihood(problem, params)
+    ok = jnp.stack([s.ok for s in oi.simulate(problem, params)])
     seen = np.isfinite(data2)
     expected = (
         stats.norm.logpdf(DATA, _exact(PARAMS), 0.02).sum()

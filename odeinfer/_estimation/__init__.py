@@ -1,3 +1,4 @@
+from ._errors import FitError as FitError
 from ._fit import fit as fit
 from ._multistart import MultistartResult as MultistartResult
 from ._multistart import multistart as multistart

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .._likelihood import log_likelihood
+from .._likelihood import log_likelihood_ok
 from . import _least_squares as least_squares
 from . import _objective as objective
+from ._errors import FitError
 from ._laplace import laplace
 from ._result import FitResult
 from ._trust_region import (
@@ -101,7 +102,7 @@ def _status_at(problem, u):
     if isinstance(problem, objective.CallableProblem):
         value = objective.log_likelihood(problem, params)
         return value, jnp.isfinite(value)
-    value, ok = log_likelihood(problem, params, with_status=True)
+    value, ok = log_likelihood_ok(problem, params)
     return value, jnp.all(ok)
 
 
@@ -163,14 +164,17 @@ def make_result(
 
 def raise_if_failed(result, what: str) -> None:
     if not bool(result.solve_ok):
-        raise RuntimeError(
-            f"{what} failed: {result.failure} (Pass `throw=False` to inspect the result.)"
+        raise FitError(
+            f"{what} failed: {result.failure} (Pass `throw=False` to inspect the "
+            "result.)",
+            result,
         )
     if not bool(result.successful):
-        raise RuntimeError(
+        raise FitError(
             f"{what} did not converge: {result.result}. Increase `max_steps`, try other "
             "starting values (`init=`) or `odeinfer.multistart`, or pass `throw=False` "
-            "to inspect the result."
+            "to inspect the result.",
+            result,
         )
 
 
@@ -232,7 +236,8 @@ def fit(
         `TrustRegionReflective`; a solver passed in keeps its own).
     - `max_steps`: the optimiser's iteration budget (residual evaluations for
         `TrustRegionReflective`, iterations for `Fides`).
-    - `throw`: raise a `RuntimeError` if the optimiser did not converge or the
+    - `throw`: raise an [`odeinfer.FitError`][] (a `RuntimeError` carrying the
+        `FitResult`) if the optimiser did not converge or the
         log-likelihood at the result is `-inf` (the ODE solve failed there: the message
         says whether at the starting point or where the optimiser stopped, and the
         parameter values).

@@ -13,6 +13,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._parameters import AbstractParameter
 from . import _least_squares as least_squares
 from . import _objective as objective
+from ._errors import FitError
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
 from ._trust_region import (
@@ -209,7 +210,8 @@ def multistart(
     - `progress_bar`: show a progress bar (tqdm) over the starts with the best
         log-likelihood so far (bounded least squares only: the vmapped solvers
         finish all starts at once).
-    - `throw`: raise a `RuntimeError` if no start converged.
+    - `throw`: raise an [`odeinfer.FitError`][] (a `RuntimeError`) if no start
+        converged.
 
     **Returns:**
 
@@ -280,7 +282,7 @@ def multistart(
     if not ok.any():
         if throw:
             failed = int(np.sum(np.asarray(solve_failed)))
-            raise RuntimeError(
+            raise FitError(
                 f"None of the {n_starts} starts converged ({failed} ended where the ODE "
                 "solve fails, log-likelihood -inf); increase `max_steps` or narrow the "
                 "starting region (`spread`, bounds), or pass `throw=False`."
@@ -352,7 +354,7 @@ def _multistart_box(
     )
     if not converged.any():
         if throw:
-            raise RuntimeError(
+            raise FitError(
                 f"None of the {n_starts} starts converged ({int(solve_failed.sum())} "
                 "ended where the ODE solve fails, log-likelihood -inf); increase "
                 "`max_steps` or narrow the bounds, or pass `throw=False`."

@@ -14,7 +14,7 @@ from jaxtyping import Array, Bool, Float
 from .._crossings import first_crossing
 from .._model import ODEModel
 from .._observations import Experiment
-from .._results import RESULTS, is_successful
+from .._results import RESULTS
 from .._solve import solve
 
 # Event buffer of the shared solve: the crossings may recur before the latest horizon
@@ -25,13 +25,13 @@ _SPARE_EVENTS = 16
 
 def predict_event_times(
     model: ODEModel, experiment: Experiment, y0, params, options: dict
-) -> tuple[Float[Array, " n"], Bool[Array, " n"], Bool[Array, ""]]:
-    """`(times, found, ok)` of `experiment.event_times`: predicted first-crossing
+) -> tuple[Float[Array, " n"], Bool[Array, " n"], RESULTS]:
+    """`(times, found, result)` of `experiment.event_times`: predicted first-crossing
     times (`inf` where not found before the observation's horizon), whether each was
-    found, and whether the solve succeeded."""
+    found, and the solve's [`odeinfer.RESULTS`][] code."""
     observations = experiment.event_times
     if not observations:
-        return jnp.zeros((0,)), jnp.zeros((0,), dtype=bool), jnp.array(True)
+        return jnp.zeros((0,)), jnp.zeros((0,), dtype=bool), RESULTS.successful
     t0 = experiment.t0
     doses = experiment.doses or None
     horizons = jnp.stack([o.horizon(t0) for o in observations])
@@ -46,7 +46,7 @@ def predict_event_times(
         )
         found = hit.found & (hit.time <= horizons)
         times = jnp.where(found, hit.time, jnp.inf)
-        return times, found, is_successful(hit.result)
+        return times, found, hit.result
     solution = solve(
         model,
         y0,
@@ -67,7 +67,5 @@ def predict_event_times(
     # A full buffer stops the solve early: still fine where every crossing not seen
     # could only have been found after its observation's horizon.
     known = seen | (solution.t_final >= horizons)
-    ok = is_successful(solution.result) | (
-        (solution.result == RESULTS.event_buffer_full) & jnp.all(known)
-    )
-    return times, found, ok
+    harmless = (solution.result == RESULTS.event_buffer_full) & jnp.all(known)
+    return times, found, RESULTS.where(harmless, RESULTS.successful, solution.result)

@@ -1,6 +1,7 @@
 """`log_likelihood` and `residuals`: all experiments' data given the parameters, the
 experiments of one structure evaluated as one vmapped batch."""
 
+import warnings
 from collections.abc import Mapping
 
 import equinox as eqx
@@ -57,7 +58,30 @@ def _log_likelihood(problem, params):
     return value, ok
 
 
-def log_likelihood(problem: Problem, params: Mapping, with_status: bool = False):
+_WITH_STATUS = (
+    "`with_status=` is deprecated (it changes the return type) and will be removed: "
+    "the log-likelihood is -inf where a solve fails; for the reason, "
+    "`odeinfer.simulate(problem, params)` gives each experiment's `Simulation.result` "
+    "(an `odeinfer.RESULTS` code) and `Simulation.ok`."
+)
+
+
+def _warn_with_status(with_status) -> bool:
+    if with_status is None:
+        return False
+    warnings.warn(_WITH_STATUS, DeprecationWarning, stacklevel=3)
+    return bool(with_status)
+
+
+def log_likelihood_ok(problem: Problem, params: Mapping):
+    """`(value, ok)`: the log-likelihood and whether each experiment's solves
+    succeeded (for the estimators' failure reports)."""
+    params = check_problem(problem, params)
+    problem.parameters.check_inside(params)
+    return _log_likelihood(problem, params)
+
+
+def log_likelihood(problem: Problem, params: Mapping, with_status: bool | None = None):
     """The log-likelihood of all experiments' data: a pure function of `params`.
 
     **Arguments:**
@@ -65,17 +89,20 @@ def log_likelihood(problem: Problem, params: Mapping, with_status: bool = False)
     - `problem`: an [`odeinfer.Problem`][].
     - `params`: a dict of constrained values of the free parameters (fixed ones filled
         in from `problem.parameters`).
-    - `with_status`: also return whether each experiment's solves succeeded.
+    - `with_status`: deprecated; also return whether each experiment's solves
+        succeeded. Use [`odeinfer.simulate`][]: each `Simulation` has a `result` code.
 
     **Returns:**
 
     The scalar log-likelihood, `-inf` (never NaN, never an exception) where a solve
-    fails or a prediction is outside a noise model's domain; with `with_status=True`,
-    `(value, ok)` with `ok` a boolean array with one entry per experiment.
+    fails or a prediction is outside a noise model's domain ([`odeinfer.simulate`][]
+    gives each experiment's `result` code, the reason); with the deprecated
+    `with_status=True`, `(value, ok)` with `ok` a boolean array with one entry per
+    experiment.
 
     A parameter value outside its declared support (`k = -1` for `oi.Positive`, NaN,
     outside a `oi.Bounded` interval) is a `ValueError` naming the parameter when the
-    value is concrete; under `jit`/`vmap`/`grad` it gives `-inf` with every `ok` False.
+    value is concrete; under `jit`/`vmap`/`grad` it gives `-inf`.
 
     Experiments of the same structure (same observables, noise models, event-time
     observations, dose and override layout; any data, times, initial states, override
@@ -87,9 +114,8 @@ def log_likelihood(problem: Problem, params: Mapping, with_status: bool = False)
     (`diffrax.DirectAdjoint()` for `jax.hessian`). Unknown or missing parameter names
     raise `ValueError` before any work.
     """
-    params = check_problem(problem, params)
-    problem.parameters.check_inside(params)
-    value, ok = _log_likelihood(problem, params)
+    with_status = _warn_with_status(with_status)
+    value, ok = log_likelihood_ok(problem, params)
     return (value, ok) if with_status else value
 
 
@@ -136,7 +162,7 @@ def _residuals(problem, params):
     return jnp.where(ok & jnp.isfinite(r), r, jnp.inf), ok
 
 
-def residuals(problem: Problem, params: Mapping, with_status: bool = False):
+def residuals(problem: Problem, params: Mapping, with_status: bool | None = None):
     """Standardized residuals `(data - prediction) / sigma`, one per data entry (zero
     at masked entries) and per exact event-time observation, such that
     `log_likelihood = -sum(r**2)/2 + constant`. For Levenberg–Marquardt/Gauss–Newton.
@@ -144,9 +170,11 @@ def residuals(problem: Problem, params: Mapping, with_status: bool = False):
     Defined for Gaussian noise with a fixed additive `sigma` and for log-normal noise
     with fixed `sigma` (residuals on the log scale); other noise models raise
     `TypeError`. Entries are `inf` where a solve failed or (traced) a parameter is
-    outside its support (`with_status=True` also returns the overall ok flag); a
-    concrete value outside its support is a `ValueError`, as in `log_likelihood`.
+    outside its support (the deprecated `with_status=True` also returns the overall
+    ok flag; use [`odeinfer.simulate`][] for the solves' result codes); a concrete
+    value outside its support is a `ValueError`, as in `log_likelihood`.
     """
+    with_status = _warn_with_status(with_status)
     params = check_problem(problem, params)
     problem.parameters.check_inside(params)
     r, ok = _residuals(problem, params)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from .._observations import Experiment
-from .._results import is_successful
+from .._results import RESULTS, is_successful
 from .._solve import solve
 from ._batches import map_experiments
 from ._event_times import predict_event_times
@@ -25,13 +25,17 @@ class Simulation(eqx.Module):
     - `event_times`: predicted first-crossing times of the event-time observations
         (`inf` where not found before the search horizon).
     - `event_found`: whether each was found.
-    - `ok`: whether every solve succeeded.
+    - `result`: an [`odeinfer.RESULTS`][] code: `RESULTS.successful`, or the code of
+        the first solve that failed (the observations' solve, then the event-time
+        solve).
+    - `ok`: whether every solve succeeded (`oi.is_successful(result)`).
     """
 
     times: Float[Array, " n_times"]
     observables: Float[Array, "n_times n_observables"]
     event_times: Float[Array, " n_events"]
     event_found: Bool[Array, " n_events"]
+    result: RESULTS
     ok: Bool[Array, ""]
 
 
@@ -39,7 +43,7 @@ def simulate_experiment(problem: Problem, experiment: Experiment, p) -> Simulati
     """The predictions of one experiment with its parameters `p` (overrides applied):
     one solve for the observations, one for the event-time observations."""
     y0 = experiment.initial_state(p)
-    ok = jnp.array(True)
+    result = RESULTS.successful
     if experiment.times.shape[0]:
         t0 = experiment.t0
         # A solve needs t1 > t0; observations all at t0 are y0 itself.
@@ -66,21 +70,23 @@ def simulate_experiment(problem: Problem, experiment: Experiment, p) -> Simulati
             doses=experiment.doses or None,
             **options,
         )
-        ok = ok & is_successful(solution.result)
+        result = solution.result
         predicted = jax.vmap(experiment.observe, in_axes=(0, 0, None))(
             experiment.times, solution.ys, p
         )
     else:
         predicted = jnp.zeros((0, experiment.n_observables))
-    times, found, solved = predict_event_times(
+    times, found, event_result = predict_event_times(
         problem.model, experiment, y0, p, solve_options(problem)
     )
+    result = RESULTS.where(is_successful(result), event_result, result)
     return Simulation(
         times=experiment.times,
         observables=predicted,
         event_times=times,
         event_found=found,
-        ok=ok & solved,
+        result=result,
+        ok=is_successful(result),
     )
 
 
