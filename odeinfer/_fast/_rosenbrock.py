@@ -36,8 +36,9 @@ class _Frame:
     invariant off by 2e-22 after `t = 1e4`, and the final `y2, y3` wrong by a factor
     2-600 at rtol 1e-4...1e-10 (Radau: 6e-3...9e-4); refined through the matrix `J`,
     no better; refined through `jvp_y`, 0.03...2e-3 (diffrax-path Rodas5P). The
-    extra cost is one Jacobian-vector product and one pair of triangular solves per
-    stage.
+    extra cost is `W⁻¹`, formed once per step, and one Jacobian-vector product per
+    stage; both products of the stage solve are with `W⁻¹` (`refined_solve`), which
+    made the refined step as cheap as the unrefined LU step on ROBER, HIRES and E5.
     """
 
     def __init__(self, tableau, J, jvp_y, h, y, finite, linear_solver, refine):
@@ -78,9 +79,17 @@ class _Frame:
         return jax.vmap(self.plain_solve, out_axes=1)(eye)
 
     def refined_solve(self, b):
-        x = self.plain_solve(b)
         if self.W_inverse is None:
-            return x
+            return self.plain_solve(b)
+        # With the refinement, the first solve is a product with `W⁻¹` too, not the LU
+        # substitutions (`2n` dependent row updates): one refinement step brings it to
+        # the refined LU solve's accuracy. Measured per step (wall, best of 5x10
+        # solves, load 2): Rodas5P ROBER 2.9 µs (LU then refined) -> 2.1 (unrefined
+        # 2.1), HIRES 6.6 -> 3.5 (4.8), E5 3.4 -> 2.1 (2.3); FusedRodas5P ROBER
+        # 3.5 -> 2.6 (2.6), HIRES 6.4 -> 4.0 (5.3), E5 3.9 -> 2.5 (2.9). E5's error at
+        # rtol 1e-6/1e-8: Rodas5P 0.13/4.8e-3 (LU then refined 0.12/3.4e-3),
+        # FusedRodas5P 0.018/1.1e-3 (0.018/3.2e-3).
+        x = jnp.sum(self.W_inverse * b, axis=-1)
         residual = b - x * self.inverse_gamma_h + self.jvp_y(x)
         residual = jnp.where(_finite(residual), residual, 0.0)
         return x + jnp.sum(self.W_inverse * residual, axis=-1)
