@@ -25,14 +25,12 @@ Prints a table and writes `benchmarks/results/dense_metric.json`.
 import argparse
 import json
 import pathlib
-import time
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from nuts_init import PK_PRIORS, _pk_data, lynx_hare, pk_log_likelihood, sir
+from nuts_init import PK_PRIORS, _pk_data, lynx_hare, pk_log_likelihood, run, sir
 
 import odeinfer as oi
 
@@ -109,36 +107,6 @@ def one_comp():
     return pk_log_likelihood, PK_PRIORS
 
 
-def run(problem, priors, dense, args):
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        posterior = oi.sample(
-            problem,
-            priors,
-            num_warmup=args.num_warmup,
-            num_samples=args.num_samples,
-            num_chains=args.num_chains,
-            key=args.seed,
-            dense_mass=dense,
-        )
-    wall = time.perf_counter() - start
-    ess = float(posterior.min_bulk_ess())
-    steps = float(np.sum(posterior.num_steps))
-    return {
-        "dimensions": int(posterior.unconstrained.shape[-1]),
-        "rhat_max": float(posterior.summary()["r_hat"].max()),
-        "min_bulk_ess": ess,
-        "leapfrog_steps_per_draw": float(np.mean(posterior.num_steps)),
-        "ess_per_1000_steps": 1000 * ess / steps,
-        "sampling_s": float(posterior.timing["sampling"]),
-        "ess_per_s": ess / float(posterior.timing["sampling"]),
-        "wall_s": wall,
-        "divergences": int(posterior.num_divergences),
-        "failures": int(posterior.num_failures),
-    }
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-warmup", type=int, default=1000)
@@ -160,7 +128,7 @@ def main():
     for name in args.models:
         problem, priors = models[name]()
         for metric, dense in (("dense", True), ("diagonal", False)):
-            row = run(problem, priors, dense, args)
+            row = run(problem, priors, args, dense_mass=dense)
             results.setdefault(name, {})[metric] = row
             print(
                 f"{name:10s} {metric:8s} {row['dimensions']:4d} {row['rhat_max']:6.3f} "

@@ -126,7 +126,9 @@ def lynx_hare():
     return bench.problem, bench.priors
 
 
-def run(problem, priors, init, args):
+def run(problem, priors, args, **options):
+    """One `oi.sample` run (`options` passed on, e.g. `init=`, `dense_mass=`) and its
+    diagnostics; also used by `benchmarks/dense_metric.py`."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -137,16 +139,21 @@ def run(problem, priors, init, args):
             num_samples=args.num_samples,
             num_chains=args.num_chains,
             key=args.seed,
-            init=init,
+            **options,
         )
     wall = time.perf_counter() - start
     table = posterior.summary()
+    ess = float(posterior.min_bulk_ess())
+    sampling = float(posterior.timing["sampling"])
     return {
+        "dimensions": int(posterior.unconstrained.shape[-1]),
         "rhat_max": float(table["r_hat"].max()),
-        "min_bulk_ess": float(posterior.min_bulk_ess()),
+        "min_bulk_ess": ess,
         "wall_s": wall,
-        "sampling_s": posterior.timing["sampling"],
+        "sampling_s": sampling,
+        "ess_per_s": ess / sampling,
         "leapfrog_steps_per_draw": float(np.mean(posterior.num_steps)),
+        "ess_per_1000_steps": 1000 * ess / float(np.sum(posterior.num_steps)),
         "divergences": int(posterior.num_divergences),
         "failures": int(posterior.num_failures),
         "mean": posterior.mean(),
@@ -177,7 +184,7 @@ def main():
     for name in args.models:
         problem, priors = models[name]()
         for init in args.inits:
-            row = run(problem, priors, init, args)
+            row = run(problem, priors, args, init=init)
             results.setdefault(name, {})[init] = row
             print(
                 f"{name:10s} {init:9s} {row['rhat_max']:7.3f} {row['min_bulk_ess']:8.0f} "

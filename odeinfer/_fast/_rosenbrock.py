@@ -110,6 +110,18 @@ class _Frame:
         )
 
 
+def _frame(tableau, f, J, t, h, y, theta, f0, dT, linear_solver, refine) -> _Frame:
+    """The step's `_Frame` at `(t, y, θ)`, finite where `f0` and `f_t` are. The
+    refinement's `J x` is a `jax.jvp` of `f`, not `jax.linearize`'s linear function
+    (measured slower per call inside the stage solves)."""
+
+    def jvp_y(x):
+        return jax.jvp(lambda z: f(t, z, theta), (y,), (x,))[1]
+
+    finite = _finite(f0) & _finite(dT)
+    return _Frame(tableau, J, jvp_y, h, y, finite, linear_solver, refine)
+
+
 def _coefficients(tableau: RosenbrockTableau, dtype):
     """The rows of stages 2..s, scanned over."""
     s = tableau.num_stages
@@ -150,18 +162,7 @@ def rosenbrock_step(
     else:
         J = jnp.asarray(jacobian(t, y, theta), y.dtype)
     dT = jax.jvp(lambda t_: f(t_, y, theta), (t,), (jnp.ones_like(t),))[1]
-    # The refinement's `J x` by `jax.jvp`, not the linearized `jvp_y` (measured
-    # slower per call inside the stage solves).
-    frame = _Frame(
-        tableau,
-        J,
-        lambda x: jax.jvp(lambda z: f(t, z, theta), (y,), (x,))[1],
-        h,
-        y,
-        _finite(f0) & _finite(dT),
-        linear_solver,
-        refine,
-    )
+    frame = _frame(tableau, f, J, t, h, y, theta, f0, dT, linear_solver, refine)
     dT = jnp.where(frame.finite, dT, 0.0)
     safe_h = frame.h
     rhs0 = f0 + (tableau.d[0] * safe_h) * dT if tableau.d[0] != 0 else f0
@@ -262,16 +263,7 @@ def rosenbrock_sensitivity_step(
         )(dY, Theta)
 
     f0, K0 = field_jvp(t, y, S)
-    frame = _Frame(
-        tableau,
-        J,
-        lambda x: jax.jvp(lambda z: f(t, z, theta), (y,), (x,))[1],
-        h,
-        y,
-        _finite(f0) & _finite(dT),
-        linear_solver,
-        refine,
-    )
+    frame = _frame(tableau, f, J, t, h, y, theta, f0, dT, linear_solver, refine)
     dT = jnp.where(frame.finite, dT, 0.0)
     safe_h = frame.h
     W_inverse = frame.inverse() if frame.W_inverse is None else frame.W_inverse
