@@ -119,3 +119,75 @@ def test_fides_matches_bvls_on_a_bound():
     assert result.solver == "Fides" and bool(result.successful)
     estimate = np.array([float(result.params[f"x{i}"]) for i in range(3)])
     np.testing.assert_allclose(estimate, reference.x, atol=1e-6)
+
+
+class FailsAboveZero(oi.AbstractBoxLeastSquares):
+    """`TrustRegionReflective`, except that a start with `x0 > 0` raises."""
+
+    inner: oi.TrustRegionReflective = oi.TrustRegionReflective()
+
+    def minimise(self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations):
+        if v0[0] > 0:
+            raise ArithmeticError(f"a start failed at {v0}")
+        return self.inner.minimise(
+            fun, jac, fun_and_jac, v0, lower, upper, max_evaluations
+        )
+
+
+@pytest.mark.parametrize("solver", ["trf", "fides"])
+def test_multistart_workers_give_the_same_results(solver):
+    if solver == "fides":
+        pytest.importorskip("fides")
+    box_solver = oi.Fides() if solver == "fides" else oi.TrustRegionReflective()
+    # Wide bounds: some starts end on a bound, others inside (different paths).
+    wide = oi.Parameters({f"x{i}": oi.Bounded(-4.0, 1.0 + i) for i in range(3)})
+    runs = [
+        oi.multistart(
+            Linear(),
+            12,
+            key=1,
+            parameters=wide,
+            solver=box_solver,
+            workers=workers,
+            progress_bar=workers == 2,
+        )
+        for workers in (1, 2)
+    ]
+    one, two = runs
+    for field in (
+        "starts",
+        "optima",
+        "log_objective",
+        "converged",
+        "num_steps",
+        "num_evaluations",
+        "solve_failed",
+    ):
+        np.testing.assert_array_equal(
+            np.asarray(getattr(one, field)), np.asarray(getattr(two, field))
+        )
+    assert np.ptp(np.asarray(one.num_evaluations)) > 0  # the starts differ
+    np.testing.assert_array_equal(
+        np.asarray(one.best.unconstrained), np.asarray(two.best.unconstrained)
+    )
+    for run in runs:
+        assert run.elapsed is not None and run.seconds is not None
+        elapsed = np.asarray(run.elapsed)
+        assert elapsed.shape == (12,) and np.all(elapsed > 0)
+        assert np.all(np.asarray(run.seconds) <= elapsed + 1e-9)
+    assert one.elapsed is not None
+    assert np.all(np.diff(np.asarray(one.elapsed)) > 0)  # one after another
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_multistart_raises_the_exception_of_a_start(workers):
+    with pytest.raises(ArithmeticError, match="a start failed"):
+        oi.multistart(Linear(), 8, key=0, solver=FailsAboveZero(), workers=workers)
+
+
+def test_multistart_workers_misuse_is_refused():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="`workers` must be a positive integer"):
+            oi.multistart(Linear(), 2, key=0, workers=bad)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="`workers=2`.*optimistix"):
+        oi.multistart(decay_problem(noisy_data(0)), 2, key=0, workers=2)
