@@ -60,6 +60,8 @@ def _check_options(args) -> str | None:
         return f"`--chains` must be >= 1; got {args.chains}."
     if args.max_steps < 1:
         return f"`--max-steps` must be >= 1; got {args.max_steps}."
+    if args.workers < 1:
+        return f"`--workers` must be >= 1; got {args.workers}."
     return None
 
 
@@ -228,19 +230,31 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
             "`--optimizer fides` needs the fides package: pip install fides"
         )
     solver = oi.Fides() if optimizer == "fides" else oi.TrustRegionReflective()
+    workers = args.workers
     try:
         problem.check_residuals()
+        at_a_time = (
+            "one start after another"
+            if workers == 1
+            else f"{workers} starts at a time (threads)"
+        )
         how = (
             f"bounded least squares on the PEtab box (oi.{type(solver).__name__}), at "
-            f"most {args.max_steps} evaluations each, one start after another (the "
-            "first compiles the residuals and their Jacobian)"
+            f"most {args.max_steps} evaluations each, {at_a_time} (the first start "
+            "compiles the residuals and their Jacobian)"
         )
     except PEtabError as error:
         solver = None
+        ignored = (
+            ""
+            if workers == 1
+            else f"; --workers {workers} applies to least squares only, not here"
+        )
+        workers = 1
         how = (
             f"BFGS on the log-likelihood ({error}), at most {args.max_steps} steps "
             "each, one start after another in one compiled call (no per-start "
-            "progress)"
+            f"progress{ignored})"
         )
     print(
         f"multistart: {n_starts} start(s) (start 0 = the nominal values, the others "
@@ -259,6 +273,7 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
         solver=solver,
         max_steps=args.max_steps,
         batch_size=1,
+        workers=workers,
         progress_bar=True,
         throw=False,
     )
@@ -466,6 +481,14 @@ def add_parser(commands) -> None:
         help="--fit's optimiser when every noise model is normal: oi.Fides (the fides "
         "package: about 9x fewer evaluations per start on Boehm) or "
         "oi.TrustRegionReflective (scipy); auto (default): fides where it is installed",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="--fit's starts at a time, in threads, for the least-squares optimisers "
+        "(oi.multistart's `workers`; 1). 2 on two free cores takes about half the "
+        "time, with the same results",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(

@@ -86,6 +86,8 @@ def test_bad_options_exit_2_before_loading(capsys):
     assert "--fit N" in one_line_error(capsys.readouterr().err)
     assert main(["petab", "/nowhere.yaml", "--sample", "--chains", "0"]) == 2
     assert "--chains" in one_line_error(capsys.readouterr().err)
+    assert main(["petab", "/nowhere.yaml", "--fit", "2", "--workers", "0"]) == 2
+    assert "--workers" in one_line_error(capsys.readouterr().err)
 
 
 def test_missing_petab_library_is_one_line(monkeypatch, capsys):
@@ -100,9 +102,9 @@ def test_missing_petab_library_is_one_line(monkeypatch, capsys):
 @needs_boehm
 def test_fit_runs_the_starts_one_at_a_time(tmp_path, monkeypatch, capsys):
     """`--fit N` passes the problem itself to `oi.multistart` (trust-region least
-    squares, one start after another with a progress bar; `batch_size=1` for the BFGS
-    fallback: memory flat in N); the fake multistart stops the run before any
-    compilation."""
+    squares, one start after another with a progress bar, or `--workers` at a time;
+    `batch_size=1` for the BFGS fallback: memory flat in N); the fake multistart stops
+    the run before any compilation."""
     import odeinfer as oi
 
     calls = []
@@ -114,10 +116,16 @@ def test_fit_runs_the_starts_one_at_a_time(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(oi, "multistart", fake_multistart)
     assert main(["petab", BOEHM, "--fit", "3", "--out", str(tmp_path)]) == 2
     assert "stopped by the test" in one_line_error(capsys.readouterr().err)
-    ((args, kwargs),) = calls
+    assert (
+        main(["petab", BOEHM, "--fit", "3", "--workers", "2", "--out", str(tmp_path)])
+        == 2
+    )
+    assert "2 starts at a time" in capsys.readouterr().out
+    (args, kwargs), (_, kwargs_2) = calls
     assert args[1] == 3 and kwargs["batch_size"] == 1
     assert isinstance(args[0], oi.AbstractResidualLikelihood)
     assert kwargs["progress_bar"] is True
+    assert kwargs["workers"] == 1 and kwargs_2["workers"] == 2
 
 
 @pytest.mark.slow

@@ -363,8 +363,13 @@ def _multistart_box(
     u_init = jnp.asarray(objective.initial_unconstrained(model, init))
     information = least_squares.check_information(information, model)
     starts = draw_starts(model, {}, n_starts, key, u_init, spread, False)
-    # On the main thread: the box vectors (eager JAX operations, compiled here once).
-    v0s = [np.asarray(box_from_unconstrained(model.parameters, u)) for u in starts]
+    # On the main thread, for all starts at once (one eager operation each, not one
+    # per start: ~8 ms a start on Boehm's 11 parameters otherwise).
+    v0s = list(
+        np.asarray(
+            jax.vmap(lambda u: box_from_unconstrained(model.parameters, u))(starts)
+        )
+    )
     bar = None
     if progress_bar:
         from tqdm.auto import tqdm
@@ -394,8 +399,8 @@ def _multistart_box(
     best_fit = least_squares.fit_result(
         model, solver, outcomes[best_index], information
     )
-    optima = jnp.stack(
-        [unconstrained_from_box(model, jnp.asarray(o.v)) for o in outcomes]
+    optima = jax.vmap(lambda v: unconstrained_from_box(model, v))(
+        jnp.asarray(np.stack([o.v for o in outcomes]))
     )
     return MultistartResult(
         best=best_fit,
