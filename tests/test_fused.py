@@ -212,7 +212,10 @@ def test_compiled_once_for_new_values(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(events=oi.Crossing(lambda t, y, p: y, 0.5)), "takes no `events`"),
+        (
+            dict(events=oi.Crossing(lambda t, y, p: y, 0.5)),
+            "only one terminal Crossing without reset",
+        ),
         (dict(dense=True), "takes no `dense=True`"),
         (dict(max_step_size=0.1), "takes no `max_step_size`"),
     ],

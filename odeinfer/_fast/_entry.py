@@ -5,14 +5,16 @@ from collections.abc import Sequence
 
 import equinox as eqx
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 
-from .._events import Dose
+from .._events import Crossing, Dose
 from .._model import ODEModel
 from .._results import RESULTS
 from .._solution import EventLog, Solution
 from .._solvers._fused import AbstractFusedSolver
 from .._solvers._tableaus import RODAS5P
+from ._crossing import GRAZING_SAFETY, along_flow
 from ._fused import Flattener, FusedConfig, fused_solve
 
 
@@ -43,6 +45,55 @@ def _dose_inputs(doses: Sequence[Dose], y0, flattener: Flattener, dtype):
     )
 
 
+def empty_log(y0, max_events: int, dtype) -> EventLog:
+    """An event log of `max_events` unused slots (`inf` times and states)."""
+    return EventLog(
+        times=jnp.full((max_events,), jnp.inf, dtype),
+        which=jnp.full((max_events,), -1, jnp.int32),
+        states=jax.tree_util.tree_map(
+            lambda x: jnp.full((max_events,) + jnp.shape(x), jnp.inf, dtype), y0
+        ),
+        states_after=jax.tree_util.tree_map(
+            lambda x: jnp.full((max_events,) + jnp.shape(x), jnp.inf, dtype), y0
+        ),
+        slopes=jnp.full((max_events,), jnp.nan, dtype),
+        count=jnp.array(0, jnp.int32),
+    )
+
+
+def crossing_log(
+    crossing: Crossing, model: ODEModel, params, t, y, found, rtol, atol, max_events
+):
+    """The event log of a solve that stopped at `(t, y)` where `found`, and whether the
+    crossing was tangent there (the diffrax path's test, `_solve/_crossing.py`)."""
+
+    def event(t_, y_):
+        return crossing.value(t_, y_, params)
+
+    def field(t_, y_):
+        return model(t_, y_, params)
+
+    slope, curvature = along_flow(event, field, t, y, ())
+    tol_fn = atol + rtol * jnp.abs(crossing.level)
+    grazing = slope**2 <= GRAZING_SAFETY * 2 * jnp.abs(curvature) * tol_fn
+    tangent = found & lax.stop_gradient(grazing)
+    log = empty_log(y, max_events, jnp.result_type(t))
+
+    def first(buffer, value):
+        return buffer.at[0].set(jnp.where(found, value, buffer[0]))
+
+    states = jax.tree_util.tree_map(first, log.states, y)
+    log = EventLog(
+        times=first(log.times, t),
+        which=first(log.which, 0),
+        states=states,
+        states_after=states,
+        slopes=first(log.slopes, slope),
+        count=found.astype(jnp.int32),
+    )
+    return log, tangent
+
+
 def solve_fused(
     model: ODEModel,
     y0,
@@ -57,14 +108,18 @@ def solve_fused(
     atol,
     max_steps: int,
     throw: bool,
+    crossing: Crossing | None = None,
+    max_events: int = 1,
 ) -> Solution:
-    """`oi.solve`'s fused path (inputs already validated and converted by `solve`).
+    """`oi.solve`'s fused path (inputs already validated and converted by `solve`;
+    `crossing`: at most one, terminal, without reset).
 
-    The solution has the diffrax path's fields: `ys` at `saveat`, `y_final` at `t1`,
-    `t_final` the time reached, `result` (`successful`, `max_steps_reached`,
-    `looks_stiff` for Dormand–Prince on stability-limited steps, `nonfinite_state` for
-    a step size that underflowed on non-finite stages), `stats` and an empty event log
-    (fused solvers take no crossings)."""
+    The solution has the diffrax path's fields: `ys` at `saveat` (`inf` after the
+    crossing), `y_final` at `t1` or the crossing, `t_final` the time reached, `result`
+    (`successful`, `max_steps_reached`, `looks_stiff` for Dormand–Prince on
+    stability-limited steps, `nonfinite_state` for a step size that underflowed on
+    non-finite stages, `tangent_crossing`), `stats` and the event log (`max_events`
+    slots, the first holding the crossing where found)."""
     dtype = jnp.result_type(float)
     y_flat_of = Flattener.of(y0)
     p_flat_of = Flattener.of(params)
@@ -82,6 +137,8 @@ def solve_fused(
         rtol=rtol,
         atol=atol,
     )
+    if crossing is not None:
+        inputs["level"] = jnp.asarray(crossing.level, dtype)
     config = FusedConfig(
         model=model,
         y=y_flat_of,
@@ -90,8 +147,10 @@ def solve_fused(
         max_steps=max_steps,
         sensitivity_error_control=solver.sensitivity_error_control,
         refine_stages=solver.refine_stages,
+        crossing_fn=None if crossing is None else crossing.fn,
+        direction="either" if crossing is None else crossing.direction,
     )
-    ys, ok, stats, t_reached = fused(config, y0_flat, theta, inputs)
+    ys, ok, stats, t_reached, found = fused(config, y0_flat, theta, inputs)
     steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]
     result = RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite_state)
     result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)  # pyright: ignore[reportArgumentType]
@@ -119,26 +178,21 @@ def solve_fused(
             num_fevals=unknown, num_jacobians=unknown, num_lu_decompositions=unknown
         )
     unflatten = y_flat_of.unflatten
-    fill = jnp.full((0,), jnp.inf, dtype)
-    log = EventLog(
-        times=fill,
-        which=jnp.zeros((0,), jnp.int32),
-        states=jax.tree_util.tree_map(
-            lambda x: jnp.zeros((0,) + jnp.shape(x), dtype), y0
-        ),
-        states_after=jax.tree_util.tree_map(
-            lambda x: jnp.zeros((0,) + jnp.shape(x), dtype), y0
-        ),
-        slopes=fill,
-        count=jnp.array(0, jnp.int32),
-    )
+    y_final = unflatten(ys[-1])
+    if crossing is None:
+        log = empty_log(y0, 0, dtype)
+    else:
+        log, tangent = crossing_log(
+            crossing, model, params, t_reached, y_final, found, rtol, atol, max_events
+        )
+        result = RESULTS.where(tangent, RESULTS.tangent_crossing, result)
     solution = Solution(
         t0=t0,
         t1=t1,
         ts=saveat,
         ys=None if saveat is None else jax.vmap(unflatten)(ys[:-1]),
         t_final=t_reached,
-        y_final=unflatten(ys[-1]),
+        y_final=y_final,
         events=log,
         result=result,
         stats=dict(

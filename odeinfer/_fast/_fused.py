@@ -15,6 +15,7 @@ reads, and the dose amounts. Reverse mode transposes that linear map.
 """
 
 import functools
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -24,6 +25,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from .._model import ODEModel
+from . import _crossing as crossing
 from ._loop import integrate_segment
 from ._methods import AutoRows, Dopri5Rows, RosenbrockRows
 from ._sensitivity import sensitivity_stage, state_stage
@@ -66,10 +68,18 @@ class FusedConfig(eqx.Module):
     sensitivity_error_control: bool = eqx.field(static=True)
     sensitivity_mode: str = eqx.field(static=True, default="jvp")
     refine_stages: bool = eqx.field(static=True, default=True)
+    crossing_fn: Callable | None = eqx.field(static=True, default=None)
+    direction: str = eqx.field(static=True, default="either")
 
     def flat_field(self, t, y, theta):
         dy = self.model(t, self.y.unflatten(y), self.params.unflatten(theta))
         return self.y.flatten(dy, y.dtype)
+
+    def flat_event(self, t, y, theta, level):
+        """`crossing_fn(t, y, params) - level` on the flat state and parameters."""
+        assert self.crossing_fn is not None
+        value = self.crossing_fn(t, self.y.unflatten(y), self.params.unflatten(theta))
+        return jnp.asarray(value, y.dtype) - level
 
     def flat_jacobian(self):
         user_jacobian = self.model.jacobian
@@ -108,15 +118,18 @@ class FusedConfig(eqx.Module):
 
 def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     """Integrate the rows `Y0` (state, then sensitivities) from `t0` to `t1`, saving at
-    `ts` and `t1`, applying the doses.
+    `ts` and `t1`, applying the doses, stopping at the crossing (if any).
 
     **Arguments:** `dose_jumps`: `(n_doses, rows - 1, n)` increments of the sensitivity
     rows at each dose (the dose-amount directions), or `None`. `inputs`: the dict of
-    `ts, t0, t1, dose_times, dose_amounts, dose_effects, rtol, atol`.
+    `ts, t0, t1, dose_times, dose_amounts, dose_effects, rtol, atol` and, with a
+    crossing, its `level`.
 
-    **Returns:** `(Ys, ok, stats, t)`, `Ys` of shape `(len(ts) + 1, rows, n)` (the last
-    at `t1`), `stats = [steps, accepted, stiff, max_steps_hit]` (int32), `t` the time
-    reached (`t1` on success).
+    **Returns:** `(Ys, ok, stats, t, found)`, `Ys` of shape `(len(ts) + 1, rows, n)`
+    (the last at `t1`, or at the crossing where `found`; the save times after the
+    crossing hold finite values for `_mask_after_crossing`), `stats = [steps, accepted,
+    stiff, max_steps_hit]` (int32), `t` the time reached (`t1` on success, the
+    crossing's time where `found`).
     """
     method, f = config.make_method(theta, theta_directions)
     ts = jnp.concatenate([inputs["ts"], inputs["t1"][None]])
@@ -124,6 +137,17 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     rows = Y0.shape[0]
     error_rows = rows if config.sensitivity_error_control else 1
     Ys = jnp.broadcast_to(Y0, ts.shape + Y0.shape)
+    crossed: Callable | None = None
+    if config.crossing_fn is not None:
+        level = inputs["level"]
+
+        def crossed_level(t, y, t_next, y1):
+            g0 = config.flat_event(t, y, theta, level)
+            g1 = config.flat_event(t_next, y1, theta, level)
+            return crossing.crossed(config.direction, g0, g1)
+
+        crossed = crossed_level
+
     options = dict(
         rtol=inputs["rtol"],
         atol=inputs["atol"],
@@ -133,66 +157,110 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     dose_times = inputs["dose_times"]
     n_doses = dose_times.shape[0]
     if n_doses == 0:
-        Y, Ys, _, ok, (steps, accepted), stiff, t = integrate_segment(
+        end = integrate_segment(
             method, f, Y0, ts, Ys, 0, t0, t1, jnp.asarray(True), stiff0=False,
-            **options,
+            crossed=crossed, **options,
         )  # fmt: skip
+        Ys, t, found = end.Ys, end.t, end.crossed
+        ok, steps, accepted, stiff = end.ok, end.steps, end.accepted, end.stiff
         hit = steps >= config.max_steps
-        stats = jnp.stack([steps, accepted, stiff.astype(jnp.int32), hit.astype(int)])
-        return Ys, ok, stats.astype(jnp.int32), t
+        at_crossing = (end.Y, end.aux, end.h, end.crossed_stiff)
+    else:
 
-    def segment(carry, k):
-        t, Y, Ys, i, ok, steps, accepted, stiff, hit = carry
-        final = k == n_doses
-        slot = jnp.minimum(k, n_doses - 1)
-        t_stop = jnp.where(final, t1, jnp.minimum(dose_times[slot], t1))
-        t_stop = jnp.where(ok, t_stop, t)  # after a failure, nothing more is solved
-        Y, Ys, i, seg_ok, (n, a), stiff, t = integrate_segment(
-            method, f, Y, ts, Ys, i, t, t_stop, final, stiff0=stiff, **options
-        )
-        hit = hit | (n >= config.max_steps)
-        ok = ok & seg_ok
-        given = ~final & ok & (dose_times[slot] <= t1)
-        jump_state = inputs["dose_amounts"][slot] * inputs["dose_effects"][slot]
-        Y = Y.at[0].add(jnp.where(given, jump_state, 0.0))
-        if dose_jumps is not None:
-            Y = Y.at[1:].add(jnp.where(given, dose_jumps[slot], 0.0))
-        carry = (t, Y, Ys, i, ok, steps + n, accepted + a, stiff, hit)
-        return carry, None
+        def segment(carry, k):
+            t, Y, Ys, i, ok, steps, accepted, stiff, hit, found, at_crossing = carry
+            final = k == n_doses
+            slot = jnp.minimum(k, n_doses - 1)
+            t_stop = jnp.where(final, t1, jnp.minimum(dose_times[slot], t1))
+            # After a failure or a crossing, nothing more is solved.
+            t_stop = jnp.where(ok & ~found, t_stop, t)
+            end = integrate_segment(
+                method, f, Y, ts, Ys, i, t, t_stop, final, stiff0=stiff,
+                crossed=crossed, **options,
+            )  # fmt: skip
+            hit = hit | (end.steps >= config.max_steps)
+            ok = ok & end.ok
+            Y = end.Y
+            given = ~final & ok & ~found & ~end.crossed & (dose_times[slot] <= t1)
+            jump_state = inputs["dose_amounts"][slot] * inputs["dose_effects"][slot]
+            Y = Y.at[0].add(jnp.where(given, jump_state, 0.0))
+            if dose_jumps is not None:
+                Y = Y.at[1:].add(jnp.where(given, dose_jumps[slot], 0.0))
+            at_crossing = jax.tree_util.tree_map(
+                lambda new, old: jnp.where(end.crossed, new, old),
+                (end.Y, end.aux, end.h, end.crossed_stiff),
+                at_crossing,
+            )
+            carry = (end.t, Y, end.Ys, end.i, ok, steps + end.steps,
+                     accepted + end.accepted, end.stiff, hit, found | end.crossed,
+                     at_crossing)  # fmt: skip
+            return carry, None
 
-    zero = jnp.zeros((), jnp.int32)
-    carry0 = (t0, Y0, Ys, zero, jnp.asarray(True), zero, zero, jnp.asarray(False),
-              jnp.asarray(False))  # fmt: skip
-    carry, _ = lax.scan(segment, carry0, jnp.arange(n_doses + 1))
-    t, _, Ys, _, ok, steps, accepted, stiff, hit = carry
+        zero = jnp.zeros((), jnp.int32)
+        false = jnp.asarray(False)
+        at_crossing0 = (Y0, jnp.zeros_like(Y0), jnp.zeros_like(t0), false)
+        carry0 = (t0, Y0, Ys, zero, jnp.asarray(True), zero, zero, false, false,
+                  false, at_crossing0)  # fmt: skip
+        carry, _ = lax.scan(segment, carry0, jnp.arange(n_doses + 1))
+        t, _, Ys, _, ok, steps, accepted, stiff, hit, found, at_crossing = carry
     stats = jnp.stack([steps, accepted, stiff.astype(jnp.int32), hit.astype(int)])
-    return Ys, ok, stats.astype(jnp.int32), t
+    if config.crossing_fn is not None:
+        Y, aux, h, crossed_stiff = at_crossing
+        # Where not found, a short finite step from the end keeps the unused branch
+        # finite (a NaN there would reach the derivatives through `where`).
+        h = jnp.where(found & (h > 0), h, 1e-6 * jnp.maximum(jnp.abs(t), 1.0))
+        if isinstance(method, AutoRows):
+            dense = method.dense(t, h, Y, aux, crossed_stiff)
+        else:
+            dense = method.dense(t, h, Y, aux)
+        interpolant = crossing.StepInterpolant(t, h, Y, dense, method.evaluate)
+        t_star, rows = crossing.locate(
+            config.flat_event, interpolant, (theta, inputs["level"])
+        )
+        Ys = Ys.at[-1].set(jnp.where(found, rows, Ys[-1]))
+        t = jnp.where(found, t_star, t)
+    return Ys, ok, stats.astype(jnp.int32), t, found
 
 
 def _is_zero(tangent) -> bool:
     return isinstance(tangent, SymbolicZero)
 
 
+def _mask_after_crossing(ys, inputs, t, found, fill):
+    """`ys` (save times, then the end) with the save times after a crossing set to
+    `fill`, as the diffrax path leaves them after a terminal crossing."""
+    m = inputs["ts"].shape[0]
+    times = jnp.concatenate([inputs["ts"], inputs["t1"][None]])
+    after = found & (times > t) & (jnp.arange(m + 1) < m)
+    return jnp.where(after.reshape((-1,) + (1,) * (ys.ndim - 1)), fill, ys)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def fused_solve(config: FusedConfig, y0, theta, inputs):
-    """`(ys, ok, stats, t)`: the flat state at `ts` and `t1` (shape `(len(ts) + 1, n)`),
-    success, the counts and the time reached."""
-    Ys, ok, stats, t = run(config, y0[None], theta, None, None, inputs)
-    return Ys[:, 0], ok, stats, t
+    """`(ys, ok, stats, t, found)`: the flat state at `ts` and at the end, `t1` or the
+    crossing (shape `(len(ts) + 1, n)`; `inf` at save times after the crossing),
+    success, the counts, the time reached and whether the crossing was found."""
+    Ys, ok, stats, t, found = run(config, y0[None], theta, None, None, inputs)
+    return (
+        _mask_after_crossing(Ys[:, 0], inputs, t, found, jnp.inf),
+        ok,
+        stats,
+        t,
+        found,
+    )
 
 
 @functools.partial(fused_solve.defjvp, symbolic_zeros=True)
 def _fused_solve_jvp(config: FusedConfig, primals, tangents):
     y0, theta, inputs = primals
     dy0, dtheta, dinputs = tangents
-    for name in ("dose_times", "dose_effects", "rtol", "atol"):
-        if name == "dose_times" and not _is_zero(dinputs[name]):
-            raise ValueError(
-                "The fused solvers do not differentiate with respect to dose times "
-                "(derivatives with respect to dose amounts, parameters, y0, t0 and the "
-                "save times are available). Use a diffrax solver, e.g. "
-                "`solver=oi.Rodas5P()` or `diffrax.Tsit5()`, for dose-time derivatives."
-            )
+    if not _is_zero(dinputs["dose_times"]):
+        raise ValueError(
+            "The fused solvers do not differentiate with respect to dose times "
+            "(derivatives with respect to dose amounts, parameters, y0, t0 and the "
+            "save times are available). Use a diffrax solver, e.g. "
+            "`solver=oi.Rodas5P()` or `diffrax.Tsit5()`, for dose-time derivatives."
+        )
     n, p = y0.shape[0], theta.shape[0]
     dt0, dts, dt1 = dinputs["t0"], dinputs["ts"], dinputs["t1"]
     d_amounts = dinputs["dose_amounts"]
@@ -229,18 +297,23 @@ def _fused_solve_jvp(config: FusedConfig, primals, tangents):
                 dose_jumps = dose_jumps.at[jnp.arange(n_doses), rows].set(
                     inputs["dose_effects"]
                 )
-        Ys, ok, stats, t_reached = run(
+        Ys, ok, stats, t_reached, found = run(
             config, Y0, theta, jnp.concatenate(Theta), dose_jumps, inputs
         )
         ys, S = Ys[:, 0], Ys[:, 1:]
         dys = jnp.einsum("tdn,d->tn", S, jnp.concatenate(coefficients))
     else:
-        ys, ok, stats, t_reached = fused_solve(config, y0, theta, inputs)
+        ys, ok, stats, t_reached, found = fused_solve(config, y0, theta, inputs)
         dys = jnp.zeros_like(ys)
     if not _is_zero(dt0):
         # dy(t)/dt0 = -Φ(t, t0) f(t0, y0) = -S_y0(t) f(t0, y0).
         f0 = config.flat_field(inputs["t0"], y0, theta)
         dys = dys - dt0 * jnp.einsum("tdn,d->tn", S[:, :n], f0)
+    dt_reached = jnp.zeros_like(t_reached)
+    if config.crossing_fn is not None:
+        dt_reached, dy_crossing = _crossing_tangents(
+            config, ys[-1], dys[-1], t_reached, found, theta, dtheta, inputs, dinputs
+        )
     if not (_is_zero(dts) and _is_zero(dt1)):
         # dy(t)/dt = f(t, y(t)) at the save times and at t1.
         times = jnp.concatenate([inputs["ts"], inputs["t1"][None]])
@@ -252,11 +325,43 @@ def _fused_solve_jvp(config: FusedConfig, primals, tangents):
             ]
         )
         dys = dys + slopes * d_times[:, None]
+    if config.crossing_fn is not None:
+        dys = dys.at[-1].set(jnp.where(found, dy_crossing, dys[-1]))  # pyright: ignore[reportPossiblyUnboundVariable]
+        ys = _mask_after_crossing(ys, inputs, t_reached, found, jnp.inf)
+        dys = _mask_after_crossing(dys, inputs, t_reached, found, 0.0)
     dok = np.zeros(ok.shape, dtype=jax.dtypes.float0)
     dstats = np.zeros(stats.shape, dtype=jax.dtypes.float0)
-    # The time reached is t1 on success; its derivative is not propagated.
-    dt_reached = jnp.zeros_like(t_reached)
-    return (ys, ok, stats, t_reached), (dys, dok, dstats, dt_reached)
+    dfound = np.zeros(found.shape, dtype=jax.dtypes.float0)
+    # Without a crossing the time reached is t1 on success; its derivative is not
+    # propagated.
+    return (ys, ok, stats, t_reached, found), (dys, dok, dstats, dt_reached, dfound)
+
+
+def _crossing_tangents(config, y, dy_fixed, t, found, theta, dtheta, inputs, dinputs):
+    """The tangents `(dt*, dy*)` of the crossing `(t*, y*)` by the implicit function
+    theorem: `G(t*, y(t*)) = 0` with `dy(t*) = dy_fixed + f(t*, y*) dt*` gives
+    `dt* = -(G_y dy_fixed + G_θ dθ - dlevel) / (G_t + G_y f)`. Zero where not `found`.
+
+    `dy_fixed` is the state's tangent at the fixed time `t*` (from the sensitivity
+    rows of the dense output there)."""
+    level = inputs["level"]
+    dlevel = dinputs["level"]
+    dlevel = jnp.zeros_like(level) if _is_zero(dlevel) else dlevel
+    dtheta = jnp.zeros_like(theta) if _is_zero(dtheta) else dtheta
+    velocity = config.flat_field(t, y, theta)
+    _, d_value = jax.jvp(
+        config.flat_event,
+        (t, y, theta, level),
+        (jnp.zeros_like(t), dy_fixed, dtheta, dlevel),
+    )
+    _, slope = jax.jvp(
+        lambda t_, y_: config.flat_event(t_, y_, theta, level),
+        (t, y),
+        (jnp.ones_like(t), velocity),
+    )
+    # A grazing crossing has slope 0 (reported as `tangent_crossing`).
+    dt = jnp.where(found, -d_value / jnp.where(slope == 0, 1.0, slope), 0.0)
+    return dt, dy_fixed + velocity * dt
 
 
 def _used_parameters(config: FusedConfig, t0, y0, theta) -> tuple[int, ...]:

@@ -16,17 +16,53 @@ Save times equal to a segment's end are left to the next segment (the solution i
 right-continuous: a state saved at a dose time includes the dose), except in the final
 segment. The loop stops at `t_end`, after `max_steps` steps (accepted and rejected), or
 on a step-size underflow; it never raises.
+
+Crossings: with `crossed(t, y, t_next, y1)` given, the loop also stops after the first
+accepted step over which the crossing happened, and keeps that step's start (`t`, `Y`,
+`aux`) and size (`h`) for `_crossing.py` to locate the crossing in it.
 """
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.lax as lax
 import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
 
 from ._control import error_norm, initial_step, propose_step
-from ._methods import STIFF_BOUND, STIFF_STEPS, AutoRows, Dopri5Rows
+from ._methods import STIFF_BOUND, STIFF_STEPS, AutoRows, Dopri5Rows, RosenbrockRows
 
 
 def _all_finite(x):
     return jnp.all(jnp.isfinite(x))
+
+
+class SegmentEnd(NamedTuple):
+    """Where `integrate_segment` stopped.
+
+    - `Y`, `aux`, `t`: the state rows, the method's auxiliary value and the time
+        reached (`t_end` on success); where `crossed`, the start of the step over
+        which the crossing happened.
+    - `Ys`, `i`: the save buffer and the next unfilled index.
+    - `ok`: success (`t_end` or a crossing reached, no failure).
+    - `steps`, `accepted`: the step counts.
+    - `stiff`: the problem was detected stiff (`stiff0` on entry).
+    - `crossed`, `h`, `crossed_stiff`: a crossing stopped the loop, over a step of
+        size `h` (0 otherwise) taken by the stiff method of `AutoRows`.
+    """
+
+    Y: Float[Array, "rows n"]
+    aux: Float[Array, "rows n"]
+    t: Float[Array, ""]
+    Ys: Float[Array, "times rows n"]
+    i: Int[Array, ""]
+    ok: Bool[Array, ""]
+    steps: Int[Array, ""]
+    accepted: Int[Array, ""]
+    stiff: Bool[Array, ""]
+    crossed: Bool[Array, ""]
+    h: Float[Array, ""]
+    crossed_stiff: Bool[Array, ""]
 
 
 def integrate_segment(
@@ -44,16 +80,17 @@ def integrate_segment(
     max_steps: int,
     error_rows: int,
     stiff0,
-):
+    crossed: Callable | None = None,
+) -> SegmentEnd:
     """Integrate from `(t0, Y0)` to `t_end`, filling the rows of `Ys` (shape
-    `(len(ts), rows, n)`) from index `i0`.
+    `(len(ts), rows, n)`) from index `i0`; with `crossed(t, y, t_next, y1)` (on the
+    state row) stop after the first accepted step over which it is true.
 
-    **Returns:** `(Y, Ys, i, ok, counts, stiff, t)`: the state rows at the end, the
-    buffer, the next unfilled index, success, `(steps, accepted)`, whether the
-    problem was detected stiff (`stiff0` on entry; with `AutoRows` the steps after that
-    are Rodas5P steps, with `Dopri5Rows` it is only reported) and the time reached
-    (`t_end` on success). After a failure the
-    unreached rows hold the last accepted state (finite), `i = len(ts)`.
+    **Returns:** a `SegmentEnd`. With `AutoRows` the steps after `stiff` is set are
+    Rodas5P steps; with `Dopri5Rows` it is only reported. After a failure the unreached
+    rows hold the last accepted state (finite), `i = len(ts)`; after a crossing, the
+    unreached rows hold the state at the crossing step's start (for the caller to
+    mask).
     """
     m = ts.shape[0]
     f0 = f(t0, Y0[0])
@@ -65,13 +102,13 @@ def integrate_segment(
 
     def loop(method, carry, watch: bool, until_stiff: bool):
         def cond(carry):
-            t, _, _, _, _, _, steps, _, _, _, failed, stiff, _, _ = carry
-            going = (t < t_end) & (steps < max_steps) & ~failed
+            t, _, _, _, _, _, steps, _, _, _, failed, stiff, _, _, found, _ = carry
+            going = (t < t_end) & (steps < max_steps) & ~failed & ~found
             return going & ~stiff if until_stiff else going
 
         def body(carry):
             (t, h, Y, aux, Ys, i, steps, accepted, facold, rejected_last, failed,
-             stiff, stiff_count, calm_count) = carry  # fmt: skip
+             stiff, stiff_count, calm_count, found, h_found) = carry  # fmt: skip
             limit = jnp.minimum(ts[jnp.minimum(i + 1, m - 1)], t_end)
             limit = jnp.where(limit > t, limit, t_end)
             clipped = h >= limit - t
@@ -103,13 +140,19 @@ def integrate_segment(
                 stiff = stiff | (stiff_count >= STIFF_STEPS)
             save = accept & (i < m) & (ts[j] <= t_next) & (final | (ts[j] < t_end))
             Ys = lax.dynamic_update_index_in_dim(Ys, jnp.where(save, row, Ys[j]), j, 0)
-            t = jnp.where(accept, t_next, t)
-            Y = jnp.where(accept, Y1, Y)
-            aux = jnp.where(accept, aux1, aux)
+            if crossed is not None:
+                # The crossing step's start is kept (the loop then stops).
+                found = accept & crossed(t, Y[0], t_next, Y1[0])
+                h_found = jnp.where(found, h_step, h_found)
+            advance = accept & ~found
+            t = jnp.where(advance, t_next, t)
+            Y = jnp.where(advance, Y1, Y)
+            aux = jnp.where(advance, aux1, aux)
             failed = ~(t + h_next > t)  # step-size underflow (or NaN)
             return (
                 t, h_next, Y, aux, Ys, i + save, steps + 1, accepted + accept,
-                facold, ~accept, failed, stiff, stiff_count, calm_count,
+                facold, ~accept, failed, stiff, stiff_count, calm_count, found,
+                h_found,
             )  # fmt: skip
 
         return lax.while_loop(cond, body, carry)
@@ -119,7 +162,7 @@ def integrate_segment(
     carry = (
         t0, h0, Y0, explicit.first(t0, Y0), Ys, jnp.asarray(i0, jnp.int32), zero,
         zero, jnp.asarray(1e-4, Y0.dtype), jnp.asarray(False), bad_start,
-        jnp.asarray(stiff0), zero, zero,
+        jnp.asarray(stiff0), zero, zero, jnp.asarray(False), jnp.zeros_like(h0),
     )  # fmt: skip
     if isinstance(method, AutoRows):
         # Two loops, not a `lax.cond` per step: under `jax.vmap` a cond computes both
@@ -127,15 +170,24 @@ def integrate_segment(
         # Rosenbrock loop below runs no iteration when no trajectory turned stiff.
         # (`stiff0`: a later dose segment of a trajectory already found stiff.)
         carry = loop(method.explicit, carry, watch=True, until_stiff=True)
+        found_explicit = carry[14]
         out = loop(method.stiff, carry, watch=False, until_stiff=False)
+        crossed_stiff = out[14] & ~found_explicit
     else:
         watch = isinstance(method, Dopri5Rows)
         out = loop(method, carry, watch=watch, until_stiff=False)
-    t, _, Y, _, Ys, i, steps, accepted, _, _, failed, stiff, _, _ = out
-    ok = (t >= t_end) & ~failed
+        crossed_stiff = jnp.asarray(isinstance(method, RosenbrockRows)) & out[14]
+    (t, _, Y, aux, Ys, i, steps, accepted, _, _, failed, stiff, _, _, found,
+     h_found) = out  # fmt: skip
+    ok = ((t >= t_end) | found) & ~failed
     # Rows not yet filled at the end: the final time (the last step ended on it), or
-    # never reached after a failure (the last good state keeps them finite).
-    fill = (index >= i) & (final | ~ok)
+    # never reached after a failure (the last good state keeps them finite) or a
+    # crossing (the caller masks them).
+    stop = final | ~ok | found
+    fill = (index >= i) & stop
     Ys = jnp.where(fill[:, None, None], Y, Ys)
-    i = jnp.where(final | ~ok, m, i)
-    return Y, Ys, i, ok, (steps, accepted), stiff, t
+    i = jnp.where(stop, m, i)
+    return SegmentEnd(
+        Y=Y, aux=aux, t=t, Ys=Ys, i=i, ok=ok, steps=steps, accepted=accepted,
+        stiff=stiff, crossed=found, h=h_found, crossed_stiff=crossed_stiff,
+    )  # fmt: skip

@@ -6,10 +6,17 @@ Each method has `first(t0, Y0)` (its carried auxiliary value: the FSAL stage of 
 `step(t, h, Y, aux, theta)`, which returns `(Y1, aux1, error, row, h_lambda)`: the step,
 the next auxiliary value, the error estimate, the dense output at `t + theta h` and the
 stiffness estimate (`h |λ|`, 0 where the method does not estimate it).
+
+For a crossing found over a step, `dense(t, h, Y, aux)` recomputes that step's dense
+output coefficients (`AutoRows`: `dense(t, h, Y, aux, stiff)`, `stiff` saying which
+method took the step) and `evaluate(Y, dense, theta)` evaluates them at any `theta` in
+`[0, 1]`.
 """
 
 from collections.abc import Callable
 
+import jax
+import jax.lax as lax
 import jax.numpy as jnp
 
 from .._solvers._tableaus import RODAS5P
@@ -32,8 +39,14 @@ class Dopri5Rows:
 
     def step(self, t, h, Y, k1, theta):
         Y1, k7, error, dense, h_lambda = dopri5_step(self.F, t, h, Y, k1)
-        row = dense_output(Y, dense, theta[None])[0]
-        return Y1, k7, error, row, h_lambda
+        return Y1, k7, error, self.evaluate(Y, dense, theta), h_lambda
+
+    def dense(self, t, h, Y, k1):
+        return dopri5_step(self.F, t, h, Y, k1)[3]
+
+    @staticmethod
+    def evaluate(Y, dense, theta):
+        return dense_output(Y, dense, theta[None])[0]
 
 
 class RosenbrockRows:
@@ -55,6 +68,21 @@ class RosenbrockRows:
         return jnp.zeros_like(Y0)  # no FSAL stage
 
     def step(self, t, h, Y, aux, theta):
+        Y1, E, D = self._advance(t, h, Y)
+        row = rosenbrock_dense(Y, Y1, D, theta)
+        return Y1, aux, E, row, jnp.zeros((), Y.dtype)
+
+    def dense(self, t, h, Y, aux):
+        Y1, _, D = self._advance(t, h, Y)
+        return Y1, D
+
+    @staticmethod
+    def evaluate(Y, dense, theta):
+        Y1, D = dense
+        return rosenbrock_dense(Y, Y1, D, theta)
+
+    def _advance(self, t, h, Y):
+        """`(Y1, error, dense)` of one step, all rows."""
         if self.theta_directions is None:
             y1, error, dense = rosenbrock_step(
                 self.tableau, self.f, self.jacobian, t, h, Y[0], self.theta,
@@ -69,8 +97,7 @@ class RosenbrockRows:
             Y1 = jnp.concatenate([y1[None], S1])
             E = jnp.concatenate([error[None], ES])
             D = jnp.concatenate([dense[None], DS])
-        row = rosenbrock_dense(Y, Y1, D, theta)
-        return Y1, aux, E, row, jnp.zeros((), Y.dtype)
+        return Y1, E, D
 
 
 class AutoRows:
@@ -82,6 +109,35 @@ class AutoRows:
     def __init__(self, explicit: Dopri5Rows, stiff: RosenbrockRows):
         self.explicit = explicit
         self.stiff = stiff
+
+    def dense(self, t, h, Y, aux, stiff):
+        """Both methods' coefficients, those of the method not used (`stiff` says which
+        took the step) zero; one is computed (`lax.cond`)."""
+
+        def zeros(method):
+            shapes = jax.eval_shape(method.dense, t, h, Y, aux)
+            return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+        explicit = lax.cond(
+            stiff,
+            lambda: zeros(self.explicit),
+            lambda: self.explicit.dense(t, h, Y, aux),
+        )
+        implicit = lax.cond(
+            stiff,
+            lambda: self.stiff.dense(t, h, Y, aux),
+            lambda: zeros(self.stiff),
+        )
+        return explicit, implicit, stiff
+
+    @staticmethod
+    def evaluate(Y, dense, theta):
+        explicit, implicit, stiff = dense
+        return jnp.where(
+            stiff,
+            RosenbrockRows.evaluate(Y, implicit, theta),
+            Dopri5Rows.evaluate(Y, explicit, theta),
+        )
 
 
 # dopri5.f flags stiffness when h|λ| > 3.25 (the edge of DP5's stability region) on 15

@@ -186,5 +186,5 @@ def _solve_at_times(
         rtol=jnp.asarray(rtol, float_dtype),
         atol=jnp.asarray(atol, float_dtype),
     )
-    ys, ok, _, _ = fused(config, y0_flat, theta, inputs)
+    ys, ok = fused(config, y0_flat, theta, inputs)[:2]
     return jax.vmap(y_flat_of.unflatten)(ys[:-1]), ok

@@ -134,7 +134,6 @@ def _check_strategies(solver, adjoint, crossings, dense, max_step_size) -> None:
         )
     if isinstance(solver, AbstractFusedSolver):
         for given, name, fix in (
-            (crossings, "events", "oi.Rodas5P() or diffrax.Tsit5()"),
             (dense, "dense=True", "oi.Rodas5P() or diffrax.Tsit5()"),
             (max_step_size is not None, "max_step_size", "a diffrax solver"),
         ):
@@ -143,12 +142,31 @@ def _check_strategies(solver, adjoint, crossings, dense, max_step_size) -> None:
                     f"`solver={solver!r}` (a fused forward-sensitivity solver) takes "
                     f"no `{name}`: use {fix} for it."
                 )
+        _check_fused_crossings(solver, crossings)
     if isinstance(adjoint, diffrax.BacksolveAdjoint):
         raise ValueError(
             "`adjoint=diffrax.BacksolveAdjoint()` is not supported by odeinfer.solve: "
             "diffrax refuses it with events and with the split saving that solve uses. "
             "Use diffrax.RecursiveCheckpointAdjoint() (reverse mode) or "
             "diffrax.ForwardMode() (forward mode), or call diffrax.diffeqsolve directly."
+        )
+
+
+def _check_fused_crossings(solver, crossings) -> None:
+    """A fused solver takes at most one crossing, terminal and without reset."""
+    what = None
+    if len(crossings) > 1:
+        what = f"{len(crossings)} crossings"
+    elif crossings and crossings[0].reset is not None:
+        what = "a crossing with a `reset`"
+    elif crossings and not crossings[0].terminal:
+        what = "a crossing that is not terminal"
+    if what is not None:
+        raise ValueError(
+            f"`solver={solver!r}` (a fused forward-sensitivity solver) takes in "
+            f"`events` only one terminal Crossing without reset (`terminal=True`, as "
+            f"`oi.first_crossing` makes it); got {what}. Use oi.Rodas5P() or "
+            "diffrax.Tsit5() for several, recorded or resetting crossings."
         )
 
 

@@ -57,7 +57,8 @@ def solve(
         - a fused forward-sensitivity solver ([`odeinfer.FusedDopri5`][],
           [`odeinfer.FusedRodas5P`][], [`odeinfer.FusedAuto`][]): the fast choice for
           derivatives of saved states of small models (a gradient costs a few solves);
-          doses yes, crossings, `dense` and `max_step_size` no; `adjoint` is not used
+          doses yes, one terminal crossing without reset yes (`oi.first_crossing`),
+          other crossings, `dense` and `max_step_size` no; `adjoint` is not used
           (every derivative mode comes from the forward sensitivities).
     - `rtol`, `atol`: tolerances of the PID step-size controller. Traced: changing them
         does not recompile.
@@ -135,6 +136,8 @@ def solve(
             atol=args.atol,
             max_steps=max_steps,
             throw=False,
+            crossing=args.crossings[0] if args.crossings else None,
+            max_events=max_events,
         )
     else:
         solution = solve_segments(
