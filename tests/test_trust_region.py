@@ -3,6 +3,9 @@ sits on a bound, against scipy's bounded-variable least squares (`lsq_linear`, B
 an independent algorithm) and against the closed-form Gauss–Newton covariance; an
 `oi.Problem` with Gaussian noise against Levenberg–Marquardt; misuse refused."""
 
+import threading
+import time
+
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
@@ -191,3 +194,32 @@ def test_multistart_workers_misuse_is_refused():
             oi.multistart(Linear(), 2, key=0, workers=bad)  # pyright: ignore[reportArgumentType]
     with pytest.raises(ValueError, match="`workers=2`.*optimistix"):
         oi.multistart(decay_problem(noisy_data(0)), 2, key=0, workers=2)
+
+
+class SlowFirstInPool(oi.AbstractBoxLeastSquares):
+    """`TrustRegionReflective`; the first start on a pool thread waits 1 s first."""
+
+    first: threading.Lock  # acquired (never released) by the first pool start
+    inner: oi.TrustRegionReflective = oi.TrustRegionReflective()
+
+    def minimise(self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations):
+        in_pool = threading.current_thread() is not threading.main_thread()
+        if in_pool and self.first.acquire(blocking=False):
+            time.sleep(1.0)
+        return self.inner.minimise(
+            fun, jac, fun_and_jac, v0, lower, upper, max_evaluations
+        )
+
+
+def test_multistart_workers_record_starts_as_they_finish():
+    # Start 0 runs alone (it compiles); the first start on a pool thread waits while
+    # the other thread runs the rest: they are recorded (and counted by the progress
+    # bar) before it is.
+    solver = SlowFirstInPool(threading.Lock())
+    result = oi.multistart(Linear(), 10, key=0, solver=solver, workers=2)
+    assert result.elapsed is not None and result.seconds is not None
+    elapsed, seconds = np.asarray(result.elapsed), np.asarray(result.seconds)
+    slow = int(np.argmax(seconds))
+    assert slow > 0 and seconds[slow] >= 1.0
+    others = np.delete(elapsed, [0, slow])
+    assert np.all(others < elapsed[slow] - 0.5)

@@ -3,7 +3,7 @@
 least squares: [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
 
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import equinox as eqx
 import jax
@@ -459,7 +459,7 @@ def _run_starts(
             }
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     error = future.exception()
                     if error is not None:
