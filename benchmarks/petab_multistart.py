@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import numpy as np
 
 import odeinfer as oi
@@ -71,7 +72,69 @@ def peer(name: str) -> dict | None:
     }
 
 
-def run(name: str, starts: int, seed: int, max_steps: int, solver, workers) -> dict:
+class Timed(oi.AbstractBoxLeastSquares):
+    """`inner` with the residual and Jacobian calls it makes timed (`calls`: seconds
+    of each), for `--profile`: the rest of a start's time is the optimiser's own work
+    and odeinfer's host code around it."""
+
+    inner: oi.AbstractBoxLeastSquares
+    calls: list = eqx.field(default_factory=list)
+
+    def minimise(self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations):
+        def timed(function):
+            def call(v):
+                start = time.perf_counter()
+                out = function(v)  # NumPy arrays: the computation has finished
+                self.calls.append(time.perf_counter() - start)
+                return out
+
+            return call
+
+        return self.inner.minimise(
+            timed(fun), timed(jac), timed(fun_and_jac), v0, lower, upper,
+            max_evaluations,
+        )  # fmt: skip
+
+
+def profile(problem, away, starts: int, seed: int, max_steps: int, solver) -> dict:
+    """Where a start's time goes, per residual (and Jacobian) evaluation: inside the
+    compiled calls the optimiser makes, and outside them."""
+    timed = Timed(solver)
+    result = oi.multistart(
+        problem,
+        starts,
+        key=seed,
+        parameters=away,
+        solver=timed,
+        max_steps=max_steps,
+        throw=False,
+    )
+    assert result.seconds is not None and result.num_evaluations is not None
+    seconds = float(np.sum(np.asarray(result.seconds)))
+    evaluations = int(np.sum(np.asarray(result.num_evaluations)))
+    inside = float(np.sum(timed.calls))
+    out = {
+        "n_starts": starts,
+        "evaluations": evaluations,
+        "calls": len(timed.calls),
+        "ms_per_evaluation": 1e3 * seconds / evaluations,
+        "ms_per_call_inside": 1e3 * inside / len(timed.calls),
+        "ms_per_evaluation_outside": 1e3 * (seconds - inside) / evaluations,
+        "loadavg": os.getloadavg(),
+    }
+    print(
+        f"profile, {starts} starts: {out['ms_per_evaluation']:.2f} ms per evaluation, "
+        f"{out['ms_per_call_inside']:.2f} ms in the residual/Jacobian call, "
+        f"{out['ms_per_evaluation_outside']:.2f} ms outside it (the optimiser's own "
+        f"work, odeinfer's host code); load {out['loadavg'][0]:.1f}",
+        flush=True,
+    )
+    return out
+
+
+def run(
+    name: str, starts: int, seed: int, max_steps: int, solver, workers, profiled: int
+) -> dict:
     problem = petab.load(PETAB / name / f"{name}.yaml")
     # Start 0 is `init`: the middle of the box, not the nominal values (the published
     # optimum), so that every start is a real one.
@@ -100,6 +163,8 @@ def run(name: str, starts: int, seed: int, max_steps: int, solver, workers) -> d
     target = published_best(name)
     other = peer(name)
     out = {"compile_s": compile_s, "pypesto_fides_amici": other}
+    if profiled:
+        out["profile"] = profile(problem, away, profiled, seed, max_steps, solver)
     first = None
     for count in workers:
         load = os.getloadavg()
@@ -221,6 +286,14 @@ def main() -> None:
         "same starts once for each, e.g. --workers 1 2",
     )
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="K",
+        help="first run K starts with the optimiser's residual and Jacobian calls "
+        "timed: time per evaluation inside and outside them",
+    )
+    parser.add_argument(
         "--out", type=Path, default=HERE / "results" / "petab_multistart.json"
     )
     args = parser.parse_args()
@@ -232,7 +305,13 @@ def main() -> None:
         "optimizer": repr(solver),
         "problems": {
             name: run(
-                name, args.starts, args.seed, args.max_steps, solver, args.workers
+                name,
+                args.starts,
+                args.seed,
+                args.max_steps,
+                solver,
+                args.workers,
+                args.profile,
             )
             for name in args.problems
         },
