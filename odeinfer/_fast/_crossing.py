@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, PyTree
 
+from .._events._guard import hidden_crossing
+
 # Newton's stopping rule, as in `_solve/_event_time.py`: |Δt| below _RTOL |t| + _ATOL;
 # bisection takes over where Newton leaves the bracket.
 _RTOL = 1e-12
@@ -43,6 +45,27 @@ def crossed(direction: str, g0, g1) -> Bool[Array, ""]:
     if direction == "falling":
         return (jnp.sign(g0) > 0) & (jnp.sign(g1) <= 0)
     return jnp.sign(g0) != jnp.sign(g1)
+
+
+def watch(event: Callable, direction: str, tol) -> Callable:
+    """What the loop (`_loop.py`) checks after each step, for `event(t, y)` the
+    crossing function minus its level on the flat state, crossed in `direction`, and
+    `tol` the distance from the level below which its sign is not resolved.
+
+    **Returns:** `check(t, y, dy, t1, y1, dy1, h) -> (crossed, hidden, fraction)` for a
+    step from `(t, y)` to `(t1, y1)` of size `h` (`dy`, `dy1`: the vector field at its
+    ends): the crossing happened over the step; the step may hide two crossings (the
+    diffrax path's `CrossingGuard` test); the fraction of the step to retry with.
+    """
+
+    def check(t, y, dy, t1, y1, dy1, h):
+        v0, s0 = jax.jvp(event, (t, y), (jnp.ones_like(t), dy))
+        v1, s1 = jax.jvp(event, (t1, y1), (jnp.ones_like(t1), dy1))
+        hidden, closest_at = hidden_crossing(v0, s0, v1, s1, h, tol)
+        fraction = 0.5 * jnp.clip(jnp.where(hidden, closest_at, 1.0), 0.1, 1.0)
+        return crossed(direction, v0, v1), hidden, fraction
+
+    return check
 
 
 class StepInterpolant(eqx.Module):

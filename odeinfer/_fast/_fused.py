@@ -137,17 +137,14 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     rows = Y0.shape[0]
     error_rows = rows if config.sensitivity_error_control else 1
     Ys = jnp.broadcast_to(Y0, ts.shape + Y0.shape)
-    crossed: Callable | None = None
+    watch: Callable | None = None
     if config.crossing_fn is not None:
         level = inputs["level"]
-
-        def crossed_level(t, y, t_next, y1):
-            g0 = config.flat_event(t, y, theta, level)
-            g1 = config.flat_event(t_next, y1, theta, level)
-            return crossing.crossed(config.direction, g0, g1)
-
-        crossed = crossed_level
-
+        watch = crossing.watch(
+            lambda t, y: config.flat_event(t, y, theta, level),
+            config.direction,
+            inputs["atol"] + inputs["rtol"] * jnp.abs(level),
+        )
     options = dict(
         rtol=inputs["rtol"],
         atol=inputs["atol"],
@@ -159,7 +156,7 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
     if n_doses == 0:
         end = integrate_segment(
             method, f, Y0, ts, Ys, 0, t0, t1, jnp.asarray(True), stiff0=False,
-            crossed=crossed, **options,
+            crossing=watch, **options,
         )  # fmt: skip
         Ys, t, found = end.Ys, end.t, end.crossed
         ok, steps, accepted, stiff = end.ok, end.steps, end.accepted, end.stiff
@@ -176,7 +173,7 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
             t_stop = jnp.where(ok & ~found, t_stop, t)
             end = integrate_segment(
                 method, f, Y, ts, Ys, i, t, t_stop, final, stiff0=stiff,
-                crossed=crossed, **options,
+                crossing=watch, **options,
             )  # fmt: skip
             hit = hit | (end.steps >= config.max_steps)
             ok = ok & end.ok

@@ -17,9 +17,11 @@ right-continuous: a state saved at a dose time includes the dose), except in the
 segment. The loop stops at `t_end`, after `max_steps` steps (accepted and rejected), or
 on a step-size underflow; it never raises.
 
-Crossings: with `crossed(t, y, t_next, y1)` given, the loop also stops after the first
-accepted step over which the crossing happened, and keeps that step's start (`t`, `Y`,
-`aux`) and size (`h`) for `_crossing.py` to locate the crossing in it.
+Crossings: with a crossing to watch (`_crossing.watch`), the loop also stops after the
+first accepted step over which the crossing happened, and keeps that step's start (`t`,
+`Y`, `aux`) and size (`h`) for `_crossing.py` to locate the crossing in it. As on the
+diffrax path (`_events/_guard.py`), a step over which the crossing function turns back
+towards its level and may reach it and come back is rejected and retried shorter.
 """
 
 from collections.abc import Callable
@@ -80,11 +82,12 @@ def integrate_segment(
     max_steps: int,
     error_rows: int,
     stiff0,
-    crossed: Callable | None = None,
+    crossing: Callable | None = None,
 ) -> SegmentEnd:
     """Integrate from `(t0, Y0)` to `t_end`, filling the rows of `Ys` (shape
-    `(len(ts), rows, n)`) from index `i0`; with `crossed(t, y, t_next, y1)` (on the
-    state row) stop after the first accepted step over which it is true.
+    `(len(ts), rows, n)`) from index `i0`. With `crossing` (`_crossing.watch`), stop
+    after the first accepted step over which the crossing happened, and retry shorter
+    a step that may hide two crossings.
 
     **Returns:** a `SegmentEnd`. With `AutoRows` the steps after `stiff` is set are
     Rodas5P steps; with `Dopri5Rows` it is only reported. After a failure the unreached
@@ -124,7 +127,26 @@ def integrate_segment(
             # non-finite.
             finite = jnp.isfinite(err + 0.0 * (jnp.sum(Y1) + jnp.sum(aux1)))
             err = jnp.where(finite, err, jnp.inf)
-            accept, h_next, facold = propose_step(h_step, err, facold, rejected_last)
+            accept, h_next, facold_next = propose_step(
+                h_step, err, facold, rejected_last
+            )
+            if crossing is not None:
+                if isinstance(method, Dopri5Rows):
+                    dy, dy1 = aux[0], aux1[0]  # the FSAL stages: f at both ends
+                else:
+                    dy, dy1 = f(t, Y[0]), f(t_next, Y1[0])
+                hit, hidden, fraction = crossing(
+                    t, Y[0], dy, t_next, Y1[0], dy1, h_step
+                )
+                # A step that may hide two crossings is retried shorter, the
+                # controller's state kept (`_events/_guard.py`).
+                retry = accept & hidden
+                accept = accept & ~retry
+                h_next = jnp.where(retry, fraction * h_step, h_next)
+                facold_next = jnp.where(retry, facold, facold_next)
+                found = accept & hit
+                h_found = jnp.where(found, h_step, h_found)
+            facold = facold_next
             # A step shortened to land on a save time does not shrink the next one.
             h_next = jnp.where(accept & clipped, jnp.maximum(h_next, h), h_next)
             if watch:
@@ -140,10 +162,7 @@ def integrate_segment(
                 stiff = stiff | (stiff_count >= STIFF_STEPS)
             save = accept & (i < m) & (ts[j] <= t_next) & (final | (ts[j] < t_end))
             Ys = lax.dynamic_update_index_in_dim(Ys, jnp.where(save, row, Ys[j]), j, 0)
-            if crossed is not None:
-                # The crossing step's start is kept (the loop then stops).
-                found = accept & crossed(t, Y[0], t_next, Y1[0])
-                h_found = jnp.where(found, h_step, h_found)
+            # After a crossing, the step's start is kept (the loop then stops).
             advance = accept & ~found
             t = jnp.where(advance, t_next, t)
             Y = jnp.where(advance, Y1, Y)

@@ -10,8 +10,12 @@ class AbstractFusedSolver(eqx.Module):
     """A solver of odeinfer's fused loop: the state and its forward sensitivities
     (with respect to `y0`, the parameters the vector field reads and the dose amounts)
     advance together on the same steps, so a gradient costs a few solves, not the
-    10–40 of a diffrax adjoint on a small model. Saves at `saveat`, takes doses; no
-    crossings, dense output or diffrax adjoints (use a diffrax solver for those).
+    10–40 of a diffrax adjoint on a small model. Saves at `saveat`, takes doses and
+    one terminal crossing without reset (so [`odeinfer.first_crossing`][] works with
+    it): the solve stops at the crossing, located on the dense output of the step over
+    which it happened, its time differentiated by the implicit function theorem from
+    the sensitivities there. No other crossings (several, recorded, resetting), dense
+    output or diffrax adjoints (use a diffrax solver for those).
 
     **Arguments:**
 
