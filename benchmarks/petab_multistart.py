@@ -15,9 +15,12 @@ shared machine are noisy.
 Run `python benchmarks/petab_multistart.py --problems Boehm_JProteomeRes2014
 --starts 20 --optimizer fides --workers 1 2`. Writes
 `benchmarks/results/petab_multistart.json`
-(or `--out`). Stored runs: `results/petab_multistart_boehm_fides.json` (100 starts),
+(or `--out`). Stored runs: `results/petab_multistart_boehm_fides_workers.json` (100
+starts, `--workers 1 2 --profile 20`, load average 1.3-1.8: 0.43 and 0.22 s per start),
+`results/petab_multistart_boehm_fides.json` (100 starts),
 `results/petab_multistart_boehm_trf.json` (20 starts),
-`results/petab_multistart_fujita_fides.json` (40 starts), at load averages of 6-7.
+`results/petab_multistart_fujita_fides.json` (40 starts), the last three at load
+averages of 6-7 and with the older layout (one `odeinfer` entry per problem).
 """
 
 import argparse
