@@ -13,18 +13,20 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from .._solvers._small_lu import SmallLU, lu_inverse
+from .._solvers._small_lu import SmallLU, gauss_jordan_inverse
 from .._solvers._tableaus import RosenbrockTableau
 
-# Up to this many states the LU is `SmallLU` (unrolled, vectorises under vmap). Measured
-# (loaded 2-core machine, rtol 1e-6): 1,000 vmapped ROBER solves (n = 3) took 0.053 s
-# with SmallLU against 0.44 s with lineax.LU (diffrax-path Rodas5P; fused 0.12 vs
-# 0.71 s), a single solve 0.65 vs 1.3 ms; HIRES (n = 8) 0.77 vs 1.14 s batched.
+# Up to this many states the stage solves are unrolled array operations that vectorise
+# under vmap (`W⁻¹` by `gauss_jordan_inverse`, unrefined: `SmallLU`). Measured (loaded
+# 2-core machine, rtol 1e-6): 1,000 vmapped ROBER solves (n = 3) took 0.053 s with
+# SmallLU against 0.44 s with lineax.LU (diffrax-path Rodas5P; fused 0.12 vs 0.71 s),
+# a single solve 0.65 vs 1.3 ms; HIRES (n = 8) 0.77 vs 1.14 s batched.
 SMALL = 12
 
 
 class _Frame:
-    """What every stage of one step shares: `W`'s factorisation and the stage solve.
+    """What every stage of one step shares: `W⁻¹` (or `W`'s factorisation) and the
+    stage solve.
 
     The stage solve is refined once (`refine`): `x = W⁻¹b`, then `x += W⁻¹(b - W x)`
     with the residual's `J x` taken as a Jacobian-vector product of the vector field
@@ -36,9 +38,11 @@ class _Frame:
     invariant off by 2e-22 after `t = 1e4`, and the final `y2, y3` wrong by a factor
     2-600 at rtol 1e-4...1e-10 (Radau: 6e-3...9e-4); refined through the matrix `J`,
     no better; refined through `jvp_y`, 0.03...2e-3 (diffrax-path Rodas5P). The
-    extra cost is `W⁻¹`, formed once per step, and one Jacobian-vector product per
-    stage; both products of the stage solve are with `W⁻¹` (`refined_solve`), which
-    made the refined step as cheap as the unrefined LU step on ROBER, HIRES and E5.
+    extra cost is one Jacobian-vector product per stage: `W⁻¹` is formed once per
+    step (Gauss–Jordan up to `SMALL` states, no LU), and both products of the stage
+    solve are with it (`refined_solve`, `_matvec`). Measured against the unrefined LU
+    step (1,000 vmapped ROBER solves 0.061 s against 0.063; a single solve per step
+    ROBER 1.7 µs against 2.1, HIRES 2.8 against 4.8).
     """
 
     def __init__(self, tableau, J, jvp_y, h, y, finite, linear_solver, refine):
@@ -56,43 +60,53 @@ class _Frame:
         self.finite = finite & _finite(W)
         self.W = jnp.where(self.finite, W, jnp.eye(n, dtype=y.dtype))
         self.linear_solver = linear_solver
-        self.state = linear_solver.init(lx.MatrixLinearOperator(self.W), {})
-        self.transposed, _ = linear_solver.transpose(self.state, {})
         self.jvp_y = jvp_y
         self.refine = refine
+        # A small refined system needs no factorisation: `W⁻¹` comes from Gauss–Jordan
+        # (`inverse`), and the transposed solve of reverse mode is a product with it.
+        small = isinstance(linear_solver, SmallLU)
+        self.state = (
+            None
+            if small and refine
+            else linear_solver.init(lx.MatrixLinearOperator(self.W), {})
+        )
         # Formed here, once per step, not in the stage solves: inside the stages'
-        # `lax.scan` XLA cannot merge the per-stage copies. Measured per step (process
-        # time, loaded 2-core machine): Rodas5P on ROBER 3.5 -> 3.0 µs (unrefined
-        # 2.1), HIRES 7.1 -> 6.4 µs (4.9); with sensitivities 9.3 -> 8.1 and
-        # 16.9 -> 15.4 µs.
+        # `lax.scan` XLA cannot merge the per-stage copies (measured per step with the
+        # LU-based inverse: ROBER 3.5 -> 3.0 µs, HIRES 7.1 -> 6.4).
         self.W_inverse = self.inverse() if refine else None
 
     def plain_solve(self, b):
-        """`W⁻¹ b` from the factorisation, unrefined (the sensitivities' solves)."""
+        """`W⁻¹ b` from the factorisation, unrefined."""
+        assert self.state is not None  # factorised unless small and refined
         return self.linear_solver.compute(self.state, b, {})[0]
 
     def inverse(self):
-        """`W⁻¹`, from the step's factorisation."""
+        """`W⁻¹`: by Gauss–Jordan up to `SMALL` states (see `gauss_jordan_inverse`:
+        it vectorises under `jax.vmap`), else from the step's factorisation."""
         if isinstance(self.linear_solver, SmallLU):
-            return lu_inverse(self.state[0])
+            return gauss_jordan_inverse(self.W)
         eye = jnp.eye(self.W.shape[0], dtype=self.W.dtype)
         return jax.vmap(self.plain_solve, out_axes=1)(eye)
+
+    def transpose_solve(self, b):
+        """`W⁻ᵀ b` (reverse mode through `solve`)."""
+        if self.W_inverse is not None:
+            return _matvec(self.W_inverse.T, b)
+        assert self.state is not None
+        transposed, _ = self.linear_solver.transpose(self.state, {})
+        return self.linear_solver.compute(transposed, b, {})[0]
 
     def refined_solve(self, b):
         if self.W_inverse is None:
             return self.plain_solve(b)
         # With the refinement, the first solve is a product with `W⁻¹` too, not the LU
         # substitutions (`2n` dependent row updates): one refinement step brings it to
-        # the refined LU solve's accuracy. Measured per step (wall, best of 5x10
-        # solves, load 2): Rodas5P ROBER 2.9 µs (LU then refined) -> 2.1 (unrefined
-        # 2.1), HIRES 6.6 -> 3.5 (4.8), E5 3.4 -> 2.1 (2.3); FusedRodas5P ROBER
-        # 3.5 -> 2.6 (2.6), HIRES 6.4 -> 4.0 (5.3), E5 3.9 -> 2.5 (2.9). E5's error at
-        # rtol 1e-6/1e-8: Rodas5P 0.13/4.8e-3 (LU then refined 0.12/3.4e-3),
-        # FusedRodas5P 0.018/1.1e-3 (0.018/3.2e-3).
-        x = jnp.sum(self.W_inverse * b, axis=-1)
+        # the refined LU solve's accuracy (E5 at rtol 1e-8: Rodas5P 5.9e-4,
+        # FusedRodas5P 1.1e-3; unrefined 0.96, 27).
+        x = _matvec(self.W_inverse, b)
         residual = b - x * self.inverse_gamma_h + self.jvp_y(x)
         residual = jnp.where(_finite(residual), residual, 0.0)
-        return x + jnp.sum(self.W_inverse * residual, axis=-1)
+        return x + _matvec(self.W_inverse, residual)
 
     def solve(self, rhs):
         """The stage solve, as `lax.custom_linear_solve` rather than
@@ -104,9 +118,7 @@ class _Frame:
             lambda x: self.W @ x,
             rhs,
             solve=lambda _, b: self.refined_solve(b),
-            transpose_solve=lambda _, b: self.linear_solver.compute(
-                self.transposed, b, {}
-            )[0],
+            transpose_solve=lambda _, b: self.transpose_solve(b),
         )
 
 
@@ -304,6 +316,28 @@ def rosenbrock_sensitivity_step(
     error_S = jnp.where(ok, _combine(e, dU), 0.0)
     dense_S = jnp.where(ok, jnp.stack([_combine(row, dU) for row in H], axis=1), 0.0)
     return (y1, error, dense), (S1, error_S, dense_S)
+
+
+def _matvec(M, b):
+    """`M @ b` (`b` of shape `(n,)`, or `(D, n)` for `D` vectors) as `n` fused
+    multiply-adds of `M`'s columns, up to `SMALL` states.
+
+    Not `sum(M * b, axis=-1)`: under `jax.vmap` XLA on CPU runs a reduction over a
+    minor axis of 3-12 elements as a scalar loop per output, where the column form is
+    one elementwise loop over the batch. Not `M @ b`: a `dot`, which XLA does not fuse
+    with its neighbours in a single solve. Measured for the refined stage solve (1,000
+    vmapped ROBER solves, rtol 1e-6; process time, loaded 2-core machine): columns
+    0.061 s (`sum` 0.119, `@` 0.066, the unrefined LU solve 0.063); HIRES 0.32-0.37 s
+    (0.50, 0.33-0.35). A single solve per step: ROBER 1.6-1.7 µs (`sum` 1.5-1.7,
+    `@` 1.9), HIRES 2.6-2.7 (2.5, 2.7-3.0), E5 1.6 (1.6, 1.8).
+    """
+    n = M.shape[-1]
+    if n > SMALL:
+        return jnp.sum(M * b[..., None, :], axis=-1)
+    out = b[..., :1] * M[:, 0]
+    for j in range(1, n):
+        out = out + b[..., j : j + 1] * M[:, j]
+    return out
 
 
 def _combine(weights, stacked):

@@ -11,7 +11,6 @@ and fuses with the rest of the step. Measured in `benchmarks/stiff.py` (batch se
 from typing import Any
 
 import equinox.internal as eqxi
-import jax
 import jax.numpy as jnp
 import lineax as lx
 from lineax._solver.misc import (
@@ -64,16 +63,34 @@ def lu_solve(lu_perm, b, transpose: bool = False):
     return jnp.zeros_like(z).at[perm].set(z)
 
 
-def lu_inverse(lu_perm):
-    """`A⁻¹` from `lu_factor(A)`: two triangular solves with `n` right-hand sides (two
-    LAPACK `trsm` calls, not the `2n` row updates of `lu_solve` per column)."""
-    LU, perm = lu_perm
-    n = LU.shape[0]
-    P = jnp.eye(n, dtype=LU.dtype)[perm]
-    Z = jax.lax.linalg.triangular_solve(
-        LU, P, left_side=True, lower=True, unit_diagonal=True
-    )
-    return jax.lax.linalg.triangular_solve(LU, Z, left_side=True, lower=False)
+def gauss_jordan_inverse(A):
+    """`A⁻¹` by Gauss–Jordan elimination with partial pivoting, `n` static steps of
+    plain array operations (the row swaps as `lu_factor`'s), in place: column `k` of the
+    result is built where `A`'s column `k` was eliminated.
+
+    Why not `A⁻¹` from `lu_factor` by two triangular solves: XLA on CPU runs those as
+    LAPACK `trsm` calls, and under `jax.vmap` as a loop of one call per matrix. Measured
+    per matrix (loaded 2-core machine, in a `fori_loop`, factorisation included): n = 3
+    single 0.19 µs (LU and `trsm` 0.77), 1,000 vmapped 0.033 µs each (0.18); n = 8
+    single 1.0 µs (2.7), vmapped 0.56 µs (1.7). Above ~10 states a single LAPACK
+    inverse is faster (n = 12: 2.3 µs against 4.3).
+    """
+    n = A.shape[0]
+    rows = jnp.arange(n)
+    perm = rows
+    for k in range(n):
+        pivot_row = k + jnp.argmax(jnp.abs(A[k:, k]))
+        swap = jnp.where(rows == k, pivot_row, jnp.where(rows == pivot_row, k, rows))
+        A = A[swap]
+        perm = perm[swap]
+        # Row k divided by the pivot, with 1/pivot in the pivot column; the other rows
+        # eliminated, their column k becoming -A[i, k]/pivot.
+        row = jnp.where(rows == k, 1.0, A[k]) / A[k, k]
+        factors = jnp.where(rows == k, 0.0, A[:, k])
+        A = jnp.where(rows[None, :] == k, 0.0, A) - factors[:, None] * row[None, :]
+        A = A.at[k].set(row)
+    # That is `(P A)⁻¹ = A⁻¹ Pᵀ`: undo the permutation of the columns.
+    return A[:, jnp.zeros_like(perm).at[perm].set(rows)]
 
 
 class SmallLU(lx.AbstractLinearSolver):
