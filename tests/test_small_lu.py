@@ -1,5 +1,6 @@
-"""`oi.SmallLU` (the unrolled dense LU of the Rosenbrock solvers) against numpy, with
-pivoting forced, and its derivatives against lineax's LU."""
+"""`oi.SmallLU` (the unrolled dense LU of the Rosenbrock solvers) and the unrolled
+Gauss–Jordan inverse against numpy, with pivoting forced, and the LU's derivatives
+against lineax's LU."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import odeinfer as oi
-from odeinfer._solvers._small_lu import lu_factor, lu_solve
+from odeinfer._solvers._small_lu import gauss_jordan_inverse, lu_factor, lu_solve
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
@@ -26,6 +27,23 @@ def test_solves_and_transposed_solves_match_numpy(n):
         rtol=1e-10,
         atol=1e-12,
     )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 12])
+def test_gauss_jordan_inverse_matches_numpy(n):
+    """Single and under `jax.vmap`, with a zero leading pivot (row exchanges needed)
+    and rows scaled over 1e±6 (as in a stiff `W = I/(γh) - J`)."""
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((4, n, n)) * 10.0 ** rng.uniform(-6, 6, (4, n, 1))
+    A[:, 0, 0] = 0.0
+    A = A + (n == 1)  # a 1x1 needs a nonzero entry
+    expected = np.linalg.inv(A)
+    batched = jax.vmap(gauss_jordan_inverse)(jnp.asarray(A))
+    for k in range(4):
+        single = np.asarray(gauss_jordan_inverse(jnp.asarray(A[k])))
+        scale = np.abs(expected[k]).max()
+        np.testing.assert_allclose(single, expected[k], atol=1e-10 * scale)
+        np.testing.assert_allclose(batched[k], single, atol=1e-14 * scale)
 
 
 def test_lineax_solver_contract_and_derivatives():
