@@ -54,10 +54,10 @@ def _experiments(with_events: bool):
     return out
 
 
-def _loop(experiments, params, *, adjoint):
-    """The log-likelihood as a hand-written loop: one `oi.solve` per experiment (the
-    problem's default fused solver) and one `oi.first_crossing` per event-time
-    observation (`diffrax.Tsit5`, the problem's tolerances)."""
+def _loop(experiments, params):
+    """The log-likelihood as a hand-written loop: one `oi.solve` per experiment and one
+    `oi.first_crossing` per event-time observation, both with the problem's default
+    fused solver and tolerances."""
     total = 0.0
     for experiment in experiments:
         p = experiment.parameters_for(params)
@@ -71,8 +71,8 @@ def _loop(experiments, params, *, adjoint):
         for observation in experiment.event_times:
             hit = oi.first_crossing(DECAY, y0, p, observation.crossing, t0=0.0,
                                     t1=observation.horizon(0.0),
-                                    doses=experiment.doses, adjoint=adjoint,
-                                    throw=False)  # fmt: skip
+                                    doses=experiment.doses,
+                                    solver=oi.FusedAuto(), throw=False)  # fmt: skip
             total = total + observation.log_prob(hit.time, hit.found, p)
     return total
 
@@ -93,10 +93,10 @@ def test_batch_equals_loop_value_and_gradient():
     simulations = oi.simulate(problem, PARAMS)
     assert len(simulations) == 3 and all(bool(s.ok) for s in simulations)
     assert all(s.result == oi.RESULTS.successful for s in simulations)
-    expected = _loop(experiments, PARAMS, adjoint=None)
+    expected = _loop(experiments, PARAMS)
     np.testing.assert_allclose(value, expected, rtol=1e-10)
     grad = jax.grad(lambda p: oi.log_likelihood(problem, p))(PARAMS)
-    grad_loop = jax.grad(lambda p: _loop(experiments, p, adjoint=None))(PARAMS)
+    grad_loop = jax.grad(lambda p: _loop(experiments, p))(PARAMS)
     for name in PARAMS:
         np.testing.assert_allclose(
             grad[name], grad_loop[name], rtol=1e-10, err_msg=name
@@ -115,7 +115,7 @@ def test_batch_equals_loop_value_and_gradient():
     assert r.shape == (4 + 6 + 7,)
     np.testing.assert_allclose(
         -0.5 * jnp.sum(r**2),
-        _loop(experiments, {**PARAMS, "sigma": 0.05}, adjoint=None)
+        _loop(experiments, {**PARAMS, "sigma": 0.05})
         + 16 * np.log(np.sqrt(2 * np.pi) * 0.05),
         rtol=1e-10,
     )
@@ -123,15 +123,14 @@ def test_batch_equals_loop_value_and_gradient():
 
 def test_batch_with_event_times_equals_loop():
     experiments = _experiments(with_events=True)
-    # Forward mode: cheaper to compile than reverse mode through the event solves.
-    problem = oi.Problem(DECAY, experiments, SPACE, adjoint=diffrax.ForwardMode())
+    # One crossing per experiment: its event times come from the fused solver's
+    # terminal crossing, batched with the observations' solves.
+    problem = oi.Problem(DECAY, experiments, SPACE)
     value = oi.log_likelihood(problem, PARAMS)
-    expected = _loop(experiments, PARAMS, adjoint=diffrax.ForwardMode())
+    expected = _loop(experiments, PARAMS)
     np.testing.assert_allclose(value, expected, rtol=1e-10)
-    grad = jax.jacfwd(lambda p: oi.log_likelihood(problem, p))(PARAMS)
-    grad_loop = jax.jacfwd(
-        lambda p: _loop(experiments, p, adjoint=diffrax.ForwardMode())
-    )(PARAMS)
+    grad = jax.grad(lambda p: oi.log_likelihood(problem, p))(PARAMS)
+    grad_loop = jax.jacfwd(lambda p: _loop(experiments, p))(PARAMS)
     for name in PARAMS:
         np.testing.assert_allclose(
             grad[name], grad_loop[name], rtol=1e-10, err_msg=name

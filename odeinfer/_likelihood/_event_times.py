@@ -24,11 +24,20 @@ _SPARE_EVENTS = 16
 
 
 def predict_event_times(
-    model: ODEModel, experiment: Experiment, y0, params, options: dict
+    model: ODEModel,
+    experiment: Experiment,
+    y0,
+    params,
+    options: dict,
+    first_options: dict | None = None,
 ) -> tuple[Float[Array, " n"], Bool[Array, " n"], RESULTS]:
     """`(times, found, result)` of `experiment.event_times`: predicted first-crossing
     times (`inf` where not found before the observation's horizon), whether each was
-    found, and the solve's [`odeinfer.RESULTS`][] code."""
+    found, and the solve's [`odeinfer.RESULTS`][] code.
+
+    `options` are the solve's; `first_options`, where given, replace them when the
+    observations read one crossing (a terminal first crossing, which the fused
+    solvers take)."""
     observations = experiment.event_times
     if not observations:
         return jnp.zeros((0,)), jnp.zeros((0,), dtype=bool), RESULTS.successful
@@ -41,8 +50,16 @@ def predict_event_times(
         observations[slots.index(i)].crossing for i in range(max(slots) + 1)
     )
     if len(crossings) == 1:
+        crossing = crossings[0].with_options(reset=None)  # it ends the solve
         hit = first_crossing(
-            model, y0, params, crossings[0], t0=t0, t1=t1, doses=doses, **options
+            model,
+            y0,
+            params,
+            crossing,
+            t0=t0,
+            t1=t1,
+            doses=doses,
+            **(options if first_options is None else first_options),
         )
         found = hit.found & (hit.time <= horizons)
         times = jnp.where(found, hit.time, jnp.inf)

@@ -35,16 +35,18 @@ class Problem(eqx.Module):
         (doses included): the fused forward-sensitivity loop, Dormand–Prince switching
         to Rodas5P when the problem turns stiff, so an optimiser or sampler that wanders
         into a stiff region keeps going, and a gradient costs a few solves instead of
-        10–40 (see `benchmarks/gradient_speed.py`); event-time observations use
-        [`odeinfer.solve`][] with `diffrax.Tsit5()`, all of an experiment's in one
-        solve. A fused solver
-        ([`odeinfer.FusedDopri5`][], [`odeinfer.FusedRodas5P`][]) is used for the
-        observations, and its diffrax counterpart (`Tsit5`, [`odeinfer.Rodas5P`][])
-        for event times. A diffrax solver (e.g. [`odeinfer.Rodas5P`][] for stiff
+        10–40 (see `benchmarks/gradient_speed.py`). Event-time observations that read
+        one crossing take it from the same fused solver (a terminal first crossing,
+        in the same vmapped batch); several crossings in one experiment are recorded
+        by one [`odeinfer.solve`][] with `diffrax.Tsit5()`. A fused solver
+        ([`odeinfer.FusedDopri5`][], [`odeinfer.FusedRodas5P`][]) is used in the same
+        way, with its diffrax counterpart (`Tsit5`, [`odeinfer.Rodas5P`][]) for
+        several crossings. A diffrax solver (e.g. [`odeinfer.Rodas5P`][] for stiff
         models) makes every solve use [`odeinfer.solve`][] with it.
     - `rtol`, `atol`, `max_steps`, `max_step_size`: passed to the solves (setting
         `max_step_size` makes the observations use the diffrax path too).
-    - `adjoint`: how derivatives of the solves are taken:
+    - `adjoint`: how derivatives of the diffrax-path solves are taken (the fused
+        solvers' forward sensitivities serve every mode):
         - `diffrax.RecursiveCheckpointAdjoint()` (default): reverse mode, for
           `jax.grad` (gradient-based samplers, BFGS).
         - `diffrax.ForwardMode()`: `jax.jacfwd` (Levenberg–Marquardt Jacobians) and
@@ -204,8 +206,8 @@ def _probe_observables(experiment: Experiment, params, where: str) -> None:
 
 
 def solve_options(problem: Problem) -> dict:
-    """Options of the diffrax-path solves (event times; observations when no fused
-    solver applies)."""
+    """Options of the diffrax-path solves (several crossings' event times;
+    observations and event times when no fused solver applies)."""
     solver = problem.solver
     if solver is None:
         solver = _DEFAULT_SOLVER

@@ -44,22 +44,20 @@ def simulate_experiment(problem: Problem, experiment: Experiment, p) -> Simulati
     one solve for the observations, one for the event-time observations."""
     y0 = experiment.initial_state(p)
     result = RESULTS.successful
+    fused = observation_solver(problem)
+    fused_options: dict[str, Any] | None = None
+    if fused is not None:
+        fused_options = dict(
+            solver=fused,
+            rtol=problem.rtol,
+            atol=problem.atol,
+            max_steps=problem.max_steps,
+            throw=False,
+        )
     if experiment.times.shape[0]:
         t0 = experiment.t0
         # A solve needs t1 > t0; observations all at t0 are y0 itself.
         t1 = jnp.maximum(experiment.t_end, t0 + 1.0)
-        fused = observation_solver(problem)
-        options: dict[str, Any]
-        if fused is not None:
-            options = dict(
-                solver=fused,
-                rtol=problem.rtol,
-                atol=problem.atol,
-                max_steps=problem.max_steps,
-                throw=False,
-            )
-        else:
-            options = solve_options(problem)
         solution = solve(
             problem.model,
             y0,
@@ -68,7 +66,7 @@ def simulate_experiment(problem: Problem, experiment: Experiment, p) -> Simulati
             t1=t1,
             saveat=experiment.times,
             doses=experiment.doses or None,
-            **options,
+            **(solve_options(problem) if fused_options is None else fused_options),
         )
         result = solution.result
         predicted = jax.vmap(experiment.observe, in_axes=(0, 0, None))(
@@ -76,8 +74,10 @@ def simulate_experiment(problem: Problem, experiment: Experiment, p) -> Simulati
         )
     else:
         predicted = jnp.zeros((0, experiment.n_observables))
+    # One crossing is a terminal first crossing, which the fused solvers take too;
+    # several are recorded by one diffrax-path solve.
     times, found, event_result = predict_event_times(
-        problem.model, experiment, y0, p, solve_options(problem)
+        problem.model, experiment, y0, p, solve_options(problem), fused_options
     )
     result = RESULTS.where(is_successful(result), event_result, result)
     return Simulation(
