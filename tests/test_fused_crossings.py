@@ -277,3 +277,8 @@ def test_two_crossings_within_one_step_are_not_hidden():
                                 atol=1e-12, solver=solver)  # fmt: skip
         assert bool(hit.found)
         np.testing.assert_allclose(hit.time, np.arcsin(1 - 1e-7), rtol=1e-9)
+        # At the default tolerances the touch is not resolved: `tangent_crossing`, as
+        # on the diffrax path.
+        touch = oi.first_crossing(sine, 0.0, {}, near_top, t0=0.0, t1=3.0,
+                                  solver=solver, throw=False)  # fmt: skip
+        assert touch.result == oi.RESULTS.tangent_crossing
