@@ -63,6 +63,24 @@ def test_logistic_threshold_time_and_derivatives(solver):
     np.testing.assert_allclose(d_state, 0.0, atol=1e-8)
 
 
+def test_t0_and_parameters_only_the_crossing_reads():
+    """dt*/dt0 = 1 (the logistic is autonomous); `fn = y / scale` reaching 0.4 is
+    `y = 0.4 scale`, so dt*/dscale = 0.4 / (k L (1 - L)) at L = 0.8: a parameter the
+    vector field does not read gets its derivative from the crossing function."""
+    scaled = oi.Crossing(lambda t, y, p: y / p["scale"], 0.4, direction="rising")
+
+    def time(t0, scale):
+        params = {"k": 0.01, "scale": scale}
+        return oi.first_crossing(LOGISTIC.model, 0.5, params, scaled, t0=t0,
+                                 t1=1000.0, solver=oi.FusedDopri5()).time  # fmt: skip
+
+    t0, scale = jnp.asarray(3.0), jnp.asarray(2.0)
+    np.testing.assert_allclose(time(t0, scale), 3.0 + np.log(4) / 0.01, rtol=1e-8)
+    d_t0, d_scale = jax.grad(time, argnums=(0, 1))(t0, scale)
+    np.testing.assert_allclose(d_t0, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(d_scale, 0.4 / (0.01 * 0.8 * 0.2), rtol=1e-6)
+
+
 def test_solution_matches_the_diffrax_path():
     """Event log, final point and saves (`inf` after the terminal crossing) as the
     diffrax path fills them."""
