@@ -229,16 +229,24 @@ def rosenbrock_sensitivity_step(
     with `dY_i = s + Σ_j a_ij dU_j`, and `dJ`, `df_t` the derivatives of `J` and `f_t`
     at `(y, θ)` along `(s, p)` (one `jax.jvp` of `(J, f_t)` per step, vectorised over
     the directions). Per stage and direction: one Jacobian-vector product of `f` and
-    one product with `W⁻¹`, formed once per step from the step's LU factors.
+    one product with `W⁻¹`, formed once per step (`_Frame.inverse`). The state's own
+    stage solves are the same as without sensitivities, so the state is bit for bit
+    the state computed without them.
 
     Why written out and with `W⁻¹`: the small systems this path serves are bound by
     the number of operations XLA runs per step, not by arithmetic. Measured per step
     (HIRES, 7 parameter directions, loaded 2-core machine, process time): the
     linearized step 43 µs; written out with triangular solves per stage 40 µs; with
-    `W⁻¹` and products written as `sum(a * b)` (fused, where `einsum` is a separate
-    `dot`) 13 µs; the step without sensitivities 5 µs. The derivative terms `dJ U_i`
-    (second derivatives of `f`) were not measurable. The state's own solves stay LU
-    solves, so the state is bit for bit the state computed without sensitivities.
+    `W⁻¹` and fused products 13 µs; the step without sensitivities 5 µs. The
+    derivative terms `dJ U_i` (second derivatives of `f`) were not measurable.
+
+    Why Jacobian-vector products along the `D` directions and not the stage Jacobian
+    `f_y` (`n` vector-Jacobian products, then products with the directions): that
+    measured slower on every problem tried, with `D/n` from 0.9 to 7 (gradient of the
+    PEtab log-likelihood, or of one output for ROBER/HIRES, ms: Boehm 4.0 against 4.9
+    (n = 8, D = 16), Fujita 37 / 45 (10, 26, six conditions vmapped), Borghans 46 / 70
+    (3, 22), Elowitz 18.5 / 22.4 (8, 19), ROBER 2.4 / 3.2 (3, 3), HIRES 2.6 / 3.7
+    (8, 7)).
 
     **Arguments:** as `rosenbrock_step`, and `S` (shape `(D, n)`, the state's
     sensitivities), `Theta` (shape `(D, len(theta))`, the parameter part of each
@@ -284,9 +292,17 @@ def rosenbrock_sensitivity_step(
     def tangent_stage(K, dU, C_i, d_i, U_i, finite):
         """`dU_i = W⁻¹ (K + Σ_j C_ij dU_j / h + d_i h df_t + dJ U_i)`, all directions."""
         rhs = K + _combine(C_i / safe_h, dU) + (d_i * safe_h) * d_dT
-        rhs = rhs + jnp.sum(dJ * U_i, axis=-1)
+        # Both products as multiply-adds of columns (`_matvec`), not `sum(a * b)`
+        # over the states: the gradient of a PEtab log-likelihood runs under
+        # `jax.vmap` (over conditions), where XLA loops over such short reductions.
+        # Gradient ms: Boehm 11.3 -> 4.1, Fujita 50 -> 37, Borghans 76 -> 46,
+        # Elowitz 55 -> 18.5; unbatched ROBER 2.5 -> 2.4, HIRES 2.3 -> 2.4-2.5.
+        if n <= SMALL:
+            rhs = rhs + _weighted(U_i, jnp.moveaxis(dJ, -1, 0))
+        else:
+            rhs = rhs + jnp.sum(dJ * U_i, axis=-1)
         rhs = jnp.where(finite, rhs, 0.0)
-        return jnp.sum(W_inverse * rhs[:, None, :], axis=-1)
+        return _matvec(W_inverse, rhs)
 
     s, D = tableau.num_stages, S.shape[0]
     d0 = tableau.d[0]
