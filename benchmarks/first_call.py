@@ -4,8 +4,10 @@ compilation cache.
 What a new user waits for, each step in a fresh Python process:
 
 - `readme`: `import odeinfer`, then the README's logistic example: the first solve
-  (`threshold_time(0.01)`, a `first_crossing`) and the first gradient
-  (`jax.grad(threshold_time)(0.01)`);
+  (`threshold_time(0.01)`, a `first_crossing` with `solver=oi.FusedDopri5()`) and the
+  first gradient (`jax.grad(threshold_time)(0.01)`);
+- `readme-tsit5`: the same with `solve`'s default solver, `diffrax.Tsit5()` (the
+  README's example before it named the fused solver);
 - `likelihood`: `import odeinfer`, then the first `jax.grad` of `oi.log_likelihood` for
   a small `Problem` (exponential decay, 20 Gaussian observations, two parameters), as
   on the estimation page.
@@ -56,7 +58,8 @@ logistic = oi.ODEModel(lambda t, y, p: p["k"] * y * (1 - y))
 reach = oi.Crossing(lambda t, y, p: y, 0.8, direction="rising")
 
 def threshold_time(k):
-    return oi.first_crossing(logistic, 0.5, {"k": k}, reach, t0=0.0, t1=1000.0).time
+    return oi.first_crossing(logistic, 0.5, {"k": k}, reach, t0=0.0, t1=1000.0,
+                             solver=SOLVER).time
 
 value = timed("first solve", lambda: threshold_time(0.01))
 grad = timed("first gradient", lambda: jax.grad(threshold_time)(0.01))
@@ -83,7 +86,13 @@ assert all(abs(float(g)) < 1e-3 for g in grad.values()), grad
 """
 )
 
-SCRIPTS = {"readme": READMES, "likelihood": LIKELIHOOD}
+SCRIPTS = {
+    "readme": READMES.replace("SOLVER", "oi.FusedDopri5()"),
+    "readme-tsit5": READMES.replace("SOLVER", "diffrax.Tsit5()").replace(
+        "import numpy as np", "import diffrax\nimport numpy as np"
+    ),
+    "likelihood": LIKELIHOOD,
+}
 
 _REPORT = """
 import json, sys

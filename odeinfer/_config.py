@@ -21,8 +21,12 @@ compiled programs on disk so that the next process loads them instead. Importing
 
 The setting is JAX's, so it applies to every JAX program of the process, not only to
 odeinfer's. Only programs without host callbacks are written (JAX's rule), and only
-those that took at least `jax_persistent_cache_min_compile_time_secs` (JAX's default,
-1 s) to compile. See the [performance page](performance.md).
+those that took at least `jax_persistent_cache_min_compile_time_secs` to compile: where
+odeinfer sets the directory it lowers that threshold from JAX's 1 s to 0.1 s (unless
+`JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` is set or `jax.config` has another value), because the fused solvers'
+programs compile in 0.3–1 s and were never written: the README's first gradient took
+1.2 s in every process, and 0.26 s from the cache. See the
+[performance page](performance.md).
 """
 
 import os
@@ -33,6 +37,8 @@ import jax
 from jax.experimental.compilation_cache import compilation_cache
 
 CACHE_VARIABLE = "ODEINFER_COMPILATION_CACHE"
+MIN_COMPILE_SECONDS = 0.1
+_JAX_DEFAULT_MIN = 1.0
 _OFF = ("0", "false", "off", "no")
 _ON = ("", "1", "true", "on", "yes")
 
@@ -101,6 +107,18 @@ def set_compilation_cache(path: str | os.PathLike | None) -> None:
     # directory (or none) is the one used from now on.
     compilation_cache.reset_cache()
     jax.config.update("jax_compilation_cache_dir", path)
+    if path is not None:
+        _cache_small_programs()
+
+
+def _cache_small_programs() -> None:
+    """Write programs that compiled in 0.1 s or more (JAX's default threshold, 1 s,
+    leaves out the fused solvers' programs), unless the user chose a threshold (the
+    environment variable, or a value other than JAX's default in `jax.config`)."""
+    name = "jax_persistent_cache_min_compile_time_secs"
+    if name.upper() in os.environ or jax.config.values[name] != _JAX_DEFAULT_MIN:
+        return
+    jax.config.update(name, MIN_COMPILE_SECONDS)
 
 
 def use_compilation_cache() -> None:
@@ -117,6 +135,7 @@ def use_compilation_cache() -> None:
         path = Path(setting).expanduser()
     if _writable_dir(path):
         jax.config.update("jax_compilation_cache_dir", str(path))
+        _cache_small_programs()
     elif setting.lower() not in _ON:
         warnings.warn(
             f"{CACHE_VARIABLE}={setting!r} is not a writable directory: JAX programs "

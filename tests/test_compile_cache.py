@@ -23,6 +23,7 @@ _VARIABLES = (
     "ODEINFER_COMPILATION_CACHE",
     "JAX_COMPILATION_CACHE_DIR",
     "XDG_CACHE_HOME",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
 )
 
 
@@ -93,6 +94,29 @@ print(jax.config.jax_compilation_cache_dir)
 """
     assert _run(code, ODEINFER_COMPILATION_CACHE="0") == "None"
     assert len(list((tmp_path / "a").glob("jit_*"))) == 1  # the sin program only
+
+
+_PRINT_MIN = (
+    "import odeinfer, jax; print(jax.config.jax_persistent_cache_min_compile_time_secs)"
+)
+
+
+def test_cache_threshold_lowered_only_where_odeinfer_sets_the_directory(tmp_path):
+    # odeinfer's directory: programs from 0.1 s on are written (the fused solvers'
+    # compile in 0.3-1 s, under JAX's 1 s default).
+    assert float(_run(_PRINT_MIN, ODEINFER_COMPILATION_CACHE=str(tmp_path))) == 0.1
+    # The user's threshold stands, and so does JAX's when odeinfer sets no directory.
+    assert (
+        float(
+            _run(
+                _PRINT_MIN,
+                ODEINFER_COMPILATION_CACHE=str(tmp_path),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2.5",
+            )
+        )
+        == 2.5
+    )
+    assert float(_run(_PRINT_MIN, ODEINFER_COMPILATION_CACHE="0")) == 1.0
 
 
 # --- `throw`: the same loud failure, checked after the compiled call ---------------
