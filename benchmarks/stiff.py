@@ -22,7 +22,8 @@ CVODE, each peer at its best setting, in one run.
    FusedRodas5P.
 
 Run `python benchmarks/stiff.py` (about 15 minutes on 2 cores) or `--quick` (ROBER and
-HIRES, two tolerances, small batches). Writes `benchmarks/results/stiff.json` and one
+HIRES, two tolerances, small batches), or `--only batch` (section 2 alone, a few minutes;
+writes `stiff_batch.json`). Writes `benchmarks/results/stiff.json` and one
 `stiff_wp_<problem>.png` (error against time per solve) per problem.
 """
 
@@ -986,9 +987,13 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke run (< 2 minutes)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--only", choices=("batch",), default=None,
+                        help="run only this section (its own JSON, no targets)")  # fmt: skip
     args = parser.parse_args()
     quick = args.quick
-    prefix = "stiff_quick" if quick else "stiff"  # a smoke run keeps the full results
+    only_batch = args.only == "batch"
+    # A smoke run or a single section keeps the full results.
+    prefix = "stiff_quick" if quick else "stiff_batch" if only_batch else "stiff"
     problems = ("rober", "hires") if quick else PROBLEMS
     tolerances = (1e-4, 1e-6) if quick else TOLERANCES
     repeats = 2 if quick else args.repeats
@@ -1001,9 +1006,10 @@ def main():
         print("note: numba is not installed: the peers get numpy right-hand sides.")
 
     start = time.perf_counter()
-    print("== 1. Bari stiff set", flush=True)
     peers, rows, settings = {}, [], {}
-    for name in problems:
+    if not only_batch:
+        print("== 1. Bari stiff set", flush=True)
+    for name in () if only_batch else problems:
         problem = benchmarking.benchmark_problem(name)
         peers[name] = peer = peer_callables(name, problem)
         settings[name] = dict(scipy=peer.scipy_setting, cvode=peer.cvode_setting,
@@ -1052,13 +1058,14 @@ def main():
                   f"max rel. difference to LSODA {b['max_rel_difference_vs_lsoda']:.1e}",
                   flush=True)  # fmt: skip
 
-    print(
-        "\n== 3. Gradient w.r.t. all rate constants, as a ratio to one solve",
-        flush=True,
-    )
+    if not only_batch:
+        print(
+            "\n== 3. Gradient w.r.t. all rate constants, as a ratio to one solve",
+            flush=True,
+        )
     gradients = []
     for name, rp in rps.items():
-        if quick and name != "rober":
+        if (quick and name != "rober") or only_batch:
             continue
         g = gradient_section(rp, 1e-6, rate_peers, 3 if quick else args.repeats, quick)
         gradients.append(g)
@@ -1074,7 +1081,7 @@ def main():
                   f" ms); compile {r['compile_s']:.1f} s; error {r['error']:.1e}", flush=True)  # fmt: skip
 
     checks = {}
-    for label in BATCH_SOLVERS:
+    for label in () if only_batch else BATCH_SOLVERS:
         print(f"\n== 4. Targets (issue 9) for {label}")
         checks[label] = targets(rows, problems, tolerances, batches, gradients, label)
         for c in checks[label]:
@@ -1102,7 +1109,8 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{prefix}.json"
     path.write_text(json.dumps(_jsonable(payload), indent=1))
-    print(f"\nwrote {path} and {prefix}_wp_*.png in {elapsed:.0f} s")
+    plots = "" if only_batch else f" and {prefix}_wp_*.png"
+    print(f"\nwrote {path}{plots} in {elapsed:.0f} s")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ def work_counts(solver: diffrax.AbstractSolver, num_steps, num_segments) -> dict
     # segment (`solver.func`).
     initial = 2 * num_segments
     if isinstance(solver, AbstractRosenbrock):
-        # One evaluation per stage; the Jacobian (jacfwd, or the model's own) and the
-        # time derivative (one jvp) are counted apart.
-        stages = solver.tableau.num_stages
+        # One evaluation per stage, and with `refine_stages` one Jacobian-vector
+        # product of the vector field per stage (its refinement's residual), counted as
+        # an evaluation; the Jacobian (jacfwd, or the model's own) and the time
+        # derivative (one jvp) are counted apart.
+        stages = solver.tableau.num_stages * (2 if solver.refine_stages else 1)
         return dict(
             num_fevals=stages * num_steps + initial,
             num_jacobians=num_steps,
