@@ -1,10 +1,12 @@
 """`solve` with a fused solver: validation is `solve`'s; this builds the flat problem,
 calls the jitted fused loop and returns the same `Solution` as the diffrax path."""
 
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.lax as lax
 import jax.numpy as jnp
 
@@ -22,6 +24,106 @@ from ._fused import Flattener, FusedConfig, fused_solve
 def fused(config: FusedConfig, y0, theta, inputs):
     """The fused solve, jitted once per configuration (model, structure, method)."""
     return fused_solve(config, y0, theta, inputs)
+
+
+# What the flat float parameters hold exactly (integers up to 2**53 in float64).
+_REAL_KINDS = (jnp.floating, jnp.integer, jnp.bool_)
+
+
+def _closes_over_nothing(fn) -> bool:
+    """A plain function with no closure cells and no default values reads no tracer
+    (short of a global one): it need not be traced to find out."""
+    return (
+        isinstance(fn, types.FunctionType)
+        and fn.__closure__ is None
+        and not fn.__defaults__
+        and not fn.__kwdefaults__
+    )
+
+
+def _hoist(label: str, fn: Callable, example_args, hoisted: list) -> Callable | None:
+    """`fn(t, y, params)` rewritten as `g(t, y, (params, hoisted))` that reads the
+    tracers `fn` closes over from `hoisted` (appending those not there yet, matched by
+    identity), or `None` when it closes over none.
+
+    `fn` is traced once to a jaxpr at `example_args`; its constants that are tracers
+    (of an enclosing `jax.grad`, `jax.vmap` or `jax.jit`) become inputs, the concrete
+    ones stay constants. A tracer left inside the fused solve's `custom_jvp` fails
+    ("No constant handler for type: LinearizeTracer") or loses its derivative."""
+    if _closes_over_nothing(fn):
+        return None
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*example_args)
+    slots: list[int | None] = []
+    for const in closed.consts:
+        if not isinstance(const, jax.core.Tracer):
+            slots.append(None)
+            continue
+        if not any(jnp.issubdtype(const.dtype, kind) for kind in _REAL_KINDS):
+            raise TypeError(
+                f"The {label} closes over a traced array of dtype {const.dtype} "
+                f"(shape {const.shape}), which the fused solvers cannot take as a "
+                "parameter: pass it in `params`, or use a diffrax solver such as "
+                "`solver=diffrax.Tsit5()`."
+            )
+        where = next((i for i, h in enumerate(hoisted) if h is const), None)
+        if where is None:
+            where = len(hoisted)
+            hoisted.append(const)
+        slots.append(where)
+    if all(slot is None for slot in slots):
+        return None
+    out_tree = jax.tree_util.tree_structure(out_shape)
+    jaxpr, consts = closed.jaxpr, closed.consts
+
+    def reading_hoisted(t, y, params_and_hoisted):
+        params, values = params_and_hoisted
+        # The flat parameters are floats: each value back to its dtype.
+        inputs = [
+            const if slot is None else jnp.asarray(values[slot]).astype(const.dtype)
+            for const, slot in zip(consts, slots, strict=True)
+        ]
+        flat = jax.tree_util.tree_leaves((t, y, params))
+        return jax.tree_util.tree_unflatten(
+            out_tree, jax.core.eval_jaxpr(jaxpr, inputs, *flat)
+        )
+
+    return reading_hoisted
+
+
+def closures_as_parameters(
+    model: ODEModel, crossing_fn: Callable | None, t, y, params
+) -> tuple[ODEModel, Callable | None, object]:
+    """`(model, crossing_fn, params)` where the vector field, the user Jacobian and
+    the crossing function read the tracers they close over from the parameters:
+    `params` becomes `(params, hoisted)`, so the fused solve integrates sensitivities
+    with respect to them like any parameter (and `_used_parameters` sees which the
+    field reads). Unchanged (the same static objects, the same compiled program)
+    when they close over no tracer.
+
+    `t, y, params` are example arguments of the dtypes and shapes of the solve's."""
+    hoisted: list = []
+    functions = {
+        "vector field": model.vector_field,
+        "Jacobian": model.jacobian,
+        "crossing function": crossing_fn,
+    }
+    rewritten = {
+        label: None if fn is None else _hoist(label, fn, (t, y, params), hoisted)
+        for label, fn in functions.items()
+    }
+    if not hoisted:
+        return model, crossing_fn, params
+
+    def reading_params(label: str) -> Callable | None:
+        fn, rewritten_fn = functions[label], rewritten[label]
+        if rewritten_fn is not None or fn is None:
+            return rewritten_fn
+        return lambda t_, y_, p: fn(t_, y_, p[0])
+
+    field = reading_params("vector field")
+    assert field is not None
+    fused_model = ODEModel(field, name=model.name, jacobian=reading_params("Jacobian"))
+    return fused_model, reading_params("crossing function"), (params, tuple(hoisted))
 
 
 def _dose_inputs(doses: Sequence[Dose], y0, flattener: Flattener, dtype):
@@ -128,9 +230,17 @@ def solve_fused(
     time for the README's `jax.grad` of `first_crossing`."""
     dtype = jnp.result_type(float)
     y_flat_of = Flattener.of(y0)
-    p_flat_of = Flattener.of(params)
     y0_flat = y_flat_of.flatten(y0, dtype)
-    theta = p_flat_of.flatten(params, dtype)
+    params_flat_of = Flattener.of(params)
+    fused_model, crossing_fn, fused_params = closures_as_parameters(
+        model,
+        None if crossing is None else crossing.fn,
+        t0,
+        y_flat_of.unflatten(y0_flat),
+        params_flat_of.unflatten(params_flat_of.flatten(params, dtype)),
+    )
+    p_flat_of = Flattener.of(fused_params)
+    theta = p_flat_of.flatten(fused_params, dtype)
     dose_times, dose_amounts, dose_effects = _dose_inputs(doses, y0, y_flat_of, dtype)
     ts = jnp.zeros((0,), dtype) if saveat is None else saveat
     inputs = dict(
@@ -146,14 +256,14 @@ def solve_fused(
     if crossing is not None:
         inputs["level"] = jnp.asarray(crossing.level, dtype)
     config = FusedConfig(
-        model=model,
+        model=fused_model,
         y=y_flat_of,
         params=p_flat_of,
         method=solver.method,
         max_steps=max_steps,
         sensitivity_error_control=solver.sensitivity_error_control,
         refine_stages=solver.refine_stages,
-        crossing_fn=None if crossing is None else crossing.fn,
+        crossing_fn=crossing_fn,
         direction="either" if crossing is None else crossing.direction,
     )
     ys, ok, stats, t_reached, found = fused(config, y0_flat, theta, inputs)
