@@ -91,7 +91,7 @@ def _hoist(label: str, fn: Callable, example_args, hoisted: list) -> Callable | 
 
 
 def closures_as_parameters(
-    model: ODEModel, crossing_fn: Callable | None, t, y, params
+    model: ODEModel, crossing_fn: Callable | None, params, example_args: Callable
 ) -> tuple[ODEModel, Callable | None, object]:
     """`(model, crossing_fn, params)` where the vector field, the user Jacobian and
     the crossing function read the tracers they close over from the parameters:
@@ -100,15 +100,19 @@ def closures_as_parameters(
     field reads). Unchanged (the same static objects, the same compiled program)
     when they close over no tracer.
 
-    `t, y, params` are example arguments of the dtypes and shapes of the solve's."""
+    `example_args()`: `(t, y, params)` of the dtypes and shapes of the solve's, built
+    only when a function has to be traced to find out."""
     hoisted: list = []
     functions = {
         "vector field": model.vector_field,
         "Jacobian": model.jacobian,
         "crossing function": crossing_fn,
     }
+    if all(fn is None or _closes_over_nothing(fn) for fn in functions.values()):
+        return model, crossing_fn, params
+    example = example_args()
     rewritten = {
-        label: None if fn is None else _hoist(label, fn, (t, y, params), hoisted)
+        label: None if fn is None else _hoist(label, fn, example, hoisted)
         for label, fn in functions.items()
     }
     if not hoisted:
@@ -235,9 +239,12 @@ def solve_fused(
     fused_model, crossing_fn, fused_params = closures_as_parameters(
         model,
         None if crossing is None else crossing.fn,
-        t0,
-        y_flat_of.unflatten(y0_flat),
-        params_flat_of.unflatten(params_flat_of.flatten(params, dtype)),
+        params,
+        lambda: (
+            t0,
+            y_flat_of.unflatten(y0_flat),
+            params_flat_of.unflatten(params_flat_of.flatten(params, dtype)),
+        ),
     )
     p_flat_of = Flattener.of(fused_params)
     theta = p_flat_of.flatten(fused_params, dtype)
