@@ -96,8 +96,8 @@ def test_no_closure_reuses_the_compiled_program():
     ids=["FusedDopri5", "FusedRodas5P", "FusedAuto"],
 )  # fmt: skip
 def test_decay_saved_states_with_closed_over_rate(solver):
-    """y(t) = y0 exp(-k t) at the save times, dy/dk = -t y(t) (jacfwd and jacrev),
-    with `k` closed over, also under `jax.vmap`."""
+    """y(t) = y0 exp(-k t) at the save times, dy/dk = -t y(t) (jacfwd, jacrev, jitted
+    jacfwd), with `k` closed over, also under `jax.vmap`."""
     ts = jnp.array([0.5, 1.0, 2.0, 4.0])
     y0 = jnp.array([2.0])
 
@@ -112,6 +112,7 @@ def test_decay_saved_states_with_closed_over_rate(solver):
     np.testing.assert_allclose(states(k), exact, rtol=1e-7)
     np.testing.assert_allclose(jax.jacfwd(states)(k), -ts * exact, rtol=1e-6)
     np.testing.assert_allclose(jax.jacrev(states)(k), -ts * exact, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.jacfwd(states))(k), -ts * exact, rtol=1e-6)
     ks = jnp.array([0.3, 0.7])
     np.testing.assert_allclose(
         jax.vmap(jax.jacfwd(states))(ks),
@@ -176,15 +177,17 @@ def test_closed_over_crossing_level_function_and_jacobian():
 def test_problem_log_likelihood_closure_equals_parameter():
     """`oi.Problem` (default solver `FusedAuto`) whose model closes over the traced
     rate: the log-likelihood and its gradient equal those with the rate a parameter,
-    and the closed form of the Gaussian log-likelihood of `2 exp(-k t)`."""
+    and the closed form of the Gaussian log-likelihood of `2 exp(-k t)`; also under
+    `jax.jit`."""
     times = np.linspace(0.5, 4.0, 6)
     data = 2.0 * np.exp(-0.6 * times) + 0.01 * np.cos(7 * times)
     sigma = 0.05
     experiment = oi.Experiment(times, data, noise=oi.Gaussian(sigma), y0=2.0)
 
+    space = oi.Parameters({"scale": oi.Fixed(1.0)})
+
     def closed_over(k):
         model = oi.ODEModel(lambda t, y, p: -k * p["scale"] * y)
-        space = oi.Parameters({"scale": oi.Fixed(1.0)})
         return oi.log_likelihood(oi.Problem(model, [experiment], space), {})
 
     as_parameter = oi.Problem(
@@ -209,6 +212,9 @@ def test_problem_log_likelihood_closure_equals_parameter():
         jax.grad(closed_over)(k), jax.grad(given)(k), rtol=1e-7, atol=1e-8
     )
     np.testing.assert_allclose(jax.grad(closed_over)(k), jax.grad(exact)(k), rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(jax.grad(closed_over))(k), jax.grad(given)(k), rtol=1e-7, atol=1e-8
+    )
 
 
 def test_closed_over_complex_tracer_is_a_clear_error():
