@@ -290,3 +290,15 @@ def test_parity_with_the_diffrax_path(name, fused, counterpart):
                          ids=[f"{p[0]}-{type(p[1]).__name__}" for p in PARITY_SLOW])  # fmt: skip
 def test_parity_with_the_diffrax_path_slow(name, fused, counterpart):
     _parity(name, fused, counterpart)
+
+
+@pytest.mark.parametrize("refine, per_step", [(True, 16), (False, 8)])
+def test_fused_rodas5p_counts_the_refinement(refine, per_step):
+    # 8 stages per step, each refined with one Jacobian-vector product, as the
+    # diffrax-path Rodas5P counts them; plus f(t0) and the initial-step probe.
+    model = oi.ODEModel(lambda t, y, p: -p["k"] * y)
+    solver = oi.FusedRodas5P(refine_stages=refine)
+    sol = oi.solve(model, 1.0, {"k": 2.0}, t0=0.0, t1=3.0, solver=solver)
+    steps = int(sol.stats["num_steps"])
+    assert steps > 5
+    assert int(sol.stats["num_fevals"]) == per_step * steps + 2

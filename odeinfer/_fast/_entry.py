@@ -291,8 +291,10 @@ def solve_fused(
             num_lu_decompositions=jnp.zeros_like(steps),
         )
     elif solver.method == "rodas5p":
+        # A refined stage solve adds one Jacobian-vector product per stage.
+        per_stage = 2 if solver.refine_stages else 1
         counts = dict(
-            num_fevals=RODAS5P.num_stages * steps + 2 * segments,
+            num_fevals=per_stage * RODAS5P.num_stages * steps + 2 * segments,
             num_jacobians=steps,
             num_lu_decompositions=steps,
         )
