@@ -15,7 +15,9 @@ import odeinfer as oi
 
 LN4 = np.log(4.0)
 REACH = oi.Crossing(lambda t, y, p: y, 0.8, direction="rising")
-DEFAULT_FUSED = [oi.FusedDopri5(), oi.FusedAuto()]
+# FusedAuto in the slow tier (7-17 s of compilation each); the closure hoisting is the
+# same code for every fused solver, and Problem's default FusedAuto is tested below.
+DEFAULT_FUSED = [oi.FusedDopri5(), pytest.param(oi.FusedAuto(), marks=pytest.mark.slow)]
 DEFAULT_IDS = ["FusedDopri5", "FusedAuto"]
 
 
@@ -92,7 +94,9 @@ def test_no_closure_reuses_the_compiled_program():
 
 
 @pytest.mark.parametrize(
-    "solver", [oi.FusedDopri5(), oi.FusedRodas5P(), oi.FusedAuto()],
+    "solver",
+    [oi.FusedDopri5(), oi.FusedRodas5P(),
+     pytest.param(oi.FusedAuto(), marks=pytest.mark.slow)],
     ids=["FusedDopri5", "FusedRodas5P", "FusedAuto"],
 )  # fmt: skip
 def test_decay_saved_states_with_closed_over_rate(solver):

@@ -33,7 +33,15 @@ def _threshold(k, solver, level=0.8, y0=0.5, t1=1000.0, **options):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("solver", FUSED, ids=IDS)
+# FusedDopri5 in the default tier (19 s and 13 s of compilation for the other two);
+# FusedAuto's crossings are also in tests/test_batches.py (Problem's default solver),
+# FusedRodas5P's in test_rober_against_radau.
+SLOW_TOO = [oi.FusedDopri5()] + [
+    pytest.param(s, marks=pytest.mark.slow) for s in (oi.FusedRodas5P(), oi.FusedAuto())
+]
+
+
+@pytest.mark.parametrize("solver", SLOW_TOO, ids=IDS)
 def test_logistic_threshold_time_and_derivatives(solver):
     """t* = ln 4 / k (y0 = 1/2, level 0.8): dt*/dk = -ln 4/k^2, d2t*/dk2 = 2 ln 4/k^3,
     dt*/dlevel = 1/(k L (1 - L)), dt*/dy0 = -1/(k y0 (1 - y0))."""
