@@ -95,7 +95,8 @@ def test_no_closure_reuses_the_compiled_program():
 
 @pytest.mark.parametrize(
     "solver",
-    [oi.FusedDopri5(), oi.FusedRodas5P(),
+    [oi.FusedDopri5(),
+     pytest.param(oi.FusedRodas5P(), marks=pytest.mark.slow),
      pytest.param(oi.FusedAuto(), marks=pytest.mark.slow)],
     ids=["FusedDopri5", "FusedRodas5P", "FusedAuto"],
 )  # fmt: skip

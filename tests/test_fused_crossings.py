@@ -239,7 +239,7 @@ def test_vmap_over_parameters_and_not_found():
     np.testing.assert_array_equal(grads[~found], 0.0)
 
 
-def test_crossing_after_a_dose_matches_the_diffrax_path():
+def test_crossing_after_a_dose_against_the_closed_form():
     """Decay with a bolus: the amount falls through the level after the dose; the
     crossing time and its derivatives with respect to the rate and the dose amount."""
     decay = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay_dose_crossing")
@@ -257,11 +257,12 @@ def test_crossing_after_a_dose_matches_the_diffrax_path():
     fused = time(k, amount, oi.FusedDopri5())
     np.testing.assert_allclose(fused, expected, rtol=1e-7)
     grad_fused = jax.grad(time, argnums=(0, 1))(k, amount, oi.FusedDopri5())
-    grad_plain = jax.grad(time, argnums=(0, 1))(k, amount, diffrax.Tsit5())
-    np.testing.assert_allclose(grad_fused, grad_plain, rtol=1e-6)
-    np.testing.assert_allclose(
-        grad_fused[1], 1 / (0.5 * (np.exp(-0.5) + 2.0)), rtol=1e-6
-    )
+    # Closed form (the diffrax-path comparison cost 10 s of compilation):
+    # dt*/dk = (-k e^{-k}/(e^{-k} + A) - ln(2 (e^{-k} + A))) / k^2,
+    # dt*/dA = 1 / (k (e^{-k} + A)).
+    c = np.exp(-0.5) + 2.0
+    dk = (-0.5 * np.exp(-0.5) / c - np.log(2 * c)) / 0.5**2
+    np.testing.assert_allclose(grad_fused, (dk, 1 / (0.5 * c)), rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -26,12 +26,8 @@ import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, PyTree
 
 from .._events._guard import hidden_crossing
+from .._events._root import bracketed_root
 
-# Newton's stopping rule, as in `_solve/_event_time.py`: |Δt| below _RTOL |t| + _ATOL;
-# bisection takes over where Newton leaves the bracket.
-_RTOL = 1e-12
-_ATOL = 1e-12
-_MAX_ITERATIONS = 64
 # A crossing is tangent when (d fn/dt)^2 <= GRAZING_SAFETY * 2 |d^2 fn/dt^2| * tol_fn:
 # the diffrax path's test and constant (`_solve/_crossing.py`).
 GRAZING_SAFETY = 100.0
@@ -86,34 +82,11 @@ def _newton(event: Callable, interpolant: StepInterpolant, args) -> Float[Array,
     """The root of `event(s, Y(s)[0], *args)` in the step (no derivatives): Newton from
     the step's end, bisection where a Newton step leaves the bracket."""
     interpolant, args = lax.stop_gradient((interpolant, args))
-    t_a, t_b = interpolant.t, interpolant.t + interpolant.h
 
     def g(s):
         return event(s, interpolant(s)[0], *args)
 
-    side_a = jnp.sign(g(t_a))
-
-    def cond(carry):
-        _, _, _, step, i = carry
-        return (i < _MAX_ITERATIONS) & (step > 0)
-
-    def body(carry):
-        t, lo, hi, _, i = carry
-        value, slope = jax.jvp(g, (t,), (jnp.ones_like(t),))
-        # Keep the bracket: `lo` on `t_a`'s side of the level, `hi` on the other.
-        on_a_side = jnp.sign(value) == side_a
-        lo = jnp.where(on_a_side, t, lo)
-        hi = jnp.where(on_a_side, hi, t)
-        newton = t - value / jnp.where(slope == 0, jnp.inf, slope)
-        inside = (newton >= jnp.minimum(lo, hi)) & (newton <= jnp.maximum(lo, hi))
-        t_next = jnp.where(inside & jnp.isfinite(newton), newton, 0.5 * (lo + hi))
-        step = jnp.abs(t_next - t)
-        step = jnp.where(step <= _RTOL * jnp.abs(t_next) + _ATOL, 0.0, step)
-        step = jnp.where(value == 0, 0.0, step)
-        return jnp.where(value == 0, t, t_next), lo, hi, step, i + 1
-
-    carry = (t_b, t_a, t_b, jnp.ones_like(t_b), jnp.array(0))
-    return lax.while_loop(cond, body, carry)[0]
+    return bracketed_root(g, interpolant.t, interpolant.t + interpolant.h)
 
 
 @eqx.filter_custom_jvp

@@ -29,12 +29,7 @@ import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, Int
 
 from .._events import Crossing
-
-# Newton's stopping rule, as the root finder diffrax used before: |Δt| below
-# _RTOL |t| + _ATOL; bisection takes over where Newton leaves the bracket.
-_RTOL = 1e-12
-_ATOL = 1e-12
-_MAX_ITERATIONS = 64
+from .._events._root import bracketed_root
 
 
 class _CrossingFunction(eqx.Module):
@@ -71,32 +66,7 @@ def _newton(fn: _CrossingFunction, inputs, which, t_a, t_b) -> Float[Array, ""]:
     def g(t):
         return fn.value(t, interpolant, args, which)
 
-    def with_slope(t):
-        return jax.jvp(g, (t,), (jnp.ones_like(t),))
-
-    side_a = jnp.sign(g(t_a))
-
-    def cond(carry):
-        _, _, _, step, i = carry
-        return (i < _MAX_ITERATIONS) & (step > 0)
-
-    def body(carry):
-        t, lo, hi, _, i = carry
-        value, slope = with_slope(t)
-        # Keep the bracket: `lo` on `t_a`'s side of the level, `hi` on the other.
-        on_a_side = jnp.sign(value) == side_a
-        lo = jnp.where(on_a_side, t, lo)
-        hi = jnp.where(on_a_side, hi, t)
-        newton = t - value / jnp.where(slope == 0, jnp.inf, slope)
-        inside = (newton >= jnp.minimum(lo, hi)) & (newton <= jnp.maximum(lo, hi))
-        t_next = jnp.where(inside & jnp.isfinite(newton), newton, 0.5 * (lo + hi))
-        step = jnp.abs(t_next - t)
-        step = jnp.where(step <= _RTOL * jnp.abs(t_next) + _ATOL, 0.0, step)
-        step = jnp.where(value == 0, 0.0, step)
-        return jnp.where(value == 0, t, t_next), lo, hi, step, i + 1
-
-    carry = (t_b, t_a, t_b, jnp.ones_like(t_b), jnp.array(0))
-    return lax.while_loop(cond, body, carry)[0]
+    return bracketed_root(g, t_a, t_b)
 
 
 @eqx.filter_custom_jvp
