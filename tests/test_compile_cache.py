@@ -59,64 +59,91 @@ def test_import_sets_the_cache_directory(tmp_path):
     assert (tmp_path / "odeinfer" / "jax").is_dir()
 
 
-@pytest.mark.parametrize("value", ["0", "off", "false"])
-def test_opt_out(tmp_path, value):
-    printed = _run(
-        _PRINT_DIR, XDG_CACHE_HOME=str(tmp_path), ODEINFER_COMPILATION_CACHE=value
-    )
-    assert printed == "None"
-    assert not (tmp_path / "odeinfer").exists()
+# The scenarios below run in one fresh interpreter: each resets JAX's two settings to
+# their defaults, sets the environment, then applies odeinfer's import-time rule
+# (`use_compilation_cache`, what `import odeinfer` calls) and records the result. One
+# import instead of one per scenario (each ~2 s); `test_import_sets_the_cache_directory`
+# and the `JAX_COMPILATION_CACHE_DIR` case check the import itself.
+_SCENARIOS = """
+import json, os, sys
+import jax
+from odeinfer import _config
 
+def scenario(env, user_dir=None):
+    for name in %(variables)r:
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    jax.config.update("jax_compilation_cache_dir", user_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    _config.use_compilation_cache()
+    return [jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs]
 
-def test_a_directory_in_the_variable_and_the_users_own_setting(tmp_path):
-    chosen = tmp_path / "chosen"
-    assert _run(_PRINT_DIR, ODEINFER_COMPILATION_CACHE=str(chosen)) == str(chosen)
-    # A cache directory configured for JAX itself stands.
-    mine = str(tmp_path / "mine")
-    assert _run(_PRINT_DIR, JAX_COMPILATION_CACHE_DIR=mine) == mine
-    before_import = (
-        "import jax; jax.config.update('jax_compilation_cache_dir', "
-        f"{mine!r}); " + _PRINT_DIR
-    )
-    assert _run(before_import, ODEINFER_COMPILATION_CACHE=str(chosen)) == mine
-
-
-def test_set_compilation_cache_directory_and_off(tmp_path):
-    code = f"""
-import jax, jax.numpy as jnp
-from odeinfer import set_compilation_cache
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-set_compilation_cache({str(tmp_path / "a")!r})
-jax.jit(lambda x: jnp.sin(x) * 3.0)(1.0).block_until_ready()
-set_compilation_cache(None)
-jax.jit(lambda x: jnp.cos(x) * 5.0)(1.0).block_until_ready()
-print(jax.config.jax_compilation_cache_dir)
+print(json.dumps([scenario(env, user) for env, user in json.loads(sys.argv[1])]))
 """
-    assert _run(code, ODEINFER_COMPILATION_CACHE="0") == "None"
-    assert len(list((tmp_path / "a").glob("jit_*"))) == 1  # the sin program only
 
 
-_PRINT_MIN = (
-    "import odeinfer, jax; print(jax.config.jax_persistent_cache_min_compile_time_secs)"
-)
+def _scenarios(cases: list[tuple[dict, str | None]]) -> list:
+    code = _SCENARIOS % {"variables": _VARIABLES}
+    base = {k: v for k, v in os.environ.items() if k not in _VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cases)],
+        env=base | {"ODEINFER_COMPILATION_CACHE": "0"},  # the import itself: no cache
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_cache_threshold_lowered_only_where_odeinfer_sets_the_directory(tmp_path):
+def test_opt_out_the_chosen_directory_the_users_own_and_the_threshold(tmp_path):
+    home = str(tmp_path / "home")
+    chosen = str(tmp_path / "chosen")
+    mine = str(tmp_path / "mine")
+    off = [
+        ({"XDG_CACHE_HOME": home, "ODEINFER_COMPILATION_CACHE": v}, None)
+        for v in ("0", "off", "false")
+    ]
+    cases = off + [
+        ({"ODEINFER_COMPILATION_CACHE": chosen}, None),
+        # A cache directory configured for JAX before the import stands.
+        ({"ODEINFER_COMPILATION_CACHE": chosen}, mine),
+        # The user's threshold stands.
+        (
+            {
+                "ODEINFER_COMPILATION_CACHE": chosen,
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "2.5",
+            },
+            None,
+        ),
+    ]
+    results = _scenarios(cases)
+    # Opted out: no directory, JAX's threshold, nothing created.
+    assert results[:3] == [[None, 1.0]] * 3
+    assert not (tmp_path / "home").exists()
     # odeinfer's directory: programs from 0.1 s on are written (the fused solvers'
     # compile in 0.3-1 s, under JAX's 1 s default).
-    assert float(_run(_PRINT_MIN, ODEINFER_COMPILATION_CACHE=str(tmp_path))) == 0.1
-    # The user's threshold stands, and so does JAX's when odeinfer sets no directory.
-    assert (
-        float(
-            _run(
-                _PRINT_MIN,
-                ODEINFER_COMPILATION_CACHE=str(tmp_path),
-                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2.5",
-            )
-        )
-        == 2.5
+    assert results[3] == [chosen, 0.1]
+    assert (tmp_path / "chosen").is_dir()
+    # The user's directory and JAX's threshold untouched.
+    assert results[4] == [mine, 1.0]
+    # The environment variable is JAX's own: it is read when jax is imported, so here
+    # it only keeps odeinfer from lowering the threshold.
+    assert results[5] == [chosen, 1.0]
+
+
+def test_jax_own_variables_stand(tmp_path):
+    # JAX reads its variables when it is imported: odeinfer keeps both.
+    mine = str(tmp_path / "mine")
+    printed = _run(
+        "import odeinfer, jax; print(jax.config.jax_compilation_cache_dir, "
+        "jax.config.jax_persistent_cache_min_compile_time_secs)",
+        JAX_COMPILATION_CACHE_DIR=mine,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2.5",
     )
-    assert float(_run(_PRINT_MIN, ODEINFER_COMPILATION_CACHE="0")) == 1.0
+    assert printed.split() == [mine, "2.5"]
 
 
 # --- `throw`: the same loud failure, checked after the compiled call ---------------

