@@ -23,7 +23,8 @@ CVODE, each peer at its best setting, in one run.
 
 Run `python benchmarks/stiff.py` (about 15 minutes on 2 cores) or `--quick` (ROBER and
 HIRES, two tolerances, small batches), or `--only batch` (section 2 alone, a few minutes;
-writes `stiff_batch.json`). Writes `benchmarks/results/stiff.json` and one
+writes `stiff_batch.json`) or `--only gradients` (section 3 alone, a few minutes; writes
+`stiff_gradients.json`). Writes `benchmarks/results/stiff.json` and one
 `stiff_wp_<problem>.png` (error against time per solve) per problem.
 """
 
@@ -987,13 +988,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke run (< 2 minutes)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    parser.add_argument("--only", choices=("batch",), default=None,
+    parser.add_argument("--only", choices=("batch", "gradients"), default=None,
                         help="run only this section (its own JSON, no targets)")  # fmt: skip
     args = parser.parse_args()
     quick = args.quick
     only_batch = args.only == "batch"
+    only_gradients = args.only == "gradients"
+    only = args.only is not None
     # A smoke run or a single section keeps the full results.
-    prefix = "stiff_quick" if quick else "stiff_batch" if only_batch else "stiff"
+    prefix = "stiff_quick" if quick else f"stiff_{args.only}" if only else "stiff"
     problems = ("rober", "hires") if quick else PROBLEMS
     tolerances = (1e-4, 1e-6) if quick else TOLERANCES
     repeats = 2 if quick else args.repeats
@@ -1007,9 +1010,9 @@ def main():
 
     start = time.perf_counter()
     peers, rows, settings = {}, [], {}
-    if not only_batch:
+    if not only:
         print("== 1. Bari stiff set", flush=True)
-    for name in () if only_batch else problems:
+    for name in () if only else problems:
         problem = benchmarking.benchmark_problem(name)
         peers[name] = peer = peer_callables(name, problem)
         settings[name] = dict(scipy=peer.scipy_setting, cvode=peer.cvode_setting,
@@ -1028,10 +1031,11 @@ def main():
         args.out.mkdir(parents=True, exist_ok=True)
         plot(part, name, args.out / f"{prefix}_wp_{name}.png")
 
-    print(
-        "\n== 2. 1,000 parameter sets: vmapped Rodas5P vs a scipy LSODA loop",
-        flush=True,
-    )
+    if not only_gradients:
+        print(
+            "\n== 2. 1,000 parameter sets: vmapped Rodas5P vs a scipy LSODA loop",
+            flush=True,
+        )
     rps = rate_problems()
     rate_peers = {
         name: peer_callables(
@@ -1042,7 +1046,7 @@ def main():
     }  # fmt: skip
     batches = []
     for name, rp in rps.items():
-        if quick and name != "rober":
+        if (quick and name != "rober") or only_gradients:
             continue
         part = batch_section(rp, BATCH_SOLVERS, batch_size, loop_size, 1e-6, rate_peers,
                              2 if quick else 3)  # fmt: skip
@@ -1081,7 +1085,7 @@ def main():
                   f" ms); compile {r['compile_s']:.1f} s; error {r['error']:.1e}", flush=True)  # fmt: skip
 
     checks = {}
-    for label in () if only_batch else BATCH_SOLVERS:
+    for label in () if only else BATCH_SOLVERS:
         print(f"\n== 4. Targets (issue 9) for {label}")
         checks[label] = targets(rows, problems, tolerances, batches, gradients, label)
         for c in checks[label]:
@@ -1109,7 +1113,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{prefix}.json"
     path.write_text(json.dumps(_jsonable(payload), indent=1))
-    plots = "" if only_batch else f" and {prefix}_wp_*.png"
+    plots = "" if only else f" and {prefix}_wp_*.png"
     print(f"\nwrote {path}{plots} in {elapsed:.0f} s")
 
 

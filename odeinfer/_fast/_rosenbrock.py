@@ -290,9 +290,10 @@ def rosenbrock_sensitivity_step(
     safe_h = frame.h
     W_inverse = frame.inverse() if frame.W_inverse is None else frame.W_inverse
 
-    def tangent_stage(K, dU, C_i, d_i, U_i, finite):
-        """`dU_i = W⁻¹ (K + Σ_j C_ij dU_j / h + d_i h df_t + dJ U_i)`, all directions."""
-        rhs = K + _combine(C_i / safe_h, dU) + (d_i * safe_h) * d_dT
+    def tangent_stage(K, C_dU, d_i, U_i, finite):
+        """`dU_i = W⁻¹ (K + Σ_j C_ij dU_j / h + d_i h df_t + dJ U_i)`, all directions
+        (`C_dU = Σ_j C_ij dU_j`)."""
+        rhs = K + C_dU / safe_h + (d_i * safe_h) * d_dT
         # Both products as multiply-adds of columns (`_matvec`), not `sum(a * b)`
         # over the states: the gradient of a PEtab log-likelihood runs under
         # `jax.vmap` (over conditions), where XLA loops over such short reductions.
@@ -310,31 +311,47 @@ def rosenbrock_sensitivity_step(
     rhs0 = f0 + (d0 * safe_h) * dT if d0 != 0 else f0
     finite = frame.finite & _finite(rhs0)
     U0 = frame.solve(jnp.where(finite, rhs0, 0.0))
-    dU_init = jnp.zeros((s, D, n), y.dtype)
-    dU0 = tangent_stage(K0, dU_init, jnp.zeros((s,), y.dtype), d0, U0, finite)
+    dU0 = tangent_stage(K0, jnp.zeros_like(K0), d0, U0, finite)
     U_init = jnp.zeros((s, n), y.dtype).at[0].set(U0)
 
+    # The loop carries the increments of stages 1..s-1 (`dU`; the last stage's, which
+    # no later stage reads, dropped there) and the last stage's apart (`last`): no
+    # array of shape `(s, D, n)` is formed. XLA on CPU runs the operations of a loop
+    # body (or of a program) inline, one after the other, only where none of its
+    # buffers exceeds 512 bytes (`ThunkExecutor`'s sequential threshold); otherwise
+    # through its dependency-graph executor, several times slower per operation and
+    # sensitive to the machine's load. For ROBER (`D n = 9`) the `(8, 3, 3)` stack of
+    # 576 bytes sent both the stage loop and the step loop that way. Measured per step
+    # (loaded 2-core machine, fastest of 60): ROBER 6.3 -> 2.5 µs (the step without
+    # sensitivities 1.1); HIRES (`D n = 56`, over the threshold either way) 9.1 -> 9.2.
+    def combined(weights, dU, last):
+        """`Σ_j weights[j] dU_j` over all stages, `dU` holding stages 1..s-1."""
+        return _combine(weights[:-1], dU) + weights[-1] * last
+
     def stage(carry, row):
-        U, dU, finite = carry
+        U, dU, last, finite = carry
         a_i, C_i, c_i, d_i, i = row
         f_i, K = field_jvp(
-            t + c_i * safe_h, y + _weighted(a_i, U), S + _combine(a_i, dU)
+            t + c_i * safe_h, y + _weighted(a_i, U), S + _combine(a_i[:-1], dU)
         )
         rhs = f_i + _weighted(C_i, U) / safe_h + (d_i * safe_h) * dT
         finite = finite & _finite(rhs)
         U_i = frame.solve(jnp.where(finite, rhs, 0.0))
-        dU_i = tangent_stage(K, dU, C_i, d_i, U_i, finite)
-        return (U.at[i].set(U_i), dU.at[i].set(dU_i), finite), None
+        dU_i = tangent_stage(K, _combine(C_i[:-1], dU), d_i, U_i, finite)
+        return (U.at[i].set(U_i), dU.at[i].set(dU_i, mode="drop"), dU_i, finite), None
 
-    (U, dU, finite), _ = jax.lax.scan(
-        stage, (U_init, dU_init.at[0].set(dU0), finite), _coefficients(tableau, y.dtype)
+    dU_init = jnp.zeros((s - 1, D, n), y.dtype).at[0].set(dU0)
+    (U, dU, last, finite), _ = jax.lax.scan(
+        stage, (U_init, dU_init, dU0, finite), _coefficients(tableau, y.dtype)
     )
     y1, error, dense, ok = _finish(tableau, frame, finite, y, U)
     # The same selections as `_finish`'s, on the derivatives.
     b, e, H = (jnp.asarray(v, y.dtype) for v in (tableau.b, tableau.e, tableau.H))
-    S1 = jnp.where(ok, S + _combine(b, dU), S)
-    error_S = jnp.where(ok, _combine(e, dU), 0.0)
-    dense_S = jnp.where(ok, jnp.stack([_combine(row, dU) for row in H], axis=1), 0.0)
+    S1 = jnp.where(ok, S + combined(b, dU, last), S)
+    error_S = jnp.where(ok, combined(e, dU, last), 0.0)
+    dense_S = jnp.where(
+        ok, jnp.stack([combined(row, dU, last) for row in H], axis=1), 0.0
+    )
     return (y1, error, dense), (S1, error_S, dense_S)
 
 
