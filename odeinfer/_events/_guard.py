@@ -105,11 +105,18 @@ class CrossingGuard(diffrax.AbstractAdaptiveStepSizeController):
         # here) as constructor fields.
         return CrossingGuard(self.controller.wrap(direction), self.probe)  # pyright: ignore[reportCallIssue]
 
+    def _probe(self, t, y, args):
+        """The probe without derivatives: the guard only chooses steps. Its inputs
+        and its outputs, which also carry the derivatives of the tracers that a
+        vector field or crossing function closes over (a model built inside the
+        user's `jax.grad`; through the closest-approach `sqrt` they would be NaN)."""
+        return _stop_gradient(self.probe(*_stop_gradient((t, y, args))))
+
     def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
         tnext, state = self.controller.init(
             terms, t0, t1, y0, dt0, args, func, error_order
         )
-        values, slopes, _ = self.probe(*_stop_gradient((t0, y0, args)))
+        values, slopes, _ = self._probe(t0, y0, args)
         return tnext, (state, values, slopes, lax.stop_gradient(t0))
 
     def adapt_step_size(
@@ -121,7 +128,7 @@ class CrossingGuard(diffrax.AbstractAdaptiveStepSizeController):
                 t0, t1, y0, y1_candidate, args, y_error, error_order, state
             )
         )
-        v1, s1, tol = self.probe(*_stop_gradient((t1, y1_candidate, args)))
+        v1, s1, tol = self._probe(t1, y1_candidate, args)
         step = lax.stop_gradient(t1 - t0)
         hidden, closest_at = hidden_crossing(v0, s0, v1, s1, step, tol)
         retry = keep & jnp.any(hidden)
