@@ -263,3 +263,26 @@ def test_parameters_the_field_does_not_read_get_no_sensitivities_and_exact_gradi
     r2 = np.sum((np.log(z) - log_data) ** 2) / 0.25**2
     np.testing.assert_allclose(grad["sigma"], (r2 - log_data.size) / 0.25, rtol=1e-9)
     np.testing.assert_array_equal(grad["offset"], np.zeros(3))
+
+
+def test_closed_over_rate_matches_closed_form():
+    """A vector field that closes over a traced rate (built inside the user's
+    `jax.jacfwd` or `jax.jacrev`): the rate is integrated as a parameter, so
+    `dy/dk = -t y0 exp(-k t)` exactly, not an error or a zero."""
+    ts = jnp.array([0.5, 1.0, 2.0])
+
+    def states(k):
+        model = oi.ODEModel(lambda t, y, p: -k * y)
+        ys = oi.solve_at_times(
+            model, jnp.array([2.0]), {}, ts, t0=0.0, rtol=1e-10, atol=1e-10
+        )[0]
+        return ys[:, 0], ys[:, 0]
+
+    k = 0.7
+    exact = 2.0 * np.exp(-k * ts)
+    d_k, ys = jax.jacfwd(states, has_aux=True)(k)
+    np.testing.assert_allclose(ys, exact, rtol=1e-9)
+    np.testing.assert_allclose(d_k, -ts * exact, rtol=1e-8)
+    np.testing.assert_allclose(
+        jax.jit(jax.jacrev(states, has_aux=True))(k)[0], -ts * exact, rtol=1e-8
+    )

@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Bool
 from .. import _validation as validate
 from .._custom_types import Params, ScalarLike, State
 from .._model import ODEModel
-from ._entry import fused
+from ._entry import closures_as_parameters, fused
 from ._fused import Flattener, FusedConfig
 
 
@@ -152,6 +152,15 @@ def _solve_at_times(
         )
     y0 = jax.tree_util.tree_map(
         lambda x: jnp.asarray(x, jnp.result_type(jnp.asarray(x).dtype, float_dtype)), y0
+    )
+    # A vector field that closes over tracers (built inside the user's `jax.grad`,
+    # `jax.vmap` or `jax.jit`) reads them from the parameters instead, as in `solve`.
+    params_of = Flattener.of(params)
+    model, _, params = closures_as_parameters(
+        model,
+        None,
+        params,
+        lambda: (t0, y0, params_of.unflatten(params_of.flatten(params, float_dtype))),
     )
     y_flat_of = Flattener.of(y0)
     p_flat_of = Flattener.of(params)
