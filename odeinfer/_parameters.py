@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -21,7 +22,12 @@ from numpyro.distributions.transforms import biject_to
 
 class AbstractParameter(eqx.Module):
     """A parameter spec of [`odeinfer.Parameters`][]: its initial value (which also
-    fixes its shape), its `support` (a numpyro constraint) and bounds `lower`/`upper`."""
+    fixes its shape), its `support` (a numpyro constraint) and bounds `lower`/`upper`.
+
+    Specs can be built inside the user's `jax.jit`, `jax.vmap` or `jax.grad`: an
+    initial (or fixed) value that is traced there is taken as it is, with its
+    derivatives; its checks (finite, inside the bounds) run only on concrete values.
+    The bounds fix the transform and must be concrete numbers."""
 
     init: Float[Array, "..."]
 
@@ -57,16 +63,42 @@ class AbstractParameter(eqx.Module):
         )
 
 
-def _as_init(init, name: str):
+def _as_init(init, name: str) -> tuple[Array, np.ndarray | None]:
+    """`init` as a JAX array of floats, and as a numpy array to check, or `None` where
+    it is traced (built inside the user's `jax.jit`, `jax.vmap` or `jax.grad`: no
+    value to check before the caller's program runs)."""
     try:
         value = jnp.asarray(init, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(
             f"{name}: `init` must be a number or an array of numbers; got {init!r:.100}."
         ) from None
-    if not np.all(np.isfinite(np.asarray(value))):
+    try:
+        # From `init`, not `value`: inside `jax.jit` even a constant's `jnp` array is
+        # traced.
+        concrete = np.asarray(init, dtype=float)
+    except jax.errors.TracerArrayConversionError:
+        return value, None
+    if not np.all(np.isfinite(concrete)):
         raise ValueError(f"{name}: `init` must be finite; got {init!r}.")
-    return value
+    return value, concrete
+
+
+def _as_bound(bound, name: str) -> float:
+    """A bound as a Python float (static: it fixes the transform)."""
+    if isinstance(bound, jax.core.Tracer):
+        raise TypeError(
+            f"{name}: `lower` and `upper` fix the transform, so they must be concrete "
+            f"numbers; got a traced value ({bound}). Build the spec outside `jax.jit`, "
+            "`jax.vmap` and `jax.grad` (its `init` may be traced), or use oi.Fixed for "
+            "a parameter that the traced value gives."
+        )
+    try:
+        return float(bound)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}: `lower` and `upper` must be numbers; got {bound!r:.100}."
+        ) from None
 
 
 class Real(AbstractParameter):
@@ -78,7 +110,7 @@ class Real(AbstractParameter):
     """
 
     def __init__(self, init: ArrayLike = 0.0):
-        self.init = _as_init(init, "Real")
+        self.init, _ = _as_init(init, "Real")
 
     @property
     def support(self):
@@ -94,8 +126,8 @@ class Positive(AbstractParameter):
     """
 
     def __init__(self, init: ArrayLike = 1.0):
-        self.init = _as_init(init, "Positive")
-        if not np.all(np.asarray(self.init) > 0):
+        self.init, concrete = _as_init(init, "Positive")
+        if concrete is not None and not np.all(concrete > 0):
             raise ValueError(f"Positive: `init` must be > 0; got {init!r}.")
 
     @property
@@ -119,22 +151,16 @@ class Bounded(AbstractParameter):
     bounds: tuple[float, float] = eqx.field(static=True)
 
     def __init__(self, lower: float, upper: float, init: ArrayLike | None = None):
-        try:
-            lower, upper = float(lower), float(upper)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"Bounded: `lower` and `upper` must be numbers; got ({lower!r}, "
-                f"{upper!r})."
-            ) from None
+        lower, upper = _as_bound(lower, "Bounded"), _as_bound(upper, "Bounded")
         if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
             raise ValueError(
                 f"Bounded: need finite `lower < upper`; got ({lower}, {upper}). Use "
                 "oi.Positive for (0, inf) or oi.Real for the whole line."
             )
         self.bounds = (lower, upper)
-        self.init = _as_init(0.5 * (lower + upper) if init is None else init, "Bounded")
-        value = np.asarray(self.init)
-        if not np.all((value > lower) & (value < upper)):
+        default = 0.5 * (lower + upper)
+        self.init, value = _as_init(default if init is None else init, "Bounded")
+        if value is not None and not np.all((value > lower) & (value < upper)):
             raise ValueError(
                 f"Bounded: `init`={init!r} must lie strictly inside ({lower}, {upper})."
             )
@@ -167,7 +193,7 @@ class HalfLine(AbstractParameter):
     bounds: tuple[float, float] = eqx.field(static=True)
 
     def __init__(self, lower: float, upper: float, init: ArrayLike | None = None):
-        lower, upper = float(lower), float(upper)
+        lower, upper = _as_bound(lower, "HalfLine"), _as_bound(upper, "HalfLine")
         if math.isfinite(lower) == math.isfinite(upper) or not lower < upper:
             raise ValueError(
                 f"HalfLine: need one finite bound, `lower < upper`; got ({lower}, "
@@ -175,9 +201,8 @@ class HalfLine(AbstractParameter):
             )
         self.bounds = (lower, upper)
         default = lower + 1.0 if math.isfinite(lower) else upper - 1.0
-        self.init = _as_init(default if init is None else init, "HalfLine")
-        value = np.asarray(self.init)
-        if not np.all((value > lower) & (value < upper)):
+        self.init, value = _as_init(default if init is None else init, "HalfLine")
+        if value is not None and not np.all((value > lower) & (value < upper)):
             raise ValueError(
                 f"HalfLine: `init`={init!r} must lie strictly inside ({lower}, {upper})."
             )
@@ -201,7 +226,7 @@ class Fixed(AbstractParameter):
     """A parameter held at `value` (not estimated; filled into the params dict)."""
 
     def __init__(self, value: ArrayLike):
-        self.init = _as_init(value, "Fixed")
+        self.init, _ = _as_init(value, "Fixed")
 
     @property
     def value(self):

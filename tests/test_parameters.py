@@ -84,3 +84,43 @@ def test_specs_expose_bounds():
     assert SPACE.specs["k"].lower == 0.0 and SPACE.specs["k"].upper == np.inf
     assert SPACE.specs["p"].lower == -1.0 and SPACE.specs["p"].upper == 3.0
     assert SPACE.specs["x"].shape == (2,)
+
+
+def test_specs_built_inside_jit_vmap_and_grad():
+    """Specs and `Parameters` built inside the user's `jax.jit`, `jax.vmap` or
+    `jax.grad`, from constants or traced values: the values pass through (derivatives
+    included), their checks wait for concrete values."""
+
+    def constrained(g, u):
+        space = oi.Parameters(
+            {
+                "k": oi.Positive(init=g),
+                "p": oi.Bounded(-1.0, 3.0, init=0.5 * g),
+                "g": oi.Fixed(g),
+                "h": g,
+                "c": oi.Fixed(1.5),
+                "d": 2.0,
+            }
+        )
+        params = space.from_unconstrained(u)
+        assert space.names == ("k", "p")
+        return params["k"] + params["p"] + params["g"] * params["h"] + params["c"]
+
+    u = jnp.array([np.log(2.0), 0.0])  # k = 2, p = 1 (the interval's midpoint)
+    expected = 2.0 + 1.0 + 3.0**2 + 1.5
+    np.testing.assert_allclose(jax.jit(constrained)(3.0, u), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.vmap(constrained, in_axes=(0, None))(jnp.array([3.0, 4.0]), u),
+        [expected, 2.0 + 1.0 + 4.0**2 + 1.5],
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(jax.grad(constrained)(3.0, u), 2 * 3.0, rtol=1e-12)
+    # The initial values too (traced `init` in the free specs).
+    initial = jax.jit(lambda g: oi.Parameters({"k": oi.Positive(g)}).initial()["k"])
+    np.testing.assert_allclose(initial(0.7), 0.7)
+    # Where concrete, the checks still run inside `jax.jit`.
+    with pytest.raises(ValueError, match="> 0"):
+        jax.jit(lambda g: oi.Positive(init=-1.0).init + g)(1.0)
+    # Bounds fix the transform: a traced one is refused with a clear message.
+    with pytest.raises(TypeError, match="traced"):
+        jax.jit(lambda g: oi.Bounded(g, 3.0).init)(1.0)
