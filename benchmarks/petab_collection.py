@@ -340,6 +340,8 @@ def main():
     parser.add_argument("--amici-json", default=None,
                         help="reuse the peer's JSON from an earlier run of _amici_peer.py")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=600.0, help="per problem, s")
+    parser.add_argument("--out", default=None,
+                        help="write the JSON here (no plots) instead of results/petab.json")  # fmt: skip
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--row-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -410,14 +412,18 @@ def main():
         scaling=scale_rows,
         multistart=starts,
     )
-    (RESULTS_DIR / "petab.json").write_text(json.dumps(out, indent=1, default=str))
-    plot(
-        rows,
-        scale_rows,
-        RESULTS_DIR / "petab_times.png",
-        RESULTS_DIR / "petab_scaling.png",
-    )
-    print(f"wrote {RESULTS_DIR / 'petab.json'}")
+    target = Path(args.out) if args.out else RESULTS_DIR / "petab.json"
+    out["command"] = " ".join(sys.argv)
+    out["loadavg"] = os.getloadavg()
+    target.write_text(json.dumps(out, indent=1, default=str))
+    if not args.out:
+        plot(
+            rows,
+            scale_rows,
+            RESULTS_DIR / "petab_times.png",
+            RESULTS_DIR / "petab_scaling.png",
+        )
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

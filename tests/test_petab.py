@@ -481,6 +481,21 @@ def test_fujita_gradient_through_a_switch_dose_matches_central_differences():
     check_gradient(p, tolerance=1e-2, reference=tight, h=1e-4)
 
 
+@pytest.mark.slow
+def test_brannmark_gradient_with_preequilibration_matches_central_differences():
+    """Brannmark: eight experiments from one preequilibration (solved once, its
+    derivative by the implicit function theorem), two insulin doses, gradients one
+    experiment after the other (the value vmapped). Against central differences of
+    the problem at rtol = atol = 1e-12 (h = 1e-4): measured max relative error 2.5e-2
+    (k1f; floor 1e-2), the same as before the experiments' derivatives were taken
+    one after the other."""
+    name = "Brannmark_JBC2010"
+    p = problem(name)
+    assert {pre for pre, _ in p.experiments} == {"Dose_0"}
+    tight = petab.load(yaml_of(name), rtol=1e-12, atol=1e-12, max_steps=1_000_000)
+    check_gradient(p, tolerance=5e-2, reference=tight, h=1e-4)
+
+
 def test_objective_priors_against_scipy():
     # Raimundez_PCB2020 has parameterScaleNormal and laplace objective priors.
     from scipy import stats

@@ -9,6 +9,7 @@ import jax
 import jax.core
 import jax.lax as lax
 import jax.numpy as jnp
+from jaxtyping import Array
 
 from .._events import Crossing, Dose
 from .._model import ODEModel
@@ -21,9 +22,12 @@ from ._fused import Flattener, FusedConfig, fused_solve
 
 
 @eqx.filter_jit
-def fused(config: FusedConfig, y0, theta, inputs):
-    """The fused solve, jitted once per configuration (model, structure, method)."""
-    return fused_solve(config, y0, theta, inputs)
+def fused(config: FusedConfig, y0, theta: Array | tuple[Array, ...], inputs):
+    """The fused solve, jitted once per configuration (model, structure, method).
+    `theta`: the flat parameters, or one flat array per parameter leaf
+    (`Flattener.parts`: then no sensitivities for leaves that are not differentiated)."""
+    parts = theta if isinstance(theta, tuple) else (theta,)
+    return fused_solve(config, y0, parts, inputs)
 
 
 # What the flat float parameters hold exactly (integers up to 2**53 in float64).
@@ -247,7 +251,7 @@ def solve_fused(
         ),
     )
     p_flat_of = Flattener.of(fused_params)
-    theta = p_flat_of.flatten(fused_params, dtype)
+    theta_parts = p_flat_of.parts(fused_params, dtype)
     dose_times, dose_amounts, dose_effects = _dose_inputs(doses, y0, y_flat_of, dtype)
     ts = jnp.zeros((0,), dtype) if saveat is None else saveat
     inputs = dict(
@@ -273,7 +277,7 @@ def solve_fused(
         crossing_fn=crossing_fn,
         direction="either" if crossing is None else crossing.direction,
     )
-    ys, ok, stats, t_reached, found = fused(config, y0_flat, theta, inputs)
+    ys, ok, stats, t_reached, found = fused(config, y0_flat, theta_parts, inputs)
     steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]
     result = RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite_state)
     result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)  # pyright: ignore[reportArgumentType]

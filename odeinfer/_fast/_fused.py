@@ -48,6 +48,13 @@ class Flattener(eqx.Module):
             return jnp.zeros((0,), dtype)
         return jnp.concatenate([jnp.ravel(jnp.asarray(x, dtype)) for x in leaves])
 
+    def parts(self, tree, dtype) -> tuple:
+        """The leaves of `tree`, each raveled: `flatten` before the concatenation, so
+        that a leaf that is not differentiated keeps its symbolic zero tangent."""
+        return tuple(
+            jnp.ravel(jnp.asarray(x, dtype)) for x in jax.tree_util.tree_leaves(tree)
+        )
+
     def unflatten(self, flat):
         leaves, start = [], 0
         for shape in self.shapes:
@@ -232,11 +239,20 @@ def _mask_after_crossing(ys, inputs, t, found, fill):
     return jnp.where(after.reshape((-1,) + (1,) * (ys.ndim - 1)), fill, ys)
 
 
+def _concatenate(parts, dtype):
+    return jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def fused_solve(config: FusedConfig, y0, theta, inputs):
+def fused_solve(config: FusedConfig, y0, theta_parts: tuple, inputs):
     """`(ys, ok, stats, t, found)`: the flat state at `ts` and at the end, `t1` or the
     crossing (shape `(len(ts) + 1, n)`; `inf` at save times after the crossing),
-    success, the counts, the time reached and whether the crossing was found."""
+    success, the counts, the time reached and whether the crossing was found.
+
+    `theta_parts`: the flat parameters as one 1-D array per parameter leaf
+    (`Flattener.parts`), so that the derivative sees which leaves are not
+    differentiated (a symbolic zero tangent) and integrates no sensitivities for them."""
+    theta = _concatenate(theta_parts, y0.dtype)
     Ys, ok, stats, t, found = run(config, y0[None], theta, None, None, inputs)
     return (
         _mask_after_crossing(Ys[:, 0], inputs, t, found, jnp.inf),
@@ -249,8 +265,20 @@ def fused_solve(config: FusedConfig, y0, theta, inputs):
 
 @functools.partial(fused_solve.defjvp, symbolic_zeros=True)
 def _fused_solve_jvp(config: FusedConfig, primals, tangents):
-    y0, theta, inputs = primals
-    dy0, dtheta, dinputs = tangents
+    y0, theta_parts, inputs = primals
+    dy0, dtheta_parts, dinputs = tangents
+    theta = _concatenate(theta_parts, y0.dtype)
+    # Only the parameter leaves that are differentiated get directions.
+    live = np.concatenate(
+        [np.full(np.size(part), not _is_zero(d), bool)
+         for part, d in zip(theta_parts, dtheta_parts, strict=True)]
+        or [np.zeros((0,), bool)]
+    )  # fmt: skip
+    dtheta = _concatenate(
+        [jnp.zeros_like(part) if _is_zero(d) else d
+         for part, d in zip(theta_parts, dtheta_parts, strict=True)],
+        y0.dtype,
+    )  # fmt: skip
     if not _is_zero(dinputs["dose_times"]):
         raise ValueError(
             "The fused solvers do not differentiate with respect to dose times "
@@ -264,7 +292,8 @@ def _fused_solve_jvp(config: FusedConfig, primals, tangents):
     n_doses = inputs["dose_times"].shape[0]
     with_y0 = not (_is_zero(dy0) and _is_zero(dt0))
     used = np.asarray(_used_parameters(config, inputs["t0"], y0, theta), dtype=int)
-    with_theta = not _is_zero(dtheta) and used.size > 0
+    used = used[live[used]]
+    with_theta = used.size > 0
     with_doses = not _is_zero(d_amounts) and n_doses > 0
     # The directions: y0's components, the parameters read, the dose amounts. S starts
     # at I for y0 directions and 0 for the others; Θ is the parameter part.
@@ -300,7 +329,7 @@ def _fused_solve_jvp(config: FusedConfig, primals, tangents):
         ys, S = Ys[:, 0], Ys[:, 1:]
         dys = jnp.einsum("tdn,d->tn", S, jnp.concatenate(coefficients))
     else:
-        ys, ok, stats, t_reached, found = fused_solve(config, y0, theta, inputs)
+        ys, ok, stats, t_reached, found = fused_solve(config, y0, theta_parts, inputs)
         dys = jnp.zeros_like(ys)
     if not _is_zero(dt0):
         # dy(t)/dt0 = -Φ(t, t0) f(t0, y0) = -S_y0(t) f(t0, y0).
