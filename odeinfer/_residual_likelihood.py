@@ -28,12 +28,26 @@ class AbstractResidualLikelihood(abc.ABC):
         `residuals` are functions of.
     - `fisher_from_residuals`: whether `JᵀJ` (`J = ∂r/∂θ`) is the Fisher information,
         as for Gaussian noise with fixed scales; `False` when `r` also carries
-        residuals for estimated noise scales (then `oi.fit` reports the observed
-        information, the Hessian, by default).
+        residuals for estimated noise scales (then `fisher_information` must say how
+        to form it from `r` and `J`).
     """
 
     parameters: Parameters
     fisher_from_residuals: bool = True
+
+    def fisher_information(
+        self, r: Float[Array, " m"], jacobian: Float[Array, "m n"]
+    ) -> Float[Array, "n n"]:
+        """The Fisher (expected) information from the residuals `r` and their
+        Jacobian `J` with respect to any parameter vector: `JᵀJ` where
+        `fisher_from_residuals`. A likelihood whose residuals carry noise residuals
+        overrides this (see [`odeinfer.petab.PEtabProblem`][]); here it raises."""
+        if not self.fisher_from_residuals:
+            raise NotImplementedError(
+                f"{type(self).__name__} has noise residuals and does not say how to "
+                "form the Fisher information from them; use information='hessian'."
+            )
+        return jacobian.T @ jacobian
 
     @abc.abstractmethod
     def log_likelihood(self, params: Mapping[str, ArrayLike]) -> Float[Array, ""]:

@@ -91,3 +91,79 @@ def test_laplace_noise_has_no_residuals(tmp_path):
         problem.residuals(problem.nominal)
     with pytest.raises(PEtabError, match="Laplace noise"):
         oi.fit(problem, solver=oi.TrustRegionReflective())
+
+
+def test_fisher_from_noise_residuals_closed_form():
+    """The formula on its own: μ_i(θ) = θ0 exp(−θ1 t_i), σ_i(θ) = θ2 (1 + t_i) for the
+    first rows (estimated σ, with noise residuals) and fixed σ = 0.3 for the others;
+    against Σ ∇μ∇μᵀ/σ² + 2 ∇σ∇σᵀ/σ² from the hand-written gradients."""
+    import jax
+
+    from odeinfer.petab._likelihood import fisher_from_noise_residuals
+
+    t = jnp.linspace(0.0, 2.0, 6)
+    d = jnp.array([1.1, 0.7, 0.55, 0.3, 0.25, 0.12])
+    noisy = np.array([0, 1, 2, 3])  # rows whose σ is estimated
+    theta = jnp.array([1.2, 0.9, 0.15])
+
+    def parts(th):
+        mu = th[0] * jnp.exp(-th[1] * t)
+        sigma = jnp.where(jnp.arange(6) < 4, th[2] * (1 + t), 0.3)
+        return mu, sigma
+
+    def residuals(th):
+        mu, sigma = parts(th)
+        s = jnp.sqrt(jnp.log(2 * jnp.pi * sigma[noisy] ** 2) + 50.0)
+        return jnp.concatenate([(d - mu) / sigma, s])
+
+    info = fisher_from_noise_residuals(
+        residuals(theta), jax.jacfwd(residuals)(theta), noisy
+    )
+    mu, sigma = parts(theta)
+    e = np.exp(-theta[1] * t)
+    d_mu = np.stack([e, -theta[0] * t * e, np.zeros(6)], axis=1)
+    d_sigma = np.stack(
+        [np.zeros(6), np.zeros(6), np.where(np.arange(6) < 4, 1 + t, 0.0)], axis=1
+    )
+    a, b = d_mu / sigma[:, None], d_sigma / sigma[:, None]
+    np.testing.assert_allclose(info, a.T @ a + 2 * b.T @ b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_boehm_fisher_information_against_finite_differences_of_the_table():
+    """With estimated σ, the Fisher information read from the data and noise residuals
+    and their Jacobian equals Σ ∇μ∇μᵀ/σ² + 2 ∇σ∇σᵀ/σ² per measurement row, with ∇μ and
+    ∇σ from central differences of the simulation table's `simulation` and `sigma`
+    columns (Boehm's observables are linear)."""
+    import jax
+
+    problem = petab.load(yaml_of(BOEHM))
+    names = list(problem.nominal)
+    x = np.array([problem.nominal[n] for n in names])
+
+    def r_of(v):
+        return problem.residuals(dict(zip(names, v, strict=True)))
+
+    v = jnp.asarray(x)
+    info = np.asarray(problem.fisher_information(r_of(v), jax.jacfwd(r_of)(v)))
+
+    def table(v):
+        frame = problem.simulation_table(dict(zip(names, v, strict=True)))
+        return frame["simulation"].to_numpy(), frame["sigma"].to_numpy()
+
+    mu, sigma = table(x)
+    h = 1e-5
+    d_mu, d_sigma = [], []
+    for i in range(len(names)):
+        step = np.zeros_like(x)
+        step[i] = h
+        (mu_up, s_up), (mu_dn, s_dn) = table(x + step), table(x - step)
+        d_mu.append((mu_up - mu_dn) / (2 * h))
+        d_sigma.append((s_up - s_dn) / (2 * h))
+    a = np.array(d_mu).T / sigma[:, None]
+    b = np.array(d_sigma).T / sigma[:, None]
+    reference = a.T @ a + 2.0 * b.T @ b
+    np.testing.assert_allclose(
+        info, reference, rtol=1e-5, atol=1e-6 * np.abs(reference).max()
+    )
+    assert np.all(np.linalg.eigvalsh(info) > 0)

@@ -228,9 +228,10 @@ def fit(
     - `information`: `"hessian"` (observed information, the Hessian of the negative
         log-likelihood; the default, except as below) or `"fisher"` (Gauss–Newton
         `JᵀJ` of the standardised residuals; Gaussian noise only; the default with
-        `TrustRegionReflective` when the residuals carry no noise residuals). Computed
-        with forward-mode autodiff and mapped to the constrained parameters by the
-        delta method.
+        `TrustRegionReflective` and `Fides`, from the residuals' Jacobian, with the
+        likelihood's own formula where the residuals carry noise residuals, see
+        `AbstractResidualLikelihood.fisher_information`). Computed with forward-mode
+        autodiff and mapped to the constrained parameters by the delta method.
     - `rtol`, `atol`: the optimiser's convergence tolerances (on the unconstrained
         parameters and the objective; scipy's `ftol`/`xtol` and `gtol` for the default
         `TrustRegionReflective`; a solver passed in keeps its own).

@@ -20,6 +20,7 @@ from ._trust_region import (
     Residuals,
     TrustRegionReflective,
     box_from_unconstrained,
+    residuals_and_jacobian_at,
     unconstrained_from_box,
 )
 
@@ -87,18 +88,14 @@ def as_function(problem, parameters):
 
 
 def check_information(information, model: Residuals) -> str:
-    """The default is the Gauss–Newton `JᵀJ` where it is the Fisher information,
-    the observed information (Hessian) otherwise."""
+    """The default is the Fisher information from the residuals' Jacobian (`JᵀJ`, or
+    the likelihood's own formula where `r` carries noise residuals): first
+    derivatives only, which is also what each start of a multistart pays for."""
     if information is None:
-        return "fisher" if model.fisher_from_residuals else "hessian"
+        return "fisher"
     if information not in ("hessian", "fisher"):
         raise ValueError(
             f"`information` must be one of ('hessian', 'fisher'); got {information!r}."
-        )
-    if information == "fisher" and not model.fisher_from_residuals:
-        raise ValueError(
-            '`information="fisher"`: the residuals include noise residuals for '
-            'estimated σ, so JᵀJ is not the Fisher information; use "hessian".'
         )
     return information
 
@@ -111,12 +108,13 @@ class _Approximation(eqx.Module):
 
 
 @eqx.filter_jit
-def _gauss_newton(model: Residuals, v) -> _Approximation:
-    """Fisher information `JᵀJ` in the box coordinates `v`, mapped to the
-    unconstrained `u` (`FitResult`'s space) and to the constrained parameters."""
-    r = model.residuals(v)
-    jac = jax.jacfwd(model.residuals)(v)
-    info_v = jac.T @ jac
+def _gauss_newton(model: Residuals, v, r, jac) -> _Approximation:
+    """The Fisher information from the residuals `r` and their Jacobian `jac` in the
+    box coordinates `v` (`JᵀJ`, or the likelihood's formula where `r` carries noise
+    residuals), mapped to the unconstrained `u` (`FitResult`'s space) and to the
+    constrained parameters. `r` and `jac` come from the optimiser's own compiled
+    call, so no solve is compiled again here."""
+    info_v = model.fisher_information(r, jac)
     u = unconstrained_from_box(model, v)
     dv_du = jax.jacfwd(lambda u_: box_from_unconstrained(model.parameters, u_))(u)
     positive_definite = jnp.all(jnp.linalg.eigvalsh(info_v) > 0)
@@ -144,7 +142,8 @@ def fit_result(
     params = model.params(v)
     solve_ok = bool(np.isfinite(outcome.log_likelihood))
     if information == "fisher":
-        approx = _gauss_newton(model, v)
+        r, jac = residuals_and_jacobian_at(model, v)
+        approx = _gauss_newton(model, v, r, jac)
     else:
         likelihood = model.likelihood
         if isinstance(likelihood, AbstractResidualLikelihood):

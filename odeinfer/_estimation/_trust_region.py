@@ -195,6 +195,12 @@ class Residuals(eqx.Module):
             return True
         return self.likelihood.fisher_from_residuals
 
+    def fisher_information(self, r, jacobian) -> Float[Array, "n n"]:
+        """The Fisher information from `r` and `J = ∂r/∂v` (in `v`)."""
+        if isinstance(self.likelihood, Problem):
+            return jacobian.T @ jacobian
+        return self.likelihood.fisher_information(r, jacobian)
+
 
 def box(parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of the box vector."""

@@ -22,7 +22,14 @@ from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
 from ._errors import PEtabError
 from ._layout import Layout, build, scale
-from ._likelihood import Simulator, log_density, log_likelihood_fn, residuals_fn
+from ._likelihood import (
+    Simulator,
+    fisher_from_noise_residuals,
+    log_density,
+    log_likelihood_fn,
+    noise_residual_rows,
+    residuals_fn,
+)
 from ._priors import log_prior_fn, numpyro_priors
 from ._tables import Tables, read
 
@@ -95,6 +102,7 @@ class PEtabProblem(AbstractResidualLikelihood):
         sigma_residuals = _estimated_noise(tables, layout)
         self.fisher_from_residuals = not sigma_residuals
         self._residuals = jax.jit(residuals_fn(simulator, sigma_residuals))
+        self._noise_rows = noise_residual_rows(simulator, sigma_residuals)
         self._prior = log_prior_fn(tables.parameters, layout)
         self._predict = jax.jit(simulator.predictions)
 
@@ -147,6 +155,18 @@ class PEtabProblem(AbstractResidualLikelihood):
         self.check_residuals()
         r, ok = self._residuals(self.vector(params))
         return jnp.where(ok, r, jnp.nan)
+
+    def fisher_information(
+        self, r: Float[Array, " m"], jacobian: Float[Array, "m n"]
+    ) -> Float[Array, "n n"]:
+        """The Fisher information from `residuals` and their Jacobian (with respect
+        to any parameter vector), first derivatives only: `JᵀJ` when no σ is
+        estimated; otherwise `Σ ∇μ∇μᵀ/σ² + 2 ∇σ∇σᵀ/σ²` per measurement row, read
+        from the data and noise residuals (what AMICI and pyPESTO call the FIM).
+        `oi.fit` and `oi.multistart` report it by default."""
+        if self.fisher_from_residuals:
+            return jacobian.T @ jacobian
+        return fisher_from_noise_residuals(r, jacobian, self._noise_rows)
 
     def check_residuals(self) -> None:
         """Raise `PEtabError` if the problem has no least-squares form (Laplace
