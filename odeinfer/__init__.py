@@ -9,9 +9,11 @@ in `odeinfer.sbml` and `odeinfer.petab`.
 
 from ._config import enable_x64 as _enable_x64
 from ._config import use_compilation_cache as _use_compilation_cache
+from ._config import use_fast_cpu_compilation as _use_fast_cpu_compilation
 
 _enable_x64()
 _use_compilation_cache()
+_use_fast_cpu_compilation()
 
 from ._crossings import AllCrossings as AllCrossings  # noqa: E402
 from ._crossings import FirstCrossing as FirstCrossing  # noqa: E402

@@ -483,17 +483,35 @@ class Built:
             out[key] = value
         return out
 
-    def namespace(self, t, y, params, extra=()) -> dict:
+    def namespace(self, t, y, params, extra=(), only=None) -> dict:
+        """The SBML values at `(t, y)`: every runtime node, or with `only` (from
+        `needed`) those it names."""
         ns = self.merge(params, extra)
         given = self.derived_ids.intersection(params or ())
         ns[TIME] = jnp.asarray(t, dtype=float)
         for sid, i in self.index.items():
-            key = _AMOUNT + sid if sid in self.species else sid
-            ns[key] = y[i]
+            if only is None or sid in only:
+                key = _AMOUNT + sid if sid in self.species else sid
+                ns[key] = y[i]
         for node in self.runtime_order:
-            if node.id not in given:
+            if node.id not in given and (only is None or node.id in only):
                 ns[node.id] = node.value(ns)
         return ns
+
+    def needed(self, ids) -> frozenset:
+        """The ids that `ids` read, directly or through runtime nodes, and the switch
+        flags (read by rules without being named in them): what a formula needs of
+        `namespace` (a PEtab observable reads a few of the hundreds of states, rules
+        and rates that the whole namespace holds)."""
+        out = {sw.key for sw in self.switches}
+        stack = list(ids)
+        while stack:
+            sid = stack.pop()
+            if sid not in out:
+                out.add(sid)
+                if sid in self.runtime:
+                    stack.extend(self.runtime[sid].reads)
+        return frozenset(out)
 
     def vector_field(self, t, y, params):
         ns = self.namespace(t, y, params)
@@ -551,11 +569,24 @@ class Built:
 
 
 def _flux(terms):
+    """`Σ stoichiometry · rate (· conversion factor)`, with a unit stoichiometry added
+    or subtracted rather than multiplied (and no `0.0 +` to start): the vector field
+    is traced at a dozen places of a solve and its derivatives, and these were a
+    quarter of its operations (Alkan_SciSignal2018 831 -> 673, Laske 496 -> 351)."""
+
     def flux(ns):
-        total = 0.0
+        total = None
         for stoichiometry, rid, factor in terms:
-            rate = stoichiometry * ns[rid]
-            total = total + (rate if factor is None else rate * ns[factor])
+            unit = stoichiometry in (1.0, -1.0)
+            rate = ns[rid] if unit else stoichiometry * ns[rid]
+            if factor is not None:
+                rate = rate * ns[factor]
+            if total is None:
+                total = rate if stoichiometry != -1.0 else -rate
+            elif unit:
+                total = total + rate if stoichiometry == 1.0 else total - rate
+            else:
+                total = total + rate
         return total
 
     return flux
