@@ -39,7 +39,9 @@ Brannmark 8.7 -> 4.3 / 10.5 -> 5.8, Laske 6.1 -> 3.8 / 13.0 -> 7.7, Alkan llh
 10.0 -> 6.0, Boehm 1.6 -> 0.8 / 3.0 -> 1.8; run times unchanged (medians of 20, ms:
 Zheng 7.8 / 27.0 against 11.1 / 26.7, Brannmark 10.0 / 33.5 against 9.9 / 33.2, Laske
 216 / 255 against 224 / 252, Boehm 0.74 / 2.44 against 0.70 / 2.28), values equal to
-1e-11 relative. It is not done
+1e-11 relative. On the diffrax path (SBML events) the gain is smaller and Liu's
+gradient runs ~10% slower (compile 20.4 -> 15.7 s, run 11.5 -> 12.8 ms median).
+It is not done
 - where `ODEINFER_XLA_CPU_FLAGS` is `0` (or `false`, `off`, `no`), or where `XLA_FLAGS`
   already names `xla_cpu_use_fusion_emitters` (the user's choice stands);
 - with another jaxlib (XLA aborts on a flag it does not know; 0.10 is where it was
