@@ -35,13 +35,21 @@ class AbstractResidualLikelihood(abc.ABC):
     parameters: Parameters
     fisher_from_residuals: bool = True
 
+    @property
+    def has_fisher_information(self) -> bool:
+        """Whether `fisher_information` can form the Fisher information: where `JᵀJ`
+        is it, or where a subclass overrides both (see
+        [`odeinfer.petab.PEtabProblem`][]). `oi.fit` reports it by default where it
+        can, and the observed information (the Hessian) otherwise."""
+        return self.fisher_from_residuals
+
     def fisher_information(
         self, r: Float[Array, " m"], jacobian: Float[Array, "m n"]
     ) -> Float[Array, "n n"]:
         """The Fisher (expected) information from the residuals `r` and their
         Jacobian `J` with respect to any parameter vector: `JᵀJ` where
         `fisher_from_residuals`. A likelihood whose residuals carry noise residuals
-        overrides this (see [`odeinfer.petab.PEtabProblem`][]); here it raises."""
+        overrides this and `has_fisher_information`; here it raises."""
         if not self.fisher_from_residuals:
             raise NotImplementedError(
                 f"{type(self).__name__} has noise residuals and does not say how to "

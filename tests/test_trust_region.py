@@ -66,6 +66,25 @@ def test_optimum_on_a_bound_matches_bvls():
     )
 
 
+class NoFisher(Linear):
+    """As `Linear`, but saying its residuals are not enough for the Fisher
+    information (as a likelihood with noise residuals and no formula would)."""
+
+    fisher_from_residuals = False
+
+
+def test_without_fisher_information_the_default_is_the_hessian():
+    wide = oi.Parameters({f"x{i}": oi.Bounded(-10.0, 10.0) for i in range(3)})
+    result = oi.fit(NoFisher(), parameters=wide)
+    assert result.information == "hessian"
+    # An interior optimum of a quadratic log-likelihood: its Hessian is AᵀA as well.
+    np.testing.assert_allclose(
+        np.asarray(result.covariance), np.linalg.inv(A.T @ A), rtol=1e-8
+    )
+    with pytest.raises(ValueError, match='information="fisher"'):
+        oi.fit(NoFisher(), information="fisher")
+
+
 def test_interior_optimum_matches_normal_equations():
     wide = oi.Parameters({f"x{i}": oi.Bounded(-10.0, 10.0) for i in range(3)})
     result = oi.fit(Linear(), parameters=wide, init={"x0": 1.0, "x1": 1.0, "x2": 1.0})

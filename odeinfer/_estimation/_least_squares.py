@@ -90,12 +90,19 @@ def as_function(problem, parameters):
 def check_information(information, model: Residuals) -> str:
     """The default is the Fisher information from the residuals' Jacobian (`JᵀJ`, or
     the likelihood's own formula where `r` carries noise residuals): first
-    derivatives only, which is also what each start of a multistart pays for."""
+    derivatives only, which is also what each start of a multistart pays for. The
+    observed information (Hessian) where the likelihood cannot form it."""
     if information is None:
-        return "fisher"
+        return "fisher" if model.has_fisher_information else "hessian"
     if information not in ("hessian", "fisher"):
         raise ValueError(
             f"`information` must be one of ('hessian', 'fisher'); got {information!r}."
+        )
+    if information == "fisher" and not model.has_fisher_information:
+        raise ValueError(
+            '`information="fisher"`: the residuals include noise residuals for '
+            "estimated σ and the likelihood does not say how to form the Fisher "
+            'information from them (`fisher_information`); use "hessian".'
         )
     return information
 

@@ -190,10 +190,10 @@ class Residuals(eqx.Module):
         return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
     @property
-    def fisher_from_residuals(self) -> bool:
+    def has_fisher_information(self) -> bool:
         if isinstance(self.likelihood, Problem):
             return True
-        return self.likelihood.fisher_from_residuals
+        return self.likelihood.has_fisher_information
 
     def fisher_information(self, r, jacobian) -> Float[Array, "n n"]:
         """The Fisher information from `r` and `J = ∂r/∂v` (in `v`)."""

@@ -43,10 +43,7 @@ class Flattener(eqx.Module):
         return Flattener(treedef, tuple(tuple(jnp.shape(x)) for x in leaves))
 
     def flatten(self, tree, dtype):
-        leaves = jax.tree_util.tree_leaves(tree)
-        if not leaves:
-            return jnp.zeros((0,), dtype)
-        return jnp.concatenate([jnp.ravel(jnp.asarray(x, dtype)) for x in leaves])
+        return _concatenate(self.parts(tree, dtype), dtype)
 
     def parts(self, tree, dtype) -> tuple:
         """The leaves of `tree`, each raveled: `flatten` before the concatenation, so

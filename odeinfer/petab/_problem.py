@@ -156,6 +156,11 @@ class PEtabProblem(AbstractResidualLikelihood):
         r, ok = self._residuals(self.vector(params))
         return jnp.where(ok, r, jnp.nan)
 
+    @property
+    def has_fisher_information(self) -> bool:
+        """`True`: with or without estimated σ (see `fisher_information`)."""
+        return True
+
     def fisher_information(
         self, r: Float[Array, " m"], jacobian: Float[Array, "m n"]
     ) -> Float[Array, "n n"]:
