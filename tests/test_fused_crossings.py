@@ -265,6 +265,29 @@ def test_crossing_after_a_dose_against_the_closed_form():
     np.testing.assert_allclose(grad_fused, (dk, 1 / (0.5 * c)), rtol=1e-6)
 
 
+def test_segments_count_only_the_doses_given_before_the_solve_stopped():
+    """`num_segments` (and the evaluation count built on it) is one more than the
+    doses the solve reached: not those after a terminal crossing or after `t1`; one at
+    `t1` counts, as on the diffrax path."""
+    decay = oi.ODEModel(lambda t, y, p: -p["k"] * y, name="decay_dose_segments")
+    below = oi.Crossing(lambda t, y, p: y[0], 0.5, direction="falling", terminal=True)
+    doses = oi.Dose(times=[1.0, 6.0, 8.0], amounts=2.0)
+
+    def segments(t1, events):
+        sol = oi.solve(
+            decay, jnp.array([1.0]), {"k": 0.5}, t0=0.0, t1=t1, doses=doses,
+            events=events, solver=oi.FusedDopri5(),
+        )  # fmt: skip
+        return int(sol.stats["num_segments"]), float(sol.t_final)
+
+    # The crossing (t* = 1 + ln(2 (e^{-1/2} + 2)) / (1/2) = 4.30) comes before 6 and 8.
+    n, t_final = segments(10.0, (below,))
+    np.testing.assert_allclose(t_final, 1 + np.log(2 * (np.exp(-0.5) + 2)) / 0.5, 1e-6)
+    assert n == 2
+    assert segments(7.0, ())[0] == 3  # the dose at 8 is after t1
+    assert segments(8.0, ())[0] == 4  # one at t1 is given
+
+
 @pytest.mark.parametrize(
     "events, match",
     [

@@ -285,7 +285,9 @@ def solve_fused(
         result = RESULTS.where(
             ~ok & hit.astype(bool) & stiff.astype(bool), RESULTS.looks_stiff, result
         )
-    segments = 1 + dose_times.shape[0]
+    # Doses after the solve stopped (past `t1`, or after a terminal crossing) never
+    # start a segment; one at `t1` does, as on the diffrax path.
+    segments = 1 + jnp.sum(dose_times <= t_reached).astype(jnp.int32)
     unknown = jnp.array(-1, jnp.int32)
     if solver.method == "dopri5":
         # Per segment: the first stage and two evaluations for the initial step.
@@ -328,7 +330,7 @@ def solve_fused(
             num_steps=steps,
             num_accepted_steps=accepted,
             num_rejected_steps=steps - accepted,
-            num_segments=jnp.array(segments, jnp.int32),
+            num_segments=segments,
             switched_to_stiff=stiff.astype(bool)
             if solver.method == "auto"
             else jnp.array(False),
