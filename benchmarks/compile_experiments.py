@@ -79,8 +79,10 @@ def problem(n_experiments: int, with_event: bool) -> oi.Problem:
     return oi.Problem(MODEL, experiments, space)
 
 
-def compile_seconds(n_experiments: int, with_event: bool) -> float:
+def compile_seconds(n_experiments: int, with_event: bool, cold: bool = False) -> float:
     p = problem(n_experiments, with_event)
+    if cold:  # forget every trace and compiled program of earlier measurements
+        jax.clear_caches()
     gradient = jax.jit(jax.grad(lambda params: oi.log_likelihood(p, params)))
     start = time.perf_counter()
     gradient.lower(PARAMS).compile()
@@ -92,6 +94,12 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="clear JAX's in-memory caches before every measurement (what a new "
+        "process pays; without it, the 1-experiment program reuses the warm-up's traces)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
 
@@ -100,7 +108,7 @@ def main():
     times = {(n, e): [] for e in (False, True) for n in args.sizes}
     for _ in range(args.repeats):
         for key in times:
-            times[key].append(compile_seconds(*key))
+            times[key].append(compile_seconds(*key, cold=args.cold))
             print(f"  {key[0]:3d} experiment(s), event-time observation {key[1]!s:5s}: "
                   f"{times[key][-1]:6.2f} s", flush=True)  # fmt: skip
         loads.append(os.getloadavg()[0])
@@ -126,7 +134,7 @@ def main():
     path = args.out / name
     path.write_text(json.dumps(dict(
         machine=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__,
-        repeats=args.repeats, load_average_1min=loads, rows=rows,
+        repeats=args.repeats, cold=args.cold, load_average_1min=loads, rows=rows,
         ratio_last_to_first=ratios), indent=1))  # fmt: skip
     print(f"wrote {path}")
 

@@ -4,7 +4,11 @@ For every problem in `../shared/data/petab/`: import time, compile time (first v
 first gradient), time per log-likelihood and per gradient (median of repeats, after the
 compile), the log-likelihood at the nominal parameters against AMICI's published
 reference (`benchmark_collection_overview.json`), and the simulation against the
-collection's `simulatedData_*.tsv` (matched on observable, condition and time).
+collection's `simulatedData_*.tsv` (matched on observable, condition and time), and
+the error of the gradient (odeinfer's and AMICI's, both at 1e-8) against AMICI's tight
+reference gradient: a per-gradient time compares only at similar errors. AMICI always
+includes the sensitivities in its error test; odeinfer's default does not
+(`--sensitivity-error-control` runs odeinfer with it).
 
 Peers, in the same run: AMICI 1.x (C++ with SUNDIALS CVODES, its default BDF, exact
 Jacobian, rtol = atol = 1e-8, forward and adjoint sensitivities) through
@@ -114,11 +118,19 @@ def simulation_error(problem, folder: Path):
     return {"max_rel": float(np.max(rel)), "max_abs": float(np.max(np.abs(a - b)))}
 
 
-def run_problem(folder: Path, reference: dict, repeats: int) -> dict:
-    out = {"problem": folder.name}
+def run_problem(
+    folder: Path, reference: dict, repeats: int, sensitivity_error_control=False
+) -> dict:
+    out = {
+        "problem": folder.name,
+        "sensitivity_error_control": sensitivity_error_control,
+    }
     start = time.perf_counter()
     try:
-        problem = op.load(yaml_of(folder))
+        solver = oi.FusedRodas5P(sensitivity_error_control=True)
+        problem = op.load(
+            yaml_of(folder), solver=solver if sensitivity_error_control else None
+        )
     except op.PEtabError as error:
         out["refused"] = str(error)
         return out
@@ -154,7 +166,9 @@ def run_problem(folder: Path, reference: dict, repeats: int) -> dict:
     return out
 
 
-def run_isolated(name: str, repeats: int, timeout: float) -> dict:
+def run_isolated(
+    name: str, repeats: int, timeout: float, sensitivity_error_control=False
+) -> dict:
     """`run_problem` in a fresh process (own compile cache and memory), stopped after
     `timeout` seconds: the large problems of the collection may take longer to compile
     than this study can wait, and that is reported, not hidden."""
@@ -162,6 +176,8 @@ def run_isolated(name: str, repeats: int, timeout: float) -> dict:
         target = Path(tmp) / "row.json"
         command = [sys.executable, __file__, "--one", name, "--repeats", str(repeats),
                    "--row-out", str(target)]  # fmt: skip
+        if sensitivity_error_control:
+            command.append("--sensitivity-error-control")
         try:
             subprocess.run(command, timeout=timeout, capture_output=True, text=True)
         except subprocess.TimeoutExpired:
@@ -186,6 +202,35 @@ def run_amici(python: str, problems, data: Path, repeats: int) -> dict | None:
         print(done.stdout[-2000:], done.stderr[-2000:])
         return {"error": done.stderr[-2000:]}
     return json.loads(target.read_text())
+
+
+def gradient_errors(row: dict, peer: dict | None) -> dict:
+    """The error of odeinfer's gradient and of AMICI's forward-sensitivity gradient
+    (both at rtol = atol = 1e-8) against AMICI's tight reference gradient (rtol 1e-12,
+    atol 1e-16, forward sensitivities with error control): max over the parameters of
+    |g - g_ref| and of |g - g_ref| / max(|g_ref|, 1e-3), the measure of
+    `_amici_peer.py`. Per-gradient times compare only at similar errors."""
+    name = row["problem"]
+    if not peer or name not in peer.get("problems", {}) or "gradient" not in row:
+        return {}
+    entry = peer["problems"][name].get("sundials", {})
+    g_ref = (entry.get("reference_tight") or {}).get("gradient")
+    if g_ref is None:
+        return {}
+    g_ref = np.asarray(g_ref)
+    out = {}
+    for label, g in (
+        ("", row["gradient"]),
+        ("amici_", (entry.get("grad_forward") or {}).get("gradient")),
+    ):
+        if g is None or len(g) != len(g_ref):
+            continue
+        d = np.abs(np.asarray(g) - g_ref)
+        out[f"{label}grad_max_abs_err"] = float(np.max(d))
+        out[f"{label}grad_max_rel_err"] = float(
+            np.max(d / np.maximum(np.abs(g_ref), 1e-3))
+        )
+    return out
 
 
 def amici_times(peer: dict | None, name: str) -> dict:
@@ -342,6 +387,12 @@ def main():
     parser.add_argument("--timeout", type=float, default=600.0, help="per problem, s")
     parser.add_argument("--out", default=None,
                         help="write the JSON here (no plots) instead of results/petab.json")  # fmt: skip
+    parser.add_argument(
+        "--sensitivity-error-control",
+        action="store_true",
+        help="odeinfer with FusedRodas5P(sensitivity_error_control=True) (AMICI "
+        "always includes the sensitivities in its error test)",
+    )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--row-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -349,7 +400,9 @@ def main():
     overview = json.loads((data / "benchmark_collection_overview.json").read_text())
     reference = {m["problem_id"]: m for m in overview["models"]}
     if args.one:
-        row = run_problem(data / args.one, reference, args.repeats)
+        row = run_problem(
+            data / args.one, reference, args.repeats, args.sensitivity_error_control
+        )
         Path(args.row_out).write_text(json.dumps(row, default=str))
         return
     names = args.problems or sorted(p.name for p in data.iterdir() if p.is_dir())
@@ -360,11 +413,15 @@ def main():
         peer = run_amici(args.amici_python, with_reference, data, args.repeats)
     rows = []
     header = (f"{'problem':36s} {'import':>7s} {'compile':>8s} {'llh ms':>8s} {'grad ms':>8s} "
-              f"{'AMICI llh':>9s} {'AMICI fwd':>9s} {'grad/AMICI':>10s} {'|Δllh|':>9s}")  # fmt: skip
+              f"{'AMICI llh':>9s} {'AMICI fwd':>9s} {'grad/AMICI':>10s} {'|Δllh|':>9s} "
+              f"{'grad err':>9s} {'AMICI err':>9s}")  # fmt: skip
     print(header)
     for name in names:
-        row = run_isolated(name, args.repeats, args.timeout)
+        row = run_isolated(
+            name, args.repeats, args.timeout, args.sensitivity_error_control
+        )
         row.update(amici_times(peer, name))
+        row.update(gradient_errors(row, peer))
         rows.append(row)
         if "refused" in row or "not_timed" in row:
             why = row.get("refused") or row["not_timed"]
@@ -379,7 +436,9 @@ def main():
         print(f"{name:36s} {row['import_s']:7.2f} {row['compile_grad_s']:8.1f} {row['llh_ms']:8.2f} "
               f"{row['grad_ms']:8.2f} {row.get('amici_llh_ms', np.nan):9.2f} "
               f"{row.get('amici_grad_forward_ms', np.nan):9.2f} {ratio:10.2f} "
-              f"{row.get('abs_error_llh', np.nan):9.1e}", flush=True)  # fmt: skip
+              f"{row.get('abs_error_llh', np.nan):9.1e} "
+              f"{row.get('grad_max_abs_err', np.nan):9.1e} "
+              f"{row.get('amici_grad_max_abs_err', np.nan):9.1e}", flush=True)  # fmt: skip
     scale_rows = (
         []
         if args.quick
@@ -404,7 +463,12 @@ def main():
         settings=dict(
             rtol=1e-8,
             atol=1e-8,
-            solver="odeinfer.petab default (FusedRodas5P / Rodas5P+crossings)",
+            solver="odeinfer.petab default (FusedRodas5P / Rodas5P+crossings)"
+            + (
+                ", FusedRodas5P(sensitivity_error_control=True)"
+                if args.sensitivity_error_control
+                else ""
+            ),
             repeats=args.repeats,
         ),  # fmt: skip
         problems=rows,
