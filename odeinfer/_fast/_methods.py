@@ -82,13 +82,15 @@ class RosenbrockRows:
         return rosenbrock_dense(Y, Y1, D, theta)
 
     def _advance(self, t, h, Y):
-        """`(Y1, error, dense)` of one step, all rows."""
+        """`(Y1, error, dense)` of one step, all rows; `dense` the dense-output
+        coefficients as a tuple of `(rows, n)` arrays (`rosenbrock_dense`)."""
         if self.theta_directions is None:
             y1, error, dense = rosenbrock_step(
                 self.tableau, self.f, self.jacobian, t, h, Y[0], self.theta,
                 refine=self.refine,
             )  # fmt: skip
-            Y1, E, D = y1[None], error[None], dense[None]
+            Y1, E = y1[None], error[None]
+            D = tuple(row[None] for row in dense)
         else:
             (y1, error, dense), (S1, ES, DS) = rosenbrock_sensitivity_step(
                 self.tableau, self.f, self.jacobian, t, h, Y[0], self.theta, Y[1:],
@@ -96,7 +98,10 @@ class RosenbrockRows:
             )  # fmt: skip
             Y1 = jnp.concatenate([y1[None], S1])
             E = jnp.concatenate([error[None], ES])
-            D = jnp.concatenate([dense[None], DS])
+            D = tuple(
+                jnp.concatenate([row[None], row_S])
+                for row, row_S in zip(dense, DS, strict=True)
+            )
         return Y1, E, D
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import lineax as lx
+import numpy as np
 
 from .._solvers._small_lu import SmallLU, gauss_jordan_inverse
 from .._solvers._tableaus import RosenbrockTableau
@@ -22,6 +23,10 @@ from .._solvers._tableaus import RosenbrockTableau
 # SmallLU against 0.44 s with lineax.LU (diffrax-path Rodas5P; fused 0.12 vs 0.71 s),
 # a single solve 0.65 vs 1.3 ms; HIRES (n = 8) 0.77 vs 1.14 s batched.
 SMALL = 12
+
+# XLA:CPU's `ThunkExecutor` runs a loop body inline only where no buffer exceeds this
+# many bytes (`_Register`).
+SEQUENTIAL_BYTES = 512
 
 
 class _Frame:
@@ -228,11 +233,13 @@ def rosenbrock_sensitivity_step(
         W dU_i = f_y(Y_i) dY_i + f_θ(Y_i) p + Σ_j C_ij dU_j / h + d_i h df_t + dJ U_i
 
     with `dY_i = s + Σ_j a_ij dU_j`, and `dJ`, `df_t` the derivatives of `J` and `f_t`
-    at `(y, θ)` along `(s, p)` (one `jax.jvp` of `(J, f_t)` per step, vectorised over
-    the directions). Per stage and direction: one Jacobian-vector product of `f` and
-    one product with `W⁻¹`, formed once per step (`_Frame.inverse`). The state's own
-    stage solves are the same as without sensitivities, so the state is bit for bit
-    the state computed without them.
+    at `(y, θ)` along `(s, p)` (`df_t` by one `jax.jvp` per step, vectorised over the
+    directions; `dJ U_i` per stage as a second derivative of `f` where the
+    sensitivities are small, else from `dJ`, formed once per step: see `_Register`).
+    Per stage and direction: one Jacobian-vector product of `f` and one product with
+    `W⁻¹`, formed once per step (`_Frame.inverse`). The state's own stage solves are
+    the same as without sensitivities, so the state is bit for bit the state computed
+    without them.
 
     Why written out and with `W⁻¹`: the small systems this path serves are bound by
     the number of operations XLA runs per step, not by arithmetic. Measured per step
@@ -262,18 +269,41 @@ def rosenbrock_sensitivity_step(
 
     def local(y_, theta_):
         """`J` and `f_t` at `(t, y_, θ_)`."""
-        if jacobian is None:
-            J_ = jax.vmap(
-                lambda e: jax.jvp(lambda z: f(t, z, theta_), (y_,), (e,))[1],
-                out_axes=1,
-            )(eye)
-        else:
-            J_ = jnp.asarray(jacobian(t, y_, theta_), y.dtype)
-        return J_, jax.jvp(lambda t_: f(t_, y_, theta_), (t,), (one,))[1]
+        return _jacobian(f, jacobian, t, y_, theta_, eye), jax.jvp(
+            lambda t_: f(t_, y_, theta_), (t,), (one,)
+        )[1]
 
-    (J, dT), (dJ, d_dT) = jax.vmap(
-        lambda s_, p: jax.jvp(local, (y, theta), (s_, p)), out_axes=(None, 0)
-    )(S, Theta)
+    # Where the sensitivities fit in XLA's sequential threshold (`_Register`), `dJ U_i`
+    # is a second derivative of `f` per stage, not a product with `dJ`: an array of
+    # shape `(D, n, n)` would not fit. Above it, per stage costs more than it saves
+    # (gradient ms: Brannmark, D n = 230, 30 -> 42; Fujita, 275, 27 -> 36).
+    small = _fits(S)
+    if small:
+        J = _jacobian(f, jacobian, t, y, theta, eye)
+        dT, d_dT = jax.vmap(
+            lambda s_, p: jax.jvp(lambda y_, th: local(y_, th)[1], (y, theta), (s_, p)),
+            out_axes=(None, 0),
+        )(S, Theta)
+    else:
+        (J, dT), (dJ, d_dT) = jax.vmap(
+            lambda s_, p: jax.jvp(local, (y, theta), (s_, p)), out_axes=(None, 0)
+        )(S, Theta)
+
+    def jacobian_derivative_product(x):
+        """`dJ x` along every direction, shape `(D, n)`."""
+        if not small:
+            # Multiply-adds of columns, not `sum(a * b)` over the states: see
+            # `_matvec`.
+            if n <= SMALL:
+                return _weighted(x, jnp.moveaxis(dJ, -1, 0))
+            return jnp.sum(dJ * x, axis=-1)
+        return jax.vmap(
+            lambda s_, p: jax.jvp(
+                lambda y_, th: _jacobian_product(f, jacobian, t, y_, th, x),
+                (y, theta),
+                (s_, p),
+            )[1]
+        )(S, Theta)
 
     def field_jvp(t_i, y_i, dY):
         """`f(t_i, y_i)` and its derivative along every `(dY[k], Theta[k])`. (A
@@ -294,64 +324,147 @@ def rosenbrock_sensitivity_step(
         """`dU_i = W⁻¹ (K + Σ_j C_ij dU_j / h + d_i h df_t + dJ U_i)`, all directions
         (`C_dU = Σ_j C_ij dU_j`)."""
         rhs = K + C_dU / safe_h + (d_i * safe_h) * d_dT
-        # Both products as multiply-adds of columns (`_matvec`), not `sum(a * b)`
-        # over the states: the gradient of a PEtab log-likelihood runs under
-        # `jax.vmap` (over conditions), where XLA loops over such short reductions.
-        # Gradient ms: Boehm 11.3 -> 4.1, Fujita 50 -> 37, Borghans 76 -> 46,
-        # Elowitz 55 -> 18.5; unbatched ROBER 2.5 -> 2.4, HIRES 2.3 -> 2.4-2.5.
-        if n <= SMALL:
-            rhs = rhs + _weighted(U_i, jnp.moveaxis(dJ, -1, 0))
-        else:
-            rhs = rhs + jnp.sum(dJ * U_i, axis=-1)
+        rhs = rhs + jacobian_derivative_product(U_i)
         rhs = jnp.where(finite, rhs, 0.0)
+        # The product as multiply-adds of columns (`_matvec`), not `sum(a * b)` over
+        # the states: the gradient of a PEtab log-likelihood runs under `jax.vmap`
+        # (over conditions), where XLA loops over such short reductions. Gradient ms:
+        # Boehm 11.3 -> 4.1, Fujita 50 -> 37, Borghans 76 -> 46, Elowitz 55 -> 18.5;
+        # unbatched ROBER 2.5 -> 2.4, HIRES 2.3 -> 2.4-2.5.
         return _matvec(W_inverse, rhs)
 
-    s, D = tableau.num_stages, S.shape[0]
+    s = tableau.num_stages
     d0 = tableau.d[0]
     rhs0 = f0 + (d0 * safe_h) * dT if d0 != 0 else f0
     finite = frame.finite & _finite(rhs0)
     U0 = frame.solve(jnp.where(finite, rhs0, 0.0))
     dU0 = tangent_stage(K0, jnp.zeros_like(K0), d0, U0, finite)
     U_init = jnp.zeros((s, n), y.dtype).at[0].set(U0)
+    register = _Register(s - 1, S, small)
 
-    # The loop carries the increments of stages 2..s (`dU`, stage i + 1 at row i), the
-    # first stage's (`dU0`) a constant of the loop: no array of shape `(s, D, n)` is
-    # formed. XLA on CPU runs the operations of a loop body (or of a program) inline,
-    # one after the other, only where none of its buffers exceeds 512 bytes
-    # (`ThunkExecutor`'s sequential threshold); otherwise through its dependency-graph
-    # executor, several times slower per operation and sensitive to the machine's
-    # load. For ROBER (`D n = 9`) the `(8, 3, 3)` stack of 576 bytes sent both the
-    # stage loop and the step loop that way. Measured per step (loaded 2-core machine,
-    # fastest of 60): ROBER 6.3 -> 2.5 µs (the step without sensitivities 1.1); HIRES
-    # (`D n = 56`, over the threshold either way) 9.1 -> 9.2.
     def combined(weights, dU):
-        """`Σ_j weights[j] dU_j` over all stages, `dU` holding stages 2..s."""
-        return weights[0] * dU0 + _combine(weights[1:], dU)
+        """`Σ_j weights[j] dU_j` over all stages (`weights` in the register's order:
+        `_Register.rows`)."""
+        return weights[0] * dU0 + register.combine(weights[1:], dU)
 
     def stage(carry, row):
         U, dU, finite = carry
-        a_i, C_i, c_i, d_i, i = row
+        a_i, C_i, c_i, d_i, i, a_dU, C_dU = row
         f_i, K = field_jvp(
-            t + c_i * safe_h, y + _weighted(a_i, U), S + combined(a_i, dU)
+            t + c_i * safe_h, y + _weighted(a_i, U), S + combined(a_dU, dU)
         )
         rhs = f_i + _weighted(C_i, U) / safe_h + (d_i * safe_h) * dT
         finite = finite & _finite(rhs)
         U_i = frame.solve(jnp.where(finite, rhs, 0.0))
-        dU_i = tangent_stage(K, combined(C_i, dU), d_i, U_i, finite)
-        return (_set_row(U, U_i, i), _set_row(dU, dU_i, i - 1), finite), None
+        dU_i = tangent_stage(K, combined(C_dU, dU), d_i, U_i, finite)
+        return (_set_row(U, U_i, i), register.push(dU, dU_i, i), finite), None
 
-    (U, dU, finite), _ = jax.lax.scan(
-        stage,
-        (U_init, jnp.zeros((s - 1, D, n), y.dtype), finite),
-        _coefficients(tableau, y.dtype),
+    rows = _coefficients(tableau, y.dtype) + tuple(
+        jnp.asarray(register.rows(m), y.dtype) for m in (tableau.a, tableau.C)
     )
+    (U, dU, finite), _ = jax.lax.scan(stage, (U_init, register.empty(), finite), rows)
     y1, error, dense, ok = _finish(tableau, frame, finite, y, U)
-    # The same selections as `_finish`'s, on the derivatives.
-    b, e, H = (jnp.asarray(v, y.dtype) for v in (tableau.b, tableau.e, tableau.H))
-    S1 = jnp.where(ok, S + combined(b, dU), S)
-    error_S = jnp.where(ok, combined(e, dU), 0.0)
-    dense_S = jnp.where(ok, jnp.stack([combined(row, dU) for row in H], axis=1), 0.0)
+    # The same selections as `_finish`'s, on the derivatives; after the last stage the
+    # register holds stages 2..s in order.
+    S1 = jnp.where(ok, S + combined(tableau.b, dU), S)
+    error_S = jnp.where(ok, combined(tableau.e, dU), 0.0)
+    dense_S = tuple(jnp.where(ok, combined(row, dU), 0.0) for row in tableau.H)
     return (y1, error, dense), (S1, error_S, dense_S)
+
+
+class _Register:
+    """The sensitivity increments of stages 2..s in the stage loop, in chunks of at
+    most `SEQUENTIAL_BYTES` where the sensitivities are small (`_fits`): each stage
+    pushes its increment in at the end and the oldest out, so that no stage writes at
+    its traced index into a larger array. Otherwise (or where all stages fit in one
+    chunk) one stack of shape `(s - 1, D, n)`, written in place at the stage's index.
+
+    Why: XLA on CPU runs the operations of a loop body (or of a program) inline, one
+    after the other, only where none of its buffers exceeds 512 bytes (`ThunkExecutor`'s
+    sequential threshold); otherwise through its dependency-graph executor, which hands
+    operations between threads, several times slower per operation and sensitive to
+    the machine's load. The stack passes that size for `D n > 9` (float64), `dJ` of
+    shape `(D, n, n)` for `D n² > 64`: both did for HIRES (`D n = 56`) and Boehm (48).
+    Gradient, loaded 2-core machine, process time, fastest of 15 x 50 calls: HIRES
+    (jacfwd over 7 rate constants, 223 steps; a solve 0.60 ms) 2.51 -> 1.59 ms, Boehm
+    (PEtab log-likelihood) 2.09 -> 1.80, ROBER 0.96 -> 0.85. Tried: `s - 1` arrays each
+    written by a select on the stage index (HIRES 1.84 ms: XLA copies the increment's
+    computation into every select); the stages unrolled (3.1 ms: XLA copies producers
+    into their many consumers); a shift of one large stack (Brannmark 27.8 -> 57 ms).
+    """
+
+    def __init__(self, size, S, small):
+        self.size = size
+        self.shape = S.shape
+        self.dtype = S.dtype
+        stages = SEQUENTIAL_BYTES // max(S.size * S.dtype.itemsize, 1)
+        self.per_chunk = max(1, min(size, stages)) if small else size
+
+    def empty(self):
+        return tuple(
+            jnp.zeros((min(self.per_chunk, self.size - k),) + self.shape, self.dtype)
+            for k in range(0, self.size, self.per_chunk)
+        )
+
+    def push(self, chunks, x, i):
+        """The register after stage `i` (0-based, `1 <= i < s`) with increment `x`:
+        a single chunk is written at row `i - 1` in place (`_set_row`); chunks are
+        shifted."""
+        if len(chunks) == 1:
+            return (_set_row(chunks[0], x, i - 1),)
+        incoming = [chunk[:1] for chunk in chunks[1:]] + [x[None]]
+        return tuple(
+            jnp.concatenate([chunk[1:], new])
+            for chunk, new in zip(chunks, incoming, strict=True)
+        )
+
+    def combine(self, weights, chunks):
+        """`Σ_k weights[k] register[k]`."""
+        out, start = None, 0
+        for chunk in chunks:
+            w = weights[start : start + chunk.shape[0]]
+            term = jnp.sum(w[:, None, None] * chunk, axis=0)
+            out = term if out is None else out + term
+            start += chunk.shape[0]
+        return out
+
+    def rows(self, coefficients):
+        """The rows 2..s of a stage-coefficient matrix (`a`, `C`: shape `(s, s)`) in
+        the register's order: column 0 weights stage 1, column `k + 1` register slot
+        `k`. A single chunk holds stage `k + 2` at slot `k`; shifted chunks, before
+        stage `i` (0-based), stage `k + i - s + 1` (none where that is below 1)."""
+        s = self.size + 1
+        if self.per_chunk == self.size:
+            return np.asarray(coefficients[1:])
+        out = np.zeros((s - 1, s))
+        for i in range(1, s):
+            out[i - 1, 0] = coefficients[i, 0]
+            for k in range(s - 1):
+                m = k + i - self.size
+                if m >= 1:
+                    out[i - 1, k + 1] = coefficients[i, m]
+        return out
+
+
+def _fits(S) -> bool:
+    """Whether an array of the shape of `S` is within XLA's sequential threshold."""
+    return S.size * S.dtype.itemsize <= SEQUENTIAL_BYTES
+
+
+def _jacobian_product(f, jacobian, t, y, theta, x):
+    """`J(t, y, θ) x`."""
+    if jacobian is None:
+        return jax.jvp(lambda z: f(t, z, theta), (y,), (x,))[1]
+    return jnp.asarray(jacobian(t, y, theta), y.dtype) @ x
+
+
+def _jacobian(f, jacobian, t, y, theta, eye):
+    """`J(t, y, θ)`, from `jacobian` or by `n` Jacobian-vector products."""
+    if jacobian is None:
+        return jax.vmap(
+            lambda e: _jacobian_product(f, None, t, y, theta, e), out_axes=1
+        )(eye)
+    return jnp.asarray(jacobian(t, y, theta), y.dtype)
 
 
 def _set_row(stack, row, i):
@@ -398,12 +511,6 @@ def _weighted(weights, U):
     return out
 
 
-def _combine(weights, stacked):
-    """`Σ_j weights[j] stacked[j]` as a fused multiply-and-sum (see
-    `rosenbrock_sensitivity_step` on why not `einsum`)."""
-    return jnp.sum(weights[:, None, None] * stacked, axis=0)
-
-
 def _finish(tableau, frame, finite, y, U):
     """`(y1, error, dense, ok)` from the stages; a failed or zero-length step keeps
     `y`, with an infinite (failed) or zero (zero length) error."""
@@ -423,8 +530,9 @@ def _finite(x):
 
 def rosenbrock_dense(Y, Y1, dense, theta):
     """`(1-θ) Y + θ (Y1 + (1-θ)(D_1 + θ (D_2 + θ D_3)))` on `(rows, n)` arrays; `dense`
-    has shape `(rows, len(H), n)`."""
+    is the sequence `D_1, D_2, …` of `(rows, n)` arrays (not one array of shape
+    `(rows, len(H), n)`: see `_Register` on buffer sizes)."""
     inner = jnp.zeros_like(Y)
-    for j in range(dense.shape[1] - 1, -1, -1):
-        inner = dense[:, j] + theta * inner
+    for D_j in reversed(tuple(dense)):
+        inner = D_j + theta * inner
     return (1 - theta) * Y + theta * (Y1 + (1 - theta) * inner)

@@ -89,8 +89,14 @@ def gauss_jordan_inverse(A):
         factors = jnp.where(rows == k, 0.0, A[:, k])
         A = jnp.where(rows[None, :] == k, 0.0, A) - factors[:, None] * row[None, :]
         A = A.at[k].set(row)
-    # That is `(P A)⁻¹ = A⁻¹ Pᵀ`: undo the permutation of the columns.
-    return A[:, jnp.zeros_like(perm).at[perm].set(rows)]
+    # That is `(P A)⁻¹ = A⁻¹ Pᵀ`: undo the permutation of the columns, column `i` of
+    # `A` going to column `perm[i]`, as `n` selects rather than the inverse
+    # permutation's scatter (which XLA on CPU runs as a loop of `n` iterations).
+    moved = perm[:, None] == rows[None, :]
+    out = jnp.zeros_like(A)
+    for i in range(n):
+        out = out + jnp.where(moved[i], A[:, i : i + 1], 0.0)
+    return out
 
 
 class SmallLU(lx.AbstractLinearSolver):
