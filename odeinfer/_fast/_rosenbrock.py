@@ -267,21 +267,25 @@ def rosenbrock_sensitivity_step(
     eye = jnp.eye(n, dtype=y.dtype)
     one = jnp.ones_like(t)
 
+    def time_derivative(y_, theta_):
+        """`f_t` at `(t, y_, θ_)`."""
+        return jax.jvp(lambda t_: f(t_, y_, theta_), (t,), (one,))[1]
+
     def local(y_, theta_):
         """`J` and `f_t` at `(t, y_, θ_)`."""
-        return _jacobian(f, jacobian, t, y_, theta_, eye), jax.jvp(
-            lambda t_: f(t_, y_, theta_), (t,), (one,)
-        )[1]
+        return _jacobian(f, jacobian, t, y_, theta_, eye), time_derivative(y_, theta_)
 
-    # Where the sensitivities fit in XLA's sequential threshold (`_Register`), `dJ U_i`
-    # is a second derivative of `f` per stage, not a product with `dJ`: an array of
-    # shape `(D, n, n)` would not fit. Above it, per stage costs more than it saves
-    # (gradient ms: Brannmark, D n = 230, 30 -> 42; Fujita, 275, 27 -> 36).
-    small = _fits(S)
+    # Where the stage loop's arrays fit in XLA's sequential threshold (`_Register`: the
+    # sensitivities, `W⁻¹`, the state's stages), `dJ U_i` is a second derivative of
+    # `f` per stage, not a product with `dJ`: an array of shape `(D, n, n)` would not
+    # fit. Above it, per stage costs more than it saves (gradient ms: Brannmark,
+    # D n = 230, 30 -> 42; Fujita, 275, 27 -> 36).
+    s = tableau.num_stages
+    small = all(_fits(shape, y.dtype) for shape in (S.shape, (n, n), (s, n)))
     if small:
         J = _jacobian(f, jacobian, t, y, theta, eye)
         dT, d_dT = jax.vmap(
-            lambda s_, p: jax.jvp(lambda y_, th: local(y_, th)[1], (y, theta), (s_, p)),
+            lambda s_, p: jax.jvp(time_derivative, (y, theta), (s_, p)),
             out_axes=(None, 0),
         )(S, Theta)
     else:
@@ -333,7 +337,6 @@ def rosenbrock_sensitivity_step(
         # unbatched ROBER 2.5 -> 2.4, HIRES 2.3 -> 2.4-2.5.
         return _matvec(W_inverse, rhs)
 
-    s = tableau.num_stages
     d0 = tableau.d[0]
     rhs0 = f0 + (d0 * safe_h) * dT if d0 != 0 else f0
     finite = frame.finite & _finite(rhs0)
@@ -374,7 +377,7 @@ def rosenbrock_sensitivity_step(
 
 class _Register:
     """The sensitivity increments of stages 2..s in the stage loop, in chunks of at
-    most `SEQUENTIAL_BYTES` where the sensitivities are small (`_fits`): each stage
+    most `SEQUENTIAL_BYTES` where the stage loop's arrays are small (`_fits`): each stage
     pushes its increment in at the end and the oldest out, so that no stage writes at
     its traced index into a larger array. Otherwise (or where all stages fit in one
     chunk) one stack of shape `(s - 1, D, n)`, written in place at the stage's index.
@@ -446,9 +449,9 @@ class _Register:
         return out
 
 
-def _fits(S) -> bool:
-    """Whether an array of the shape of `S` is within XLA's sequential threshold."""
-    return S.size * S.dtype.itemsize <= SEQUENTIAL_BYTES
+def _fits(shape, dtype) -> bool:
+    """Whether an array of `shape` and `dtype` is within XLA's sequential threshold."""
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize <= SEQUENTIAL_BYTES
 
 
 def _jacobian_product(f, jacobian, t, y, theta, x):
