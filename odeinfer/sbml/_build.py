@@ -25,6 +25,7 @@ import libsbml
 from ._errors import SBMLError, UnsupportedSBMLError
 from ._events import check_events, translate_events
 from ._math import TIME, Translator, formula
+from ._vectorize import Form, Member, Plan, form_of
 
 _AMOUNT = "\0amount:"
 
@@ -229,6 +230,9 @@ class Built:
 
         # --- the runtime namespace: derived constants, species, rules, rates --------
         runtime: dict[str, Node] = {}
+        # The form of each runtime value (`_vectorize.py`): values of one form are
+        # computed together in the vector field.
+        forms: dict[str, Form | None] = {}
         promoted: list[str] = []
         for sid, math in derived.items():
             runtime[sid] = Node(
@@ -236,6 +240,7 @@ class Built:
                 tr.symbols(math),
                 tr.translate(math, f"initial assignment of {sid!r}"),
             )
+            forms[sid] = form_of(math, functions)
         # A derived constant that reads something varying is held as a state.
         varying_sources = set(state_ids) | set(assigned) | set(reactions) | {TIME}
 
@@ -301,7 +306,9 @@ class Built:
             comp = s.getCompartment()
             if s.getHasOnlySubstanceUnits():
                 runtime[sid] = Node(sid, set(), lambda ns, k=_AMOUNT + sid: ns[k])
+                forms[sid] = Form(("amount",), (_AMOUNT + sid,))
             else:
+                forms[sid] = Form(("concentration",), (_AMOUNT + sid, comp))
                 # A product with the reciprocal of the volume, not a division: XLA
                 # hoists the reciprocal out of the solver's loops and fuses the
                 # product into its users, where each division by a volume was an
@@ -318,6 +325,7 @@ class Built:
                 reads[sid],
                 translate_runtime(sid, math, f"assignment rule for {sid!r}"),
             )
+            forms[sid] = form_of(math, functions)
         for rid, r in reactions.items():
             runtime[rid] = Node(
                 rid,
@@ -329,6 +337,11 @@ class Built:
                     local_scopes[rid],
                 ),
             )
+            forms[rid] = form_of(
+                r.getKineticLaw().getMath(),
+                functions,
+                {name: f"{rid}.{name}" for name in local_scopes[rid]},
+            )
         rate_rules = {
             sid: translate_runtime(
                 None, math, f"rate rule for {sid!r}", read=tr.symbols(math)
@@ -338,6 +351,9 @@ class Built:
         tr.flagging = False
         self.runtime_order = _topological(runtime, label, "assignment rules")
         self.runtime = runtime
+        self.forms = forms
+        # The vector field's evaluation plans, by the derived constants given.
+        self.plans: dict[frozenset, Plan] = {}
         self.switches = list(tr.switches.values())
         self.state_ids = self.state_ids + tuple(sw.key for sw in self.switches)
         self.index = {sid: i for i, sid in enumerate(self.state_ids)}
@@ -401,28 +417,37 @@ class Built:
                     terms[sid].append((sign * ref.getStoichiometry(), rid, factor))
 
         derivative: dict[str, Callable | None] = {}
+        # For the vector field's `Plan`: the flux terms of the species whose
+        # derivative is a flux, and the other derivatives with the ids they read.
+        self.flux_terms: dict[str, list[tuple[float, str, str | None]]] = {}
+        self.rate_rules: dict[str, tuple[Callable, set]] = {}
         for sid in self.state_ids:
             if sid in species:
                 s = species[sid]
                 comp = s.getCompartment()
                 if sid in rate_rules:
                     rule = rate_rules[sid]
+                    read = tr.symbols(rated[sid])
                     if s.getHasOnlySubstanceUnits():
                         derivative[sid] = rule
                     elif comp in constant_ids:
                         derivative[sid] = lambda ns, r=rule, c=comp: ns[c] * r(ns)
+                        read = read | {comp}
                     else:
                         raise UnsupportedSBMLError(
                             f"{label}: species {sid!r} has a rate rule on its "
                             f"concentration and lies in compartment {comp!r}, whose "
                             "size varies; odeinfer does not support this combination."
                         )
+                    self.rate_rules[sid] = (derivative[sid], read)  # pyright: ignore[reportArgumentType]
                 elif s.getBoundaryCondition() or s.getConstant() or not terms[sid]:
                     derivative[sid] = None
                 else:
                     derivative[sid] = _flux(terms[sid])
+                    self.flux_terms[sid] = terms[sid]
             elif sid in rate_rules:
                 derivative[sid] = rate_rules[sid]
+                self.rate_rules[sid] = (rate_rules[sid], tr.symbols(rated[sid]))
             else:
                 derivative[sid] = None
         self.derivative = derivative
@@ -514,14 +539,20 @@ class Built:
         return frozenset(out)
 
     def vector_field(self, t, y, params):
-        ns = self.namespace(t, y, params)
-        zero = jnp.zeros((), dtype=float)
-        return jnp.stack(
-            [
-                zero if f is None else jnp.asarray(f(ns), dtype=float)
-                for f in (self.derivative[sid] for sid in self.state_ids)
+        """`dy/dt`, evaluated by the `Plan` for the derived constants that `params`
+        gives (those are inputs, not computed)."""
+        ns = self.merge(params)
+        given = self.derived_ids.intersection(params or ())
+        plan = self.plans.get(given)
+        if plan is None:
+            members = [
+                Member(node.id, node.value, frozenset(node.reads), self.forms[node.id])
+                for node in self.runtime_order
+                if node.id not in given
             ]
-        )
+            plan = Plan(members, self.index, _AMOUNT, self.flux_terms, self.rate_rules)
+            self.plans[given] = plan
+        return plan(t, jnp.asarray(y, dtype=float), ns)
 
     def to_state(self, ns) -> jnp.ndarray:
         """The state vector from a namespace of SBML values (concentrations where
