@@ -78,18 +78,14 @@ def crossing_outcome(
             reset_y = crossing.reset(t_end, y_end, params)
             y_after = tree_where(mask[i], reset_y, y_after)
     terminal = jnp.any(mask & jnp.array([c.terminal for c in crossings]))
-    overrides, slopes, grazing, accumulating = [], [], [], []
-    for crossing in crossings:
-        override_i, slope_i, grazing_i, accumulating_i = _around(
-            crossing, model, params, t_end, y_end, y_after, rtol, atol
-        )
-        overrides.append(override_i)
-        slopes.append(slope_i)
-        grazing.append(grazing_i)
-        accumulating.append(accumulating_i)
-    slope = jnp.stack(slopes)[which]
-    tangent = fired & lax.stop_gradient(jnp.stack(grazing)[which])
-    zeno = fired & lax.stop_gradient(jnp.stack(accumulating)[which])
+    override, grazing, accumulating = _around(
+        crossings, model, params, t_end, y_end, y_after, rtol, atol
+    )
+    # The slope before the reset is recorded with its derivatives; the rest decides
+    # signs and flags only.
+    slope = _slopes(crossings, model, t_end, y_end, params)[which]
+    tangent = fired & grazing[which]
+    zeno = fired & accumulating[which]
     # The same crossing again at the same time (to rounding): accumulation too.
     last = jnp.maximum(log.count - 1, 0)
     previous_time = log.times[last]
@@ -105,22 +101,29 @@ def crossing_outcome(
         slope=slope,
         tangent=tangent,
         zeno=zeno,
-        override=jnp.stack(overrides),
+        override=override,
         active=mask,
     )
 
 
-def _around(crossing: Crossing, model: ODEModel, params, t, y, y_after, rtol, atol):
-    """For one crossing function at a segment's end: `(override, slope, grazing,
-    accumulating)`, the sign to report at the next segment's first point, `d fn/dt`
-    before the reset, whether it is tangent there, and whether a reset keeps it on its
-    level (Zeno)."""
-    value, slope, curvature = _time_derivatives(crossing, model, t, y, params)
-    value_after, slope_after, curvature_after = _time_derivatives(
-        crossing, model, t, y_after, params
-    )
+def _around(crossings, model: ODEModel, params, t, y, y_after, rtol, atol):
+    """For every crossing function at a segment's end, without derivatives:
+    `(override, grazing, accumulating)`, the sign to report at the next segment's first
+    point, whether it is tangent there, and whether a reset keeps it on its level
+    (Zeno). The function and its first two time derivatives are taken before and after
+    the reset in one `jax.vmap`, for all crossings at once (one trace of the vector
+    field and the crossing functions)."""
+    t, y, y_after, params = lax.stop_gradient((t, y, y_after, params))
+    states = jtu.tree_map(lambda a, b: jnp.stack([a, b]), y, y_after)
+    values, slopes, curvatures = jax.vmap(
+        lambda y_: _time_derivatives(crossings, model, t, y_, params)
+    )(states)
+    value, value_after = values
+    slope, slope_after = slopes
+    curvature, curvature_after = curvatures
     jump = value_after - value
-    tol_fn = atol + rtol * jnp.abs(crossing.level)
+    levels = jnp.stack([c.level for c in crossings])
+    tol_fn = atol + rtol * jnp.abs(levels)
     # Which way the flow moves the crossing function just after the event: the sign of
     # its slope, or of its curvature where the slope is too small to matter at the
     # solver tolerance.
@@ -132,25 +135,33 @@ def _around(crossing: Crossing, model: ODEModel, params, t, y, y_after, rtol, at
     grazing = slope**2 <= _GRAZING_SAFETY * 2 * jnp.abs(curvature) * tol_fn
     # Zeno: a reset that changed the crossing's motion but leaves the state on the
     # level, pushed on through it in the direction just crossed.
-    if crossing.reset is None:
-        accumulating = jnp.array(False)
-    else:
-        changed = (slope_after != slope) | (jnp.abs(jump) > tol_fn)
-        accumulating = on_level & changed & (motion != 0) & (motion == jnp.sign(slope))
-    return override, slope, grazing, accumulating
+    resets = jnp.array([c.reset is not None for c in crossings])
+    changed = (slope_after != slope) | (jnp.abs(jump) > tol_fn)
+    accumulating = on_level & changed & (motion != 0) & (motion == jnp.sign(slope))
+    return override, grazing, resets & accumulating
 
 
-def _time_derivatives(crossing: Crossing, model: ODEModel, t, y, params):
-    """`fn`, `d fn/dt` and `d^2 fn/dt^2` along the flow at `(t, y)`."""
+def _values(crossings: tuple[Crossing, ...], params):
+    def values(t_, y_):
+        return jnp.stack([c.value(t_, y_, params) for c in crossings])
 
-    def along_flow(g):
-        def dg(t_, y_):
-            return jax.jvp(g, (t_, y_), (jnp.ones_like(t_), model(t_, y_, params)))[1]
+    return values
 
-        return dg
 
-    def value(t_, y_):
-        return crossing.value(t_, y_, params)
+def _slopes(crossings: tuple[Crossing, ...], model: ODEModel, t, y, params):
+    """`d fn/dt` along the flow at `(t, y)`, one per crossing."""
+    flow = (jnp.ones_like(t), model(t, y, params))
+    return jax.jvp(_values(crossings, params), (t, y), flow)[1]
 
-    slope = along_flow(value)
-    return value(t, y), slope(t, y), along_flow(slope)(t, y)
+
+def _time_derivatives(crossings: tuple[Crossing, ...], model: ODEModel, t, y, params):
+    """`fn`, `d fn/dt` and `d^2 fn/dt^2` along the flow at `(t, y)`, one per
+    crossing."""
+    values = _values(crossings, params)
+
+    def with_slope(t_, y_):
+        return jax.jvp(values, (t_, y_), (jnp.ones_like(t_), model(t_, y_, params)))
+
+    flow = (jnp.ones_like(t), model(t, y, params))
+    (value, slope), (_, curvature) = jax.jvp(with_slope, (t, y), flow)
+    return value, slope, curvature

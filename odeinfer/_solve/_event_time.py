@@ -13,14 +13,15 @@ tangent rule is itself differentiable (forward over forward is exact too). The s
 at the crossing is the interpolant at `t*`. Used with `RecursiveCheckpointAdjoint` and
 `ForwardMode`; `DirectAdjoint` keeps diffrax's root find (`_integrator.py`).
 
+The step is taken once, differentiated as any other computation; the custom JVP holds
+only `G` on the step's interpolant (its coefficients are inputs), so the solver step is
+traced once per segment, not once more for the root find and twice more in the tangent
+rule.
+
 Compared with root finding inside diffrax (optimistix's Newton with an implicit
 derivative through lineax) the gradient program carries no host callback, so it
-reaches the persistent compilation cache; it compiles in about the same time (the
-README's `jax.grad` of `first_crossing`: 6.8 s CPU against 7.4 s cold, 3.0 s against
-4.3 s with the cache warm, at load 6 on 2 cores).
+reaches the persistent compilation cache.
 """
-
-from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
@@ -34,66 +35,53 @@ from .._events import Crossing
 from .._events._root import bracketed_root
 
 
-class _CrossingFunction(eqx.Module):
-    """`G(t) = fn_which(t, y(t), params) - level_which` on the step's interpolant
-    (`inputs = (t_b, y_b, h, args)`, `h = t_a - t_b < 0` without derivative)."""
+def _step_interpolant(
+    solver: diffrax.AbstractSolver, term: diffrax.AbstractTerm, t_b, y_b, h, args
+) -> diffrax.AbstractLocalInterpolation:
+    """The interpolant of one step from `(t_b, y_b)` to `t_a = t_b + h` (`h < 0`)."""
+    t_a = t_b + h
+    state = solver.init(term, t_b, t_a, y_b, args)
+    _, _, dense_info, _, _ = solver.step(term, t_b, t_a, y_b, args, state, False)
+    return solver.interpolation_cls(t0=t_b, t1=t_a, **dense_info)  # pyright: ignore[reportCallIssue]
 
-    solver: diffrax.AbstractSolver
-    term: diffrax.AbstractTerm
-    crossings: tuple[Crossing, ...]
 
-    def interpolant(self, inputs) -> diffrax.AbstractLocalInterpolation:
-        t_b, y_b, h, args = inputs
-        t_a = t_b + h
-        state = self.solver.init(self.term, t_b, t_a, y_b, args)
-        _, _, dense_info, _, _ = self.solver.step(
-            self.term, t_b, t_a, y_b, args, state, made_jump=False
-        )
-        return self.solver.interpolation_cls(t0=t_b, t1=t_a, **dense_info)  # pyright: ignore[reportCallIssue]
+def _crossing_values(crossings: tuple[Crossing, ...]):
+    """`G(s, interpolant, args, which)`: crossing `which`'s `fn - level` on the
+    interpolant at time `s`."""
 
-    def value(self, t, interpolant, args, which) -> Float[Array, ""]:
+    def value(s, interpolant, args, which) -> Float[Array, ""]:
         params, levels = args[0], args[1]
-        y = interpolant.evaluate(t)
-        values = jnp.stack([c.fn(t, y, params) for c in self.crossings]) - levels
+        y = interpolant.evaluate(s)
+        values = jnp.stack([c.fn(s, y, params) for c in crossings]) - levels
         return values[which]
 
-
-def _newton(fn: _CrossingFunction, inputs, which, t_a, t_b) -> Float[Array, ""]:
-    """The root of `G` in `[t_a, t_b]` (no derivatives): Newton from `t_b`,
-    bisection where a Newton step leaves the bracket."""
-    inputs, t_a, t_b = lax.stop_gradient((inputs, t_a, t_b))
-    interpolant = fn.interpolant(inputs)
-    args = inputs[3]
-
-    def g(t):
-        return fn.value(t, interpolant, args, which)
-
-    return bracketed_root(g, t_a, t_b)
+    return value
 
 
 @eqx.filter_custom_jvp
-def _crossing_point(t_root, point: Callable, inputs, which):
-    """`(t_root, y(t_root))` for `t_root` a root of `G`, with the implicit function
-    theorem's derivatives with respect to `inputs` and to the arrays `point` holds.
+def _crossing_time(t_root, value, inputs, which):
+    """`t_root`, a root of `value(s, *inputs, which)`, with the implicit function
+    theorem's derivatives with respect to `inputs` and to the arrays `value` holds.
 
-    `point(s, inputs, which) = (G(s), y(s))`, closure-converted: the tracers that the
-    vector field, the crossing functions or a Rosenbrock Jacobian close over (a model
-    built inside the user's `jax.grad`, `jax.vmap` or `jax.jit`) are its leaves, so
-    they enter here as inputs with tangents. Closed over instead, they would be
-    constants of the tangent rule ("No constant handler for type: LinearizeTracer")."""
-    return t_root, point(t_root, inputs, which)[1]
+    `value` is closure-converted: the tracers that the crossing functions close over
+    (a model built inside the user's `jax.grad`, `jax.vmap` or `jax.jit`) are its
+    leaves, so they enter here as inputs with tangents. Closed over instead, they would
+    be constants of the tangent rule ("No constant handler for type:
+    LinearizeTracer")."""
+    del value, inputs, which
+    return t_root
 
 
-@_crossing_point.def_jvp
-def _crossing_point_jvp(primals, tangents):
-    t_root, point, inputs, which = primals
-    _, t_point, t_inputs, _ = tangents
-    # The primal through `_crossing_point` itself, so that the rule below is
+@_crossing_time.def_jvp
+def _crossing_time_jvp(primals, tangents):
+    t_root, value, inputs, which = primals
+    _, t_value, t_inputs, _ = tangents
+    # The primal through `_crossing_time` itself, so that the rule below is
     # differentiable again (higher orders).
-    t, y = _crossing_point(t_root, point, inputs, which)
+    t = _crossing_time(t_root, value, inputs, which)
     # Differentiated: the arrays with a tangent (`None` marks a symbolic zero; the
-    # constants `point` holds, a tableau say, have none).
-    primal, t_primal = (point, inputs), (t_point, t_inputs)
+    # constants `value` holds have none).
+    primal, t_primal = (value, inputs), (t_value, t_inputs)
     perturbed = jtu.tree_map(
         lambda _, dx: dx is not None, primal, t_primal, is_leaf=lambda x: x is None
     )
@@ -101,26 +89,22 @@ def _crossing_point_jvp(primals, tangents):
     t_diff = eqx.filter(t_primal, perturbed)
 
     def at(s, diff_):
-        """`(G(s), y(s))` on the step's interpolant."""
-        point_, inputs_ = eqx.combine(diff_, static)
-        return point_(s, inputs_, which)
+        value_, inputs_ = eqx.combine(diff_, static)
+        return value_(s, *inputs_, which)
 
-    # One linearisation of the step: at fixed time, then along the interpolant.
-    _, (d_value, d_y) = jax.jvp(lambda d: at(t, d), (diff,), (t_diff,))
-    _, (slope, velocity) = jax.jvp(lambda s: at(s, diff), (t,), (jnp.ones_like(t),))
+    _, d_value = jax.jvp(lambda d: at(t, d), (diff,), (t_diff,))
+    _, slope = jax.jvp(lambda s: at(s, diff), (t,), (jnp.ones_like(t),))
     # A grazing crossing has slope 0 (flagged as `tangent_crossing` by the caller).
-    d_t = -d_value / jnp.where(slope == 0, 1.0, slope)
-    d_y = jtu.tree_map(lambda a, v: a + v * d_t, d_y, velocity)
-    return (t, y), (d_t, d_y)
+    return t, -d_value / jnp.where(slope == 0, 1.0, slope)
 
 
 def step_solver(
     solver: diffrax.AbstractSolver, adjoint: diffrax.AbstractAdjoint
 ) -> diffrax.AbstractSolver:
-    """`solver` with its stages looped so that the tangent rule can take a JVP of the
-    step: diffrax's default loop (checkpointed, a custom VJP) has no forward mode, even
-    inside a reverse-mode rule once `jax.vmap`ped. `ForwardMode`: a plain loop;
-    otherwise a bounded one (forward and reverse), as diffrax's `DirectAdjoint`."""
+    """`solver` with its stages looped so that the step can be differentiated in
+    forward mode: diffrax's default loop (checkpointed, a custom VJP) has none.
+    `ForwardMode`: a plain loop; otherwise a bounded one (forward and reverse), as
+    diffrax's `DirectAdjoint`."""
     if isinstance(solver, diffrax.AbstractRungeKutta) and solver.scan_kind is None:
         kind = "lax" if isinstance(adjoint, diffrax.ForwardMode) else "bounded"
         return eqx.tree_at(
@@ -148,16 +132,21 @@ def locate_crossing(
     # there would reach the derivatives through `where`).
     h = jnp.where(fired & (t_a < t_b), t_a - lax.stop_gradient(t_b), -1e-6)
     h = lax.stop_gradient(h)
-    fn = _CrossingFunction(solver=solver, term=term, crossings=crossings)
-    inputs = (t_b, y_b, h, args)
-    t_root = _newton(fn, inputs, which, lax.stop_gradient(t_b) + h, t_b)
-
-    def point(s, inputs_, which_):
-        interpolant = fn.interpolant(inputs_)
-        return fn.value(s, interpolant, inputs_[3], which_), interpolant.evaluate(s)
-
-    point = eqx.filter_closure_convert(point, t_b, inputs, which)
-    t_star, y_star = _crossing_point(lax.stop_gradient(t_root), point, inputs, which)
+    interpolant = _step_interpolant(solver, term, t_b, y_b, h, args)
+    value = _crossing_values(crossings)
+    inputs = (interpolant, args)
+    # Newton on values without derivatives, from the step's end.
+    fixed_interpolant, fixed_args = jtu.tree_map(
+        lambda x: lax.stop_gradient(x) if eqx.is_array(x) else x, inputs
+    )
+    t_root = bracketed_root(
+        lambda s: value(s, fixed_interpolant, fixed_args, which),
+        lax.stop_gradient(t_b) + h,
+        lax.stop_gradient(t_b),
+    )
+    value = eqx.filter_closure_convert(value, t_b, *inputs, which)
+    t_star = _crossing_time(lax.stop_gradient(t_root), value, inputs, which)
+    y_star = interpolant.evaluate(t_star)
     t_end = jnp.where(fired, t_star, t_b)
     y_end = jtu.tree_map(lambda a, b: jnp.where(fired, a, b), y_star, y_b)
     return t_end, y_end
