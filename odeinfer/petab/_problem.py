@@ -21,6 +21,7 @@ from .._solvers import AbstractFusedSolver, FusedRodas5P, Rodas5P
 from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
 from ._errors import PEtabError
+from ._forward import forward_derivatives
 from ._layout import Layout, build, scale
 from ._likelihood import (
     Simulator,
@@ -97,11 +98,15 @@ class PEtabProblem(AbstractResidualLikelihood):
                 lo, hi, init=float(np.clip(x, lo + margin, hi - margin))
             )
         self.parameters = Parameters(specs)
-        self._llh = jax.jit(log_likelihood_fn(simulator))
+        # Where the simulator solves in forward mode, every derivative is taken
+        # forward, outside the jit: `jax.grad` then traces the solves once, under the
+        # JVP (`_forward.py`).
+        derivatives = forward_derivatives if simulator.forward else _as_is
+        self._llh = derivatives(jax.jit(log_likelihood_fn(simulator)))
         self._no_residuals = _why_no_residuals(tables)
         sigma_residuals = _estimated_noise(tables, layout)
         self.fisher_from_residuals = not sigma_residuals
-        self._residuals = jax.jit(residuals_fn(simulator, sigma_residuals))
+        self._residuals = derivatives(jax.jit(residuals_fn(simulator, sigma_residuals)))
         self._noise_rows = noise_residual_rows(simulator, sigma_residuals)
         self._prior = log_prior_fn(tables.parameters, layout)
         self._predict = jax.jit(simulator.predictions)
@@ -251,6 +256,10 @@ class PEtabProblem(AbstractResidualLikelihood):
             f"{len(self.measurements)} measurements, {len(self.nominal)} estimated "
             "parameters)"
         )
+
+
+def _as_is(fn):
+    return fn
 
 
 def _why_no_residuals(tables: Tables) -> str:
