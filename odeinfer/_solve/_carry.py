@@ -2,6 +2,7 @@
 
 import equinox as eqx
 import jax.numpy as jnp
+import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._custom_types import State
@@ -65,4 +66,30 @@ def initial_carry(
         num_accepted_steps=zero,
         num_rejected_steps=zero,
         num_segments=zero,
+    )
+
+
+def depending_on(carry: SegmentCarry, inputs) -> SegmentCarry:
+    """`carry` with the time, the state, the event log and the saved states made to
+    depend, by exactly zero, on the floating leaves of `inputs` (the parameters, the
+    initial state, ...).
+
+    The values do not change. Under `jax.jvp`, `jax.vmap` of it and reverse mode, these
+    then have a (batched) tangent before the first segment, as they have after it: the
+    transformations' fixpoints over the segment loop settle in one pass of its body
+    instead of two (Oliveira's forward-mode PEtab gradient: trace 4.4 -> 3.2 s)."""
+    leaves = [x for x in jtu.tree_leaves(inputs) if eqx.is_inexact_array(x)]
+    if not leaves:
+        return carry
+    # `where`, not `0 * x`: zero also where `x` is not finite.
+    dtype = jnp.result_type(carry.t)
+    zero = jnp.sum(
+        jnp.stack([jnp.sum(jnp.where(False, x, 0)).real.astype(dtype) for x in leaves])
+    )
+    moving = (carry.t, carry.y, carry.log, carry.ys)
+    moving = jtu.tree_map(
+        lambda x: x + zero.astype(x.dtype) if eqx.is_inexact_array(x) else x, moving
+    )
+    return eqx.tree_at(
+        lambda c: (c.t, c.y, c.log, c.ys), carry, moving, is_leaf=lambda x: x is None
     )

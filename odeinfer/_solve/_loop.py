@@ -12,7 +12,7 @@ from .._model import ODEModel
 from .._results import RESULTS
 from .._solution import Solution
 from ._assemble import assemble_solution
-from ._carry import initial_carry
+from ._carry import depending_on, initial_carry
 from ._dose_schedule import dose_schedule
 from ._integrator import make_controller, make_event, make_term, with_model_jacobian
 from ._segment import SegmentStep
@@ -76,6 +76,7 @@ def solve_segments(
         valid = valid & (max_step_size > 0)
     result0 = RESULTS.where(valid, RESULTS.successful, RESULTS.invalid_input)
     carry0 = initial_carry(t0, y0, ts, valid, result0, len(crossings), max_events)
+    carry0 = depending_on(carry0, (y0, params, levels, doses, t0, t1))
 
     carry, dense_out = lax.scan(
         lambda carry, _: step(carry), carry0, xs=None, length=max_segments
