@@ -14,6 +14,7 @@ from _references import bolus_amount, logistic_exact, oral_central_amount
 import odeinfer as oi
 from odeinfer._benchmark._problems import benchmark_problem
 from odeinfer._fast import _fused
+from odeinfer._fast._control import error_norm, sensitivity_error_norm
 
 # FusedAuto runs the Dormand–Prince loop on non-stiff problems, so the default tier
 # covers both loops with FusedAuto and FusedRodas5P; FusedDopri5 alone is slow-tier.
@@ -103,6 +104,34 @@ def test_rosenbrock_sensitivities_against_finite_differences():
     np.testing.assert_allclose(jac / scale, fd / scale, atol=1e-6)
     grad = jax.grad(lambda th: final(th, oi.FusedRodas5P(), 1e-10)[2])(theta)
     np.testing.assert_allclose(grad, jac[2], rtol=1e-10, atol=1e-14)
+    # With the sensitivities in the error test at rtol 1e-6 (measured 8.2e-8; the
+    # state's control alone 2.0e-7).
+    controlled = oi.FusedRodas5P(sensitivity_error_control=True)
+    jac = jax.jacfwd(lambda th: final(th, controlled, 1e-6))(theta)
+    assert np.max(np.abs(jac - fd) / scale) < 1.5e-7
+
+
+def test_sensitivity_error_norm_is_the_largest_row_norm():
+    """CVODES's test with sensitivities: the largest of the rows' weighted RMS norms,
+    so rows without error (more directions) do not loosen it."""
+    rng = np.random.default_rng(0)
+    error, Y, Y1 = (
+        rng.normal(size=(3, 4, 5)) * np.array([1e-8, 1e-6, 1e-7, 1e-9])[:, None]
+    )
+    rtol, atol = 1e-6, 1e-9
+    weights = atol + rtol * np.maximum(np.abs(Y), np.abs(Y1))
+    expected = np.max(np.sqrt(np.mean((error / weights) ** 2, axis=1)))
+    norm = sensitivity_error_norm(jnp.asarray(error), Y, Y1, rtol, atol)
+    np.testing.assert_allclose(norm, expected, rtol=1e-14)
+    padded = [np.concatenate([a, np.zeros((20, 5))]) for a in (error, Y, Y1)]
+    np.testing.assert_allclose(
+        sensitivity_error_norm(*padded, rtol, atol), expected, rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        sensitivity_error_norm(error[:1], Y[:1], Y1[:1], rtol, atol),
+        error_norm(error[0], Y[0], Y1[0], rtol, atol),
+        rtol=1e-14,
+    )
 
 
 DOSE_TIMES = np.array([0.0, 6.0, 12.0, 18.0])

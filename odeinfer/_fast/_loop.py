@@ -3,7 +3,8 @@
 
 Every step advances an array `Y` of shape `(rows, n)`: row 0 is the state, further rows
 are forward sensitivities. Step sizes are chosen from the error of the first
-`error_rows` rows only (Hairer's norm and PI controller, `_control.py`).
+`error_rows` rows only (Hairer's norm and PI controller, `_control.py`): the state's,
+or with the sensitivities the largest of the rows' norms (CVODES's test).
 
 Saving: `i` is the first save time not yet filled. A step from `t` may not go past
 `ts[i + 1]` (nor `t_end`), so it holds at most one unsaved time; when `ts[i] <= t + h`
@@ -31,7 +32,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from ._control import error_norm, initial_step, propose_step
+from ._control import error_norm, initial_step, propose_step, sensitivity_error_norm
 from ._methods import STIFF_BOUND, STIFF_STEPS, AutoRows, Dopri5Rows, RosenbrockRows
 
 
@@ -120,9 +121,12 @@ def integrate_segment(
             j = jnp.minimum(i, m - 1)
             theta = jnp.where(h_step > 0, jnp.clip((ts[j] - t) / h_step, 0.0, 1.0), 1.0)
             Y1, aux1, error, row, h_lambda = method.step(t, h_step, Y, aux, theta)
-            err = error_norm(
-                error[:error_rows], Y[:error_rows], Y1[:error_rows], rtol, atol
-            )
+            if error_rows == 1:
+                err = error_norm(error[:1], Y[:1], Y1[:1], rtol, atol)
+            else:
+                err = sensitivity_error_norm(
+                    error[:error_rows], Y[:error_rows], Y1[:error_rows], rtol, atol
+                )
             # One fused reduction: NaN/inf anywhere in err, Y1 or aux1 makes this
             # non-finite.
             finite = jnp.isfinite(err + 0.0 * (jnp.sum(Y1) + jnp.sum(aux1)))

@@ -62,9 +62,10 @@ def solve_at_times(
     - `sensitivity_error_control`: `False` (default): the step sizes are controlled by
         the error of the state only, so a derivative costs no extra steps and the value
         computed with derivatives is exactly the value computed without them. `True`:
-        the sensitivities' errors are controlled too (same `rtol`, `atol`), like
-        CVODES's `errconS`: more accurate derivatives for more steps; the value then
-        comes from a different (finer) mesh when derivatives are taken.
+        the sensitivities' errors are controlled too (same `rtol`, `atol`; the largest
+        of the state's and each direction's error norms, as CVODES's `errconS`): more
+        accurate derivatives for more steps; the value then comes from a different
+        (finer) mesh when derivatives are taken.
 
     **Returns:**
 
