@@ -13,8 +13,12 @@ turned off (`ODEINFER_COMPILATION_CACHE=0`), so that every measurement compiles.
 first; every configuration is then measured `--repeats` times, in an interleaved
 order, and the median is reported with the load average of the machine.
 
+With `--cold`, JAX's in-memory caches are cleared before every measurement, as in a new
+process: without it, the 1-experiment program (not vmapped) reuses the traces of the
+warm-up's, and the vmapped ones cannot (their batching is traced anew for each size).
+
 Run `python benchmarks/compile_experiments.py [--sizes 1 2 4 8 16] [--repeats 3]
-[--label before]`. Writes `benchmarks/results/compile_experiments.json` (or
+[--label before] [--cold]`. Writes `benchmarks/results/compile_experiments.json` (or
 `compile_experiments_<label>.json`).
 """
 
