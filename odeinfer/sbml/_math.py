@@ -251,7 +251,16 @@ class Translator:
             )
         return False
 
-    def _tr(self, node, where, scope, in_condition, call_reads) -> Closure:  # noqa: C901
+    def _tr(self, node, where, scope, in_condition, call_reads) -> Closure:
+        fn = self._tr_node(node, where, scope, in_condition, call_reads)
+        if not self.flagging or node.getType() not in _SHARED:
+            return fn
+        names = self.symbols(node)
+        if names & self.varying or names & set(scope) or TIME in names:
+            return fn
+        return _shared("\0shared:" + formula(node), fn)
+
+    def _tr_node(self, node, where, scope, in_condition, call_reads) -> Closure:  # noqa: C901
         kind = node.getType()
         children = [node.getChild(i) for i in range(node.getNumChildren())]
 
@@ -420,6 +429,43 @@ class Translator:
             f"{node.getName() or libsbml.formulaToL3String(node)!r} (AST type {kind}), "
             "which odeinfer does not translate."
         )
+
+
+# Arithmetic whose value, where it reads only constants, is computed once per
+# namespace (`_shared`).
+_SHARED = frozenset(
+    {
+        libsbml.AST_PLUS,
+        libsbml.AST_MINUS,
+        libsbml.AST_TIMES,
+        libsbml.AST_DIVIDE,
+        libsbml.AST_POWER,
+        libsbml.AST_FUNCTION_POWER,
+        libsbml.AST_FUNCTION_ROOT,
+        libsbml.AST_FUNCTION_LOG,
+        *_UNARY,
+    }
+)
+
+
+def _shared(key: str, fn: Closure) -> Closure:
+    """`fn`, computed once per namespace: the first call stores its value in `ns`
+    under `key` (`"\\0"` and the formula: not an SBML id), later calls of the same formula read it.
+
+    Only for arithmetic on constants (no state, time, or anything that reads them, no
+    argument of a function or local parameter): a namespace holds one value of each,
+    so the formula has one value in it. Why: the runtime math repeats such terms
+    (Alkan_SciSignal2018: `Dox_level^6 / (Dox_level^6 + k_dox_kd^6)` in 11 kinetic
+    laws, `Dox_level^6` 30 times), and every copy of the vector field in a solve
+    (Jacobian, sensitivities, stages) computed and differentiated each of them; see
+    the commit for the measured operations and compile times."""
+
+    def shared(ns):
+        if key not in ns:
+            ns[key] = fn(ns)
+        return ns[key]
+
+    return shared
 
 
 def _sum(values):
