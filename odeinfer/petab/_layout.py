@@ -205,9 +205,13 @@ def build(tables: Tables, sbml) -> Layout:
     flags = set(sbml.switch_state_ids)
     for e in order:
         a, b, c, d = condition_refs(e.condition)
-        main_i.append(a), main_c.append(b), msp_i.append(c), msp_c.append(d)
-        a2, b2, c2, d2 = condition_refs(e.preequilibration or e.condition)
-        pre_i.append(a2), pre_c.append(b2), psp_i.append(c2), psp_c.append(d2)
+        for column, value in zip(
+            (main_i, main_c, msp_i, msp_c), (a, b, c, d), strict=True
+        ):
+            column.append(value)
+        pre = condition_refs(e.preequilibration or e.condition)
+        for column, value in zip((pre_i, pre_c, psp_i, psp_c), pre, strict=True):
+            column.append(value)
         overridden = {
             s
             for s, i, v in zip(set_species, c, d, strict=True)
