@@ -25,25 +25,15 @@ import libsbml
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._math import _UNARY, TIME
+from ._math import _SHARED, TIME
 
-_ELEMENTWISE = frozenset(
-    {
-        libsbml.AST_PLUS,
-        libsbml.AST_MINUS,
-        libsbml.AST_TIMES,
-        libsbml.AST_DIVIDE,
-        libsbml.AST_POWER,
-        libsbml.AST_FUNCTION_POWER,
-        libsbml.AST_FUNCTION_LOG,
-        libsbml.AST_FUNCTION_ROOT,
-        libsbml.AST_FUNCTION_MAX,
-        libsbml.AST_FUNCTION_MIN,
-        libsbml.AST_FUNCTION_QUOTIENT,
-        libsbml.AST_FUNCTION_REM,
-        *_UNARY,
-    }
-)
+# The arithmetic `_math.py` shares, and the other elementwise functions.
+_ELEMENTWISE = _SHARED | {
+    libsbml.AST_FUNCTION_MAX,
+    libsbml.AST_FUNCTION_MIN,
+    libsbml.AST_FUNCTION_QUOTIENT,
+    libsbml.AST_FUNCTION_REM,
+}
 _CONSTANTS = frozenset(
     {
         libsbml.AST_CONSTANT_PI,
