@@ -126,11 +126,13 @@ def run_problem(
         "sensitivity_error_control": sensitivity_error_control,
     }
     start = time.perf_counter()
+    solver = (
+        oi.FusedRodas5P(sensitivity_error_control=True)
+        if sensitivity_error_control
+        else None  # the PEtab default
+    )
     try:
-        solver = oi.FusedRodas5P(sensitivity_error_control=True)
-        problem = op.load(
-            yaml_of(folder), solver=solver if sensitivity_error_control else None
-        )
+        problem = op.load(yaml_of(folder), solver=solver)
     except op.PEtabError as error:
         out["refused"] = str(error)
         return out
