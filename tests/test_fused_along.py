@@ -67,10 +67,13 @@ def test_directions_match_the_closed_form(solver):
     assert bool(solution.successful)
     times = jnp.concatenate([TS, jnp.array([T1])])
     expected = closed_form(a, k1, k2, c, times)
-    np.testing.assert_allclose(solution.ys, expected[:-1], rtol=1e-8, atol=1e-12)
+    assert solution.ys is not None
+    np.testing.assert_allclose(
+        np.asarray(solution.ys), expected[:-1], rtol=1e-8, atol=1e-12
+    )
     for d, direction in enumerate(directions):
         _, tangent = jax.jvp(
-            lambda *inputs: closed_form(*inputs, times),
+            lambda a_, k1_, k2_, c_: closed_form(a_, k1_, k2_, c_, times),
             (a, k1, k2, c),
             tuple(direction),
         )
