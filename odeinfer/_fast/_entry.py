@@ -204,8 +204,7 @@ def crossing_log(
     return log, tangent
 
 
-@eqx.filter_jit
-def solve_fused(
+def flat_problem(
     model: ODEModel,
     y0,
     params,
@@ -218,24 +217,11 @@ def solve_fused(
     rtol,
     atol,
     max_steps: int,
-    throw: bool,
     crossing: Crossing | None = None,
-    max_events: int = 1,
-) -> Solution:
-    """`oi.solve`'s fused path (inputs already validated and converted by `solve`;
-    `crossing`: at most one, terminal, without reset).
-
-    The solution has the diffrax path's fields: `ys` at `saveat` (`inf` after the
-    crossing), `y_final` at `t1` or the crossing, `t_final` the time reached, `result`
-    (`successful`, `max_steps_reached`, `looks_stiff` for Dormand–Prince on
-    stability-limited steps, `nonfinite_state` for a step size that underflowed on
-    non-finite stages, `tangent_crossing`), `stats` and the event log (`max_events`
-    slots, the first holding the crossing where found).
-
-    Jitted as a whole (one program per model, structure and options): run op by op,
-    the assembly of the `Solution` around the loop (result codes, counts, the event
-    log, unflattening) cost ~20 ms a call and, in a new process, ~0.3-1 s of first-call
-    time for the README's `jax.grad` of `first_crossing`."""
+) -> tuple[FusedConfig, Array, tuple[Array, ...], dict, bool]:
+    """`(config, y0_flat, theta_parts, inputs, hoisted)`: the flat problem the fused
+    loop solves; `hoisted` where the model or crossing closes over traced values,
+    which then travel as extra parameters (`closures_as_parameters`)."""
     dtype = jnp.result_type(float)
     y_flat_of = Flattener.of(y0)
     y0_flat = y_flat_of.flatten(y0, dtype)
@@ -277,7 +263,18 @@ def solve_fused(
         crossing_fn=crossing_fn,
         direction="either" if crossing is None else crossing.direction,
     )
-    ys, ok, stats, t_reached, found = fused(config, y0_flat, theta_parts, inputs)
+    hoisted = fused_params is not params
+    return config, y0_flat, theta_parts, inputs, hoisted
+
+
+def solution_of(
+    ys, ok, stats, t_reached, found, *, model, y0, params, t0, t1, saveat, inputs,
+    solver: AbstractFusedSolver, rtol, atol, crossing, max_events, throw: bool,
+) -> Solution:  # fmt: skip
+    """The `Solution` of a fused solve from the loop's flat results (`fused`)."""
+    dtype = jnp.result_type(float)
+    y_flat_of = Flattener.of(y0)
+    dose_times = inputs["dose_times"]
     steps, accepted, stiff, hit = stats[0], stats[1], stats[2], stats[3]
     result = RESULTS.where(ok, RESULTS.successful, RESULTS.nonfinite_state)
     result = RESULTS.where(~ok & hit.astype(bool), RESULTS.max_steps_reached, result)  # pyright: ignore[reportArgumentType]
@@ -341,3 +338,47 @@ def solve_fused(
     if throw:
         solution = result.error_if(solution, jnp.invert(solution.successful))
     return solution
+
+
+@eqx.filter_jit
+def solve_fused(
+    model: ODEModel,
+    y0,
+    params,
+    *,
+    t0,
+    t1,
+    saveat,
+    doses: Sequence[Dose],
+    solver: AbstractFusedSolver,
+    rtol,
+    atol,
+    max_steps: int,
+    throw: bool,
+    crossing: Crossing | None = None,
+    max_events: int = 1,
+) -> Solution:
+    """`oi.solve`'s fused path (inputs already validated and converted by `solve`;
+    `crossing`: at most one, terminal, without reset).
+
+    The solution has the diffrax path's fields: `ys` at `saveat` (`inf` after the
+    crossing), `y_final` at `t1` or the crossing, `t_final` the time reached, `result`
+    (`successful`, `max_steps_reached`, `looks_stiff` for Dormand–Prince on
+    stability-limited steps, `nonfinite_state` for a step size that underflowed on
+    non-finite stages, `tangent_crossing`), `stats` and the event log (`max_events`
+    slots, the first holding the crossing where found).
+
+    Jitted as a whole (one program per model, structure and options): run op by op,
+    the assembly of the `Solution` around the loop (result codes, counts, the event
+    log, unflattening) cost ~20 ms a call and, in a new process, ~0.3-1 s of first-call
+    time for the README's `jax.grad` of `first_crossing`."""
+    config, y0_flat, theta_parts, inputs, _ = flat_problem(
+        model, y0, params, t0=t0, t1=t1, saveat=saveat, doses=doses, solver=solver,
+        rtol=rtol, atol=atol, max_steps=max_steps, crossing=crossing,
+    )  # fmt: skip
+    ys, ok, stats, t_reached, found = fused(config, y0_flat, theta_parts, inputs)
+    return solution_of(
+        ys, ok, stats, t_reached, found, model=model, y0=y0, params=params, t0=t0,
+        t1=t1, saveat=saveat, inputs=inputs, solver=solver, rtol=rtol, atol=atol,
+        crossing=crossing, max_events=max_events, throw=throw,
+    )  # fmt: skip

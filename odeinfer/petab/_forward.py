@@ -27,14 +27,22 @@ Values = PyTree[Float[Array, "..."]]
 
 def forward_derivatives(
     fn: Callable[[Float[Array, " n"]], tuple[Values, Bool[Array, ""]]],
+    value_and_jacobian: Callable | None = None,
 ) -> Callable[[Float[Array, " n"]], tuple[Values, Bool[Array, ""]]]:
     """`fn(x) -> (values, ok)` (`values` floating arrays, `ok` a flag) with its
     derivatives taken by forward mode: the JVP computes `J = ∂values/∂x` by
     `jax.vmap(jax.jvp)` over the unit vectors and returns `J · dx`. Every derivative
     works: `jax.jvp`/`jax.jacfwd` (the Jacobian is computed once, not per direction),
     `jax.grad`/`jax.jacrev` (reverse mode transposes `J · dx`), and second orders where
-    `fn` differentiates twice forward."""
-    jacobian_of = _value_and_jacobian(fn)
+    `fn` differentiates twice forward.
+
+    `value_and_jacobian(x) -> (values, J, ok)` (each leaf of `J` that of `values`
+    with a last axis `len(x)`), where given, computes the Jacobian instead of
+    `jax.vmap(jax.jvp)`: e.g. one fused solve with a sensitivity direction per
+    component of `x` (`Simulator.states_and_jacobian`)."""
+    jacobian_of = _passed_through(
+        _jvp_columns(fn) if value_and_jacobian is None else value_and_jacobian
+    )
 
     @jax.custom_jvp
     def wrapped(x):
@@ -51,12 +59,9 @@ def forward_derivatives(
     return wrapped
 
 
-def _value_and_jacobian(fn: Callable) -> Callable:
-    """`x -> (values, J, ok)` with `J` stacked on a last axis, behind a `custom_jvp`
-    whose rule is the plain JVP. Reverse mode evaluates a JVP rule under partial
-    evaluation, whose rules for `scan` and `while` re-trace their bodies even where
-    every input is known (3.3 s of Oliveira's gradient); a `custom_jvp` call with known
-    inputs is passed through as it is."""
+def _jvp_columns(fn: Callable) -> Callable:
+    """`x -> (values, J, ok)` with `J` stacked on a last axis, by `jax.jvp` along
+    each unit vector."""
 
     def value_and_jacobian(x):
         def along(v):
@@ -64,6 +69,16 @@ def _value_and_jacobian(fn: Callable) -> Callable:
 
         directions = jnp.eye(x.shape[0], dtype=x.dtype)
         return jax.vmap(along, out_axes=(None, -1, None))(directions)
+
+    return value_and_jacobian
+
+
+def _passed_through(value_and_jacobian: Callable) -> Callable:
+    """`value_and_jacobian` behind a `custom_jvp` whose rule is the plain JVP. Reverse
+    mode evaluates a JVP rule under partial evaluation, whose rules for `scan` and
+    `while` re-trace their bodies even where every input is known (3.3 s of
+    Oliveira's gradient); a `custom_jvp` call with known inputs is passed through as
+    it is."""
 
     @jax.custom_jvp
     def wrapped(x):
