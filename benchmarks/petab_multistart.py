@@ -75,12 +75,12 @@ def peer(name: str) -> dict | None:
     }
 
 
-class Timed(oi.AbstractBoxLeastSquares):
+class Timed(oi.AbstractHostBoxLeastSquares):
     """`inner` with the residual and Jacobian calls it makes timed (`calls`: seconds
     of each), for `--profile`: the rest of a start's time is the optimiser's own work
     and odeinfer's host code around it."""
 
-    inner: oi.AbstractBoxLeastSquares
+    inner: oi.AbstractHostBoxLeastSquares
     calls: list = eqx.field(default_factory=list)
 
     def minimise(self, fun, jac, fun_and_jac, v0, lower, upper, max_evaluations):

@@ -143,7 +143,7 @@ def test_fides_matches_bvls_on_a_bound():
     np.testing.assert_allclose(estimate, reference.x, atol=1e-6)
 
 
-class FailsAboveZero(oi.AbstractBoxLeastSquares):
+class FailsAboveZero(oi.AbstractHostBoxLeastSquares):
     """`TrustRegionReflective`, except that a start with `x0 > 0` raises."""
 
     inner: oi.TrustRegionReflective = oi.TrustRegionReflective()
@@ -215,7 +215,7 @@ def test_multistart_workers_misuse_is_refused():
         oi.multistart(decay_problem(noisy_data(0)), 2, key=0, workers=2)
 
 
-class SlowFirstInPool(oi.AbstractBoxLeastSquares):
+class SlowFirstInPool(oi.AbstractHostBoxLeastSquares):
     """`TrustRegionReflective`; the first start on a pool thread waits 1 s first."""
 
     first: threading.Lock  # acquired (never released) by the first pool start

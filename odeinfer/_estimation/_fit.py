@@ -8,6 +8,7 @@ import optimistix as optx
 from .._likelihood import log_likelihood_ok
 from . import _least_squares as least_squares
 from . import _objective as objective
+from ._box import optimise as optimise_box
 from ._errors import FitError
 from ._laplace import laplace
 from ._result import FitResult
@@ -15,7 +16,6 @@ from ._trust_region import (
     AbstractBoxLeastSquares,
     box_from_unconstrained,
 )
-from ._trust_region import optimise as optimise_box
 
 _INFORMATION = ("hessian", "fisher")
 

@@ -14,8 +14,10 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._parameters import AbstractParameter
+from . import _interior_trust_region as interior
 from . import _least_squares as least_squares
 from . import _objective as objective
+from ._box import optimise as optimise_box
 from ._errors import FitError
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
@@ -26,7 +28,6 @@ from ._trust_region import (
     box_from_unconstrained,
     unconstrained_from_box,
 )
-from ._trust_region import optimise as optimise_box
 
 
 class MultistartResult(eqx.Module):
@@ -259,6 +260,14 @@ def multistart(
     boxed = least_squares.residual_model(
         problem, parameters, priors, solver, rtol, atol
     )
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"`batch_size` must be None or a positive integer; got {batch_size!r}."
+        )
     if boxed is not None:
         return _multistart_box(
             *boxed,
@@ -269,6 +278,7 @@ def multistart(
             information,
             int(max_steps),
             int(workers),
+            None if batch_size is None else int(batch_size),
             progress_bar,
             throw,
         )
@@ -291,14 +301,6 @@ def multistart(
     starts = draw_starts(
         problem, priors, int(n_starts), key, u_init, spread, from_priors
     )
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int | np.integer)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"`batch_size` must be None or a positive integer; got {batch_size!r}."
-        )
     optima, codes, steps, values = _optimise_many(
         problem,
         priors,
@@ -354,6 +356,7 @@ def _multistart_box(
     information,
     max_steps: int,
     workers: int,
+    batch_size: int | None,
     progress_bar: bool,
     throw: bool,
 ) -> MultistartResult:
@@ -376,7 +379,12 @@ def _multistart_box(
 
         bar = tqdm(total=n_starts, desc="multistart", unit="start")
     try:
-        outcomes, elapsed = _run_starts(model, solver, v0s, max_steps, workers, bar)
+        if isinstance(solver, interior.InteriorTrustRegion):
+            outcomes, elapsed = _run_compiled(
+                model, solver, v0s, max_steps, workers, batch_size, bar
+            )
+        else:
+            outcomes, elapsed = _run_starts(model, solver, v0s, max_steps, workers, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -468,4 +476,42 @@ def _run_starts(
         finally:
             # After an exception (or Ctrl-C): the starts not yet begun never begin.
             pool.shutdown(wait=True, cancel_futures=True)
+    return [o for o in outcomes if o is not None], elapsed
+
+
+def _run_compiled(
+    model: Residuals,
+    solver: interior.InteriorTrustRegion,
+    v0s: list[np.ndarray],
+    max_steps: int,
+    workers: int,
+    batch_size: int | None,
+    bar,
+) -> tuple[list[Outcome], list[float]]:
+    """The optimisations from `v0s` by `InteriorTrustRegion`: vmapped batches of
+    `batch_size` starts (default 1), `workers` batches at a time; the wall time from
+    the beginning (after compilation) to the end of each start's batch."""
+    outcomes: list[Outcome | None] = [None] * len(v0s)
+    elapsed = [0.0] * len(v0s)
+    best = -np.inf
+
+    def record(indices: list[int], results: list[Outcome], seconds: float) -> None:
+        nonlocal best
+        for i, outcome in zip(indices, results, strict=True):
+            outcomes[i] = outcome
+            elapsed[i] = seconds
+            best = max(best, outcome.log_likelihood)
+        if bar is not None:
+            bar.update(len(indices))
+            bar.set_postfix(best_llh=f"{best:.6g}")
+
+    interior.optimise_starts(
+        model,
+        solver,
+        v0s,
+        max_steps,
+        batch_size=1 if batch_size is None else min(batch_size, len(v0s)),
+        workers=workers,
+        record=record,
+    )
     return [o for o in outcomes if o is not None], elapsed
