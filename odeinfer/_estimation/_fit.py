@@ -216,7 +216,8 @@ def fit(
         naming it.
     - `priors`: `{name: numpyro distribution}` for MAP estimation (the mode of the
         posterior density of the constrained parameters).
-    - `solver`: [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][] (bounded
+    - `solver`: [`odeinfer.InteriorTrustRegion`][] (compiled),
+        [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][] (bounded
         least squares on the box, for residual likelihoods) or an optimistix solver.
         `None`
         chooses `TrustRegionReflective` for an `AbstractResidualLikelihood` with
@@ -236,7 +237,8 @@ def fit(
         parameters and the objective; scipy's `ftol`/`xtol` and `gtol` for the default
         `TrustRegionReflective`; a solver passed in keeps its own).
     - `max_steps`: the optimiser's iteration budget (residual evaluations for
-        `TrustRegionReflective`, iterations for `Fides`).
+        `TrustRegionReflective`, iterations for `Fides`, residual + Jacobian
+        evaluations for `InteriorTrustRegion`).
     - `throw`: raise an [`odeinfer.FitError`][] (a `RuntimeError` carrying the
         `FitResult`) if the optimiser did not converge or the
         log-likelihood at the result is `-inf` (the ODE solve failed there: the message

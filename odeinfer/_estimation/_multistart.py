@@ -44,15 +44,20 @@ class MultistartResult(eqx.Module):
     - `converged`: whether each start's optimiser converged to a finite optimum.
     - `solve_failed`: whether the log-likelihood at each start's end point is `-inf`
         (the ODE solve failed there); such starts never count as converged.
-    - `num_steps`: iterations of each start.
+    - `num_steps`: iterations of each start (Jacobian evaluations for the bounded
+        least-squares solvers; for [`odeinfer.InteriorTrustRegion`][] every
+        evaluation is a residual and its Jacobian).
     - `num_evaluations`: objective (residual) evaluations of each start, where the
         solver counts them (bounded least squares); else `None`.
     - `seconds`: wall time of each start, where the starts run on the host
-        (bounded least squares; the first includes compilation); else `None`. With
-        `workers > 1` the starts overlap, so these add up to more than the run took.
+        (bounded least squares; the first includes compilation, except for
+        `InteriorTrustRegion`, which compiles before its first start; starts vmapped
+        in one batch share their batch's time); else `None`. With `workers > 1` the
+        starts overlap, so these add up to more than the run took.
     - `elapsed`: wall time from the beginning of the first start to the end of each
-        start (host-loop starts only; else `None`): the time to a given start's
-        result, e.g. the first one near the best optimum.
+        start (bounded least squares only; else `None`; for a vmapped batch, the end
+        of the batch): the time to a given start's result, e.g. the first one near
+        the best optimum.
     """
 
     best: FitResult
@@ -195,7 +200,9 @@ def multistart(
     ([`odeinfer.TrustRegionReflective`][], the default for an
     [`odeinfer.AbstractResidualLikelihood`][] such as a PEtab problem, and
     [`odeinfer.Fides`][]) run them on the host, one after another or `workers` at a
-    time, with jitted residual and Jacobian calls compiled once.
+    time, with jitted residual and Jacobian calls compiled once;
+    [`odeinfer.InteriorTrustRegion`][] runs each start as one compiled program,
+    `batch_size` starts vmapped together and `workers` such batches at a time.
 
     **Arguments:**
 
@@ -215,15 +222,21 @@ def multistart(
         inside the same compiled program (`jax.lax.map`); `batch_size=1` suits stiff
         models, where a vmapped batch runs every start's ODE solve for as many steps as
         its most expensive member needs (a start that wanders into a stiff region
-        slows all the others). Not used by the bounded least-squares solvers (one
-        start at a time, see `workers`).
+        slows all the others). For [`odeinfer.InteriorTrustRegion`][]: the starts
+        vmapped together in one compiled program (`None`: 1, which was fastest on
+        the PEtab problems measured: a vmapped loop runs until its slowest start
+        ends). Not used by the host-loop solvers (one start at a time, see
+        `workers`).
     - `workers`: how many bounded least-squares starts run at the same time, in a
         thread pool (JAX releases the GIL while a compiled residual or Jacobian call
         runs, and XLA runs a small model's call on one core, so `workers=2` on two
         free cores takes about half the time). The results are the same as with
         `workers=1` (default), start by start; the first start runs alone and
-        compiles. Only for the bounded least-squares solvers: the optimistix solvers
-        run all starts in one compiled call (see `batch_size`).
+        compiles. For [`odeinfer.InteriorTrustRegion`][], how many of its batches
+        run at the same time (its compiled program holds no GIL at all: `workers=2`
+        on two free cores took less than half the time of `workers=1` on Boehm).
+        Only for the bounded least-squares solvers: the optimistix solvers run all
+        starts in one compiled call (see `batch_size`).
     - `progress_bar`: show a progress bar (tqdm) over the starts with the best
         log-likelihood so far (bounded least squares only: the vmapped solvers
         finish all starts at once).
