@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import numpy as np
@@ -211,7 +212,9 @@ def load(name: str):
 def run(problem, away, name, starts, seed, max_steps, solver, workers, batch_size):
     """`starts` starts by `solver` for each value of `workers`."""
     target = published_best(name)
-    options = dict(key=seed, parameters=away, solver=solver, throw=False)
+    options: dict[str, Any] = dict(
+        key=seed, parameters=away, solver=solver, throw=False
+    )
     if isinstance(solver, oi.InteriorTrustRegion):
         options["batch_size"] = batch_size
     t = time.perf_counter()
