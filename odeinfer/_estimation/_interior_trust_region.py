@@ -299,7 +299,9 @@ def _residuals_and_jacobian(model: Residuals, v):
 def solve_batch(
     model: Residuals, solver: InteriorTrustRegion, v0s, lower, upper, max_evaluations
 ) -> BoxSolution:
-    """`solver.solve` from each row of `v0s`, vmapped, in one compiled program."""
+    """`solver.solve` from each row of `v0s`, vmapped, in one compiled program. A
+    single row is solved without `vmap`: under `vmap` every `lax.cond` of the ODE
+    solver becomes a `select` that runs both branches."""
 
     def one(v0):
         return solver.solve(
@@ -310,6 +312,8 @@ def solve_batch(
             max_evaluations,
         )
 
+    if v0s.shape[0] == 1:
+        return jax.tree.map(lambda x: x[None], one(v0s[0]))
     return jax.vmap(one)(v0s)
 
 
