@@ -198,8 +198,9 @@ def fit(
     parameters of `problem`, with Laplace standard errors and correlations.
 
     The optimistix solvers work on the unconstrained space of `problem.parameters`
-    (log for `Positive`, logit for `Bounded`); [`odeinfer.TrustRegionReflective`][]
-    works on the box of the `Bounded` parameters directly.
+    (log for `Positive`, logit for `Bounded`); the bounded least-squares solvers
+    ([`odeinfer.InteriorTrustRegion`][], [`odeinfer.TrustRegionReflective`][],
+    [`odeinfer.Fides`][]) work on the box of the `Bounded` parameters directly.
 
     **Arguments:**
 
@@ -229,7 +230,7 @@ def fit(
     - `information`: `"hessian"` (observed information, the Hessian of the negative
         log-likelihood; the default, except as below) or `"fisher"` (Gauss–Newton
         `JᵀJ` of the standardised residuals; Gaussian noise only; the default with
-        `TrustRegionReflective` and `Fides`, from the residuals' Jacobian, with the
+        the bounded least-squares solvers, from the residuals' Jacobian, with the
         likelihood's own formula where the residuals carry noise residuals, see
         `AbstractResidualLikelihood.fisher_information`). Computed with forward-mode
         autodiff and mapped to the constrained parameters by the delta method.

@@ -1,6 +1,7 @@
 """`multistart`: many optimisations from random starting points, in one vmapped call
 (optimistix solvers) or on the host, one after another or in a thread pool (bounded
-least squares: [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
+least squares: [`odeinfer.InteriorTrustRegion`][] in compiled batches,
+[`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
 
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait

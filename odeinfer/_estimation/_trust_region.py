@@ -109,9 +109,11 @@ class Fides(AbstractHostBoxLeastSquares):
     """Fides (Fröhlich & Sorger 2022, PLoS Comput. Biol. 18:e1010322), the
     interior trust-region optimiser pyPESTO uses by default, for [`odeinfer.fit`][] and
     [`odeinfer.multistart`][]: on the box of the `Bounded` parameters, with the
-    Gauss–Newton matrix `JᵀJ` of the standardised residuals as Hessian for the first
-    `switch_iteration` iterations and a BFGS update of it afterwards (Fides'
-    `HybridFixed`, pyPESTO's default with a Fisher information), which captures the
+    Gauss–Newton matrix `JᵀJ` of the standardised residuals as Hessian until the
+    trust region has stayed the same for `switch_iteration` iterations in a row and a
+    BFGS update afterwards (Fides' `HybridFixed`, pyPESTO's default with a Fisher
+    information; [`odeinfer.InteriorTrustRegion`][] is the same algorithm compiled),
+    which captures the
     curvature of the narrow curved valleys of sloppy models that Gauss–Newton alone
     crawls along. Each evaluation is a residual and its forward-mode Jacobian. Needs
     the optional `fides` package (`pip install fides`).
@@ -120,8 +122,8 @@ class Fides(AbstractHostBoxLeastSquares):
 
     - `rtol`, `atol`: Fides' `frtol` and `fatol` (relative and absolute change of ½‖r‖²).
     - `gtol`: Fides' `gatol` (gradient norm; its default 1e-6).
-    - `switch_iteration`: iterations with `JᵀJ` before the BFGS update takes over
-        (Fides' default, 20).
+    - `switch_iteration`: iterations in a row without a change of the trust region
+        after which the BFGS update takes over (Fides' default, 20).
 
     `fit`'s `max_steps` caps the iterations (Fides' `maxiter`).
     """
