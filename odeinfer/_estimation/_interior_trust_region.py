@@ -46,6 +46,12 @@ _MESSAGES = {
     START_FAILED: "the residuals are not finite at the starting point (the solve "
     "failed)",
 }
+_RESULTS = {
+    CONVERGED: optx.RESULTS.successful,
+    BUDGET_SPENT: optx.RESULTS.nonlinear_max_steps_reached,
+    RADIUS_COLLAPSED: optx.RESULTS.nonlinear_divergence,
+    START_FAILED: optx.RESULTS.nonlinear_divergence,
+}
 
 
 class BoxSolution(eqx.Module):
@@ -163,7 +169,7 @@ class InteriorTrustRegion(AbstractBoxLeastSquares):
         the residuals and their Jacobian; traceable (jit, vmap)."""
         n = v0.shape[0]
         x = _non_degenerate(v0, lower, upper)
-        cost, grad, _, finite = fn_summaries(fn, x)
+        cost, grad, _, finite = _fn_summaries(fn, x)
         eye = jnp.eye(n, dtype=x.dtype)
         state = _State(
             x=x,
@@ -219,7 +225,7 @@ class InteriorTrustRegion(AbstractBoxLeastSquares):
             x, grad, state.hess, scaling, state.delta, dv, theta, lower, upper
         )
         x_new = x + step.s + step.s0
-        cost, grad_new, gauss_newton, finite = fn_summaries(fn, x_new)
+        cost, grad_new, gauss_newton, finite = _fn_summaries(fn, x_new)
         # The trust-region update (Fides' `update_tr_radius`).
         scaled_step = step.ss + step.ss0
         step_norm = jnp.linalg.norm(scaled_step)
@@ -281,7 +287,7 @@ class InteriorTrustRegion(AbstractBoxLeastSquares):
         )
 
 
-def fn_summaries(fn, x):
+def _fn_summaries(fn, x):
     r, jacobian = fn(x)
     return _summaries(r, jacobian)
 
@@ -331,12 +337,15 @@ def optimise_starts(
     batch_size: int,
     workers: int,
     record,
+    compile_first: bool = True,
 ) -> None:
     """The optimisations from `v0s`, in vmapped batches of `batch_size` (the last one
     padded with copies of its first start, so one program serves all), `workers`
     batches at a time on host threads. `record(indices, outcomes, seconds)` is called
-    as each batch finishes, with the wall time since the first batch began. The program is compiled (and run once with a budget of one
-    evaluation) before the first batch, so the batches' times exclude compilation."""
+    as each batch finishes, with the wall time since the first batch began. With
+    `compile_first`, the program is compiled (and run once on the first batch with a
+    budget of one evaluation) before the first batch, so the batches' times exclude
+    compilation."""
     lower, upper = box(model.parameters)
     starts = np.stack([inside(np.asarray(v, float), lower, upper) for v in v0s])
     batches = [
@@ -370,7 +379,8 @@ def optimise_starts(
             for k in range(len(indices))
         ]
 
-    run(batches[0], 1)  # compiles
+    if compile_first:
+        run(batches[0], 1)
     begin = time.perf_counter()
     if workers == 1:
         for indices in batches:
@@ -408,13 +418,6 @@ def optimise(
         batch_size=1,
         workers=1,
         record=lambda _, out, __: outcomes.extend(out),
+        compile_first=False,
     )
     return outcomes[0]
-
-
-_RESULTS = {
-    CONVERGED: optx.RESULTS.successful,
-    BUDGET_SPENT: optx.RESULTS.nonlinear_max_steps_reached,
-    RADIUS_COLLAPSED: optx.RESULTS.nonlinear_divergence,
-    START_FAILED: optx.RESULTS.nonlinear_divergence,
-}
