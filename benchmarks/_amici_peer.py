@@ -707,6 +707,10 @@ def multistart(petab_problem, model, problem_id: str, args) -> dict:
         "approximation: total_wall * (completion rank of that start + 1) / n_starts"
     )
     out["fvals_sorted"] = [float(v) for v in np.sort(fvals)]
+    # Start by start, in task order: for other targets than this run's own best.
+    out["fvals"] = [float(v) for v in fvals]
+    out["finish_s"] = [float(v) for v in finish]
+    out["fun_evals"] = [int(runs[i].n_fval or 0) for i in ids]
     out["n_failed"] = int(np.sum(~np.isfinite(fvals)))
     out["total_fun_evals"] = int(sum(r.n_fval or 0 for r in runs.values()))
     out["total_grad_evals"] = int(sum(r.n_grad or 0 for r in runs.values()))

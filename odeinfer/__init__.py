@@ -84,6 +84,8 @@ from ._estimation import ProfileResult as ProfileResult  # noqa: E402
 from ._estimation import TrustRegionReflective as TrustRegionReflective  # noqa: E402
 from ._estimation import AbstractBoxLeastSquares as AbstractBoxLeastSquares  # noqa: E402
 from ._estimation import Fides as Fides  # noqa: E402
+from ._estimation import AbstractHostBoxLeastSquares as AbstractHostBoxLeastSquares  # noqa: E402
+from ._estimation import InteriorTrustRegion as InteriorTrustRegion  # noqa: E402
 from ._estimation import fit as fit  # noqa: E402
 from ._estimation import multistart as multistart  # noqa: E402
 from ._estimation import profile as profile  # noqa: E402
@@ -219,6 +221,8 @@ __all__ = [
     "TrustRegionReflective",
     "AbstractBoxLeastSquares",
     "Fides",
+    "AbstractHostBoxLeastSquares",
+    "InteriorTrustRegion",
     "fit",
     "multistart",
     "profile",

@@ -223,13 +223,17 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
 
     n_starts = args.fit
     optimizer = args.optimizer
-    if optimizer == "auto":
-        optimizer = "fides" if importlib.util.find_spec("fides") else "trf"
     if optimizer == "fides" and importlib.util.find_spec("fides") is None:
         raise PEtabError(
             "`--optimizer fides` needs the fides package: pip install fides"
         )
-    solver = oi.Fides() if optimizer == "fides" else oi.TrustRegionReflective()
+    if optimizer == "auto":
+        optimizer = "fides" if importlib.util.find_spec("fides") else "trf"
+    solver = {
+        "interior": oi.InteriorTrustRegion,
+        "fides": oi.Fides,
+        "trf": oi.TrustRegionReflective,
+    }[optimizer]()
     workers = args.workers
     try:
         problem.check_residuals()
@@ -238,10 +242,14 @@ def _fit(problem, args, out: Path, title: str) -> tuple[list[Path], dict | None]
             if workers == 1
             else f"{workers} starts at a time (threads)"
         )
+        compiles = (
+            "each start one compiled program, compiled first"
+            if isinstance(solver, oi.InteriorTrustRegion)
+            else "the first start compiles the residuals and their Jacobian"
+        )
         how = (
             f"bounded least squares on the PEtab box (oi.{type(solver).__name__}), at "
-            f"most {args.max_steps} evaluations each, {at_a_time} (the first start "
-            "compiles the residuals and their Jacobian)"
+            f"most {args.max_steps} evaluations each, {at_a_time} ({compiles})"
         )
     except PEtabError as error:
         solver = None
@@ -476,11 +484,13 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--optimizer",
-        choices=("auto", "fides", "trf"),
+        choices=("auto", "interior", "fides", "trf"),
         default="auto",
         help="--fit's optimiser when every noise model is normal: oi.Fides (the fides "
-        "package: about 9x fewer evaluations per start on Boehm) or "
-        "oi.TrustRegionReflective (scipy); auto (default): fides where it is installed",
+        "package: about 9x fewer evaluations per start on Boehm), "
+        "oi.InteriorTrustRegion (interior: Fides' algorithm, each start one compiled "
+        "program) or oi.TrustRegionReflective (scipy); auto (default): fides where it "
+        "is installed, else trf",
     )
     parser.add_argument(
         "--workers",

@@ -126,6 +126,7 @@ def test_fit_runs_the_starts_one_at_a_time(tmp_path, monkeypatch, capsys):
     assert isinstance(args[0], oi.AbstractResidualLikelihood)
     assert kwargs["progress_bar"] is True
     assert kwargs["workers"] == 1 and kwargs_2["workers"] == 2
+    assert isinstance(kwargs["solver"], oi.Fides | oi.TrustRegionReflective)
 
 
 @pytest.mark.slow

@@ -87,8 +87,10 @@ def test_multistart_reaches_published_best(name, n_starts):
                 importlib.util.find_spec("fides") is None, reason="no fides package"
             ),
         ),
+        # The compiled Fides algorithm: the same starts reach it (28 first).
+        (oi.InteriorTrustRegion(), 30),
     ],
-    ids=["trust-region-reflective", "fides"],
+    ids=["trust-region-reflective", "fides", "interior-trust-region"],
 )
 def test_boehm_least_squares_multistart_reaches_published_best(solver, n_starts):
     name = "Boehm_JProteomeRes2014"

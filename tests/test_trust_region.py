@@ -50,7 +50,7 @@ class Linear(oi.AbstractResidualLikelihood):
 def test_optimum_on_a_bound_matches_bvls():
     reference = scipy.optimize.lsq_linear(A, B, bounds=(LOWER, UPPER), tol=1e-14)
     assert reference.active_mask[2] == 1  # the upper bound of x2 is active
-    result = oi.fit(Linear())
+    result = oi.fit(Linear(), solver=oi.TrustRegionReflective())
     assert result.solver == "TrustRegionReflective"
     assert bool(result.successful)
     estimate = np.array([float(result.params[f"x{i}"]) for i in range(3)])
@@ -75,7 +75,7 @@ class NoFisher(Linear):
 
 def test_without_fisher_information_the_default_is_the_hessian():
     wide = oi.Parameters({f"x{i}": oi.Bounded(-10.0, 10.0) for i in range(3)})
-    result = oi.fit(NoFisher(), parameters=wide)
+    result = oi.fit(NoFisher(), parameters=wide, solver=oi.TrustRegionReflective())
     assert result.information == "hessian"
     # An interior optimum of a quadratic log-likelihood: its Hessian is AᵀA as well.
     np.testing.assert_allclose(
@@ -87,7 +87,12 @@ def test_without_fisher_information_the_default_is_the_hessian():
 
 def test_interior_optimum_matches_normal_equations():
     wide = oi.Parameters({f"x{i}": oi.Bounded(-10.0, 10.0) for i in range(3)})
-    result = oi.fit(Linear(), parameters=wide, init={"x0": 1.0, "x1": 1.0, "x2": 1.0})
+    result = oi.fit(
+        Linear(),
+        parameters=wide,
+        init={"x0": 1.0, "x1": 1.0, "x2": 1.0},
+        solver=oi.TrustRegionReflective(),
+    )
     exact = np.linalg.solve(A.T @ A, A.T @ B)
     estimate = np.array([float(result.params[f"x{i}"]) for i in range(3)])
     np.testing.assert_allclose(estimate, exact, atol=1e-7)
@@ -95,7 +100,7 @@ def test_interior_optimum_matches_normal_equations():
 
 
 def test_multistart_reports_every_start():
-    result = oi.multistart(Linear(), 4, key=0)
+    result = oi.multistart(Linear(), 4, key=0, solver=oi.TrustRegionReflective())
     assert result.best.solver == "TrustRegionReflective"
     assert result.num_converged == 4
     assert result.num_evaluations is not None and result.seconds is not None
@@ -143,7 +148,7 @@ def test_fides_matches_bvls_on_a_bound():
     np.testing.assert_allclose(estimate, reference.x, atol=1e-6)
 
 
-class FailsAboveZero(oi.AbstractBoxLeastSquares):
+class FailsAboveZero(oi.AbstractHostBoxLeastSquares):
     """`TrustRegionReflective`, except that a start with `x0 > 0` raises."""
 
     inner: oi.TrustRegionReflective = oi.TrustRegionReflective()
@@ -215,7 +220,7 @@ def test_multistart_workers_misuse_is_refused():
         oi.multistart(decay_problem(noisy_data(0)), 2, key=0, workers=2)
 
 
-class SlowFirstInPool(oi.AbstractBoxLeastSquares):
+class SlowFirstInPool(oi.AbstractHostBoxLeastSquares):
     """`TrustRegionReflective`; the first start on a pool thread waits 1 s first."""
 
     first: threading.Lock  # acquired (never released) by the first pool start

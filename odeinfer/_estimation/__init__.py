@@ -1,10 +1,12 @@
 from ._errors import FitError as FitError
 from ._fit import fit as fit
+from ._interior_trust_region import InteriorTrustRegion as InteriorTrustRegion
 from ._multistart import MultistartResult as MultistartResult
 from ._multistart import multistart as multistart
 from ._profile import ProfileResult as ProfileResult
 from ._profile import profile as profile
 from ._result import FitResult as FitResult
 from ._trust_region import AbstractBoxLeastSquares as AbstractBoxLeastSquares
+from ._trust_region import AbstractHostBoxLeastSquares as AbstractHostBoxLeastSquares
 from ._trust_region import Fides as Fides
 from ._trust_region import TrustRegionReflective as TrustRegionReflective

@@ -8,6 +8,7 @@ import optimistix as optx
 from .._likelihood import log_likelihood_ok
 from . import _least_squares as least_squares
 from . import _objective as objective
+from ._box import optimise as optimise_box
 from ._errors import FitError
 from ._laplace import laplace
 from ._result import FitResult
@@ -15,7 +16,6 @@ from ._trust_region import (
     AbstractBoxLeastSquares,
     box_from_unconstrained,
 )
-from ._trust_region import optimise as optimise_box
 
 _INFORMATION = ("hessian", "fisher")
 
@@ -198,8 +198,9 @@ def fit(
     parameters of `problem`, with Laplace standard errors and correlations.
 
     The optimistix solvers work on the unconstrained space of `problem.parameters`
-    (log for `Positive`, logit for `Bounded`); [`odeinfer.TrustRegionReflective`][]
-    works on the box of the `Bounded` parameters directly.
+    (log for `Positive`, logit for `Bounded`); the bounded least-squares solvers
+    ([`odeinfer.InteriorTrustRegion`][], [`odeinfer.TrustRegionReflective`][],
+    [`odeinfer.Fides`][]) work on the box of the `Bounded` parameters directly.
 
     **Arguments:**
 
@@ -216,7 +217,8 @@ def fit(
         naming it.
     - `priors`: `{name: numpyro distribution}` for MAP estimation (the mode of the
         posterior density of the constrained parameters).
-    - `solver`: [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][] (bounded
+    - `solver`: [`odeinfer.InteriorTrustRegion`][] (compiled),
+        [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][] (bounded
         least squares on the box, for residual likelihoods) or an optimistix solver.
         `None`
         chooses `TrustRegionReflective` for an `AbstractResidualLikelihood` with
@@ -228,7 +230,7 @@ def fit(
     - `information`: `"hessian"` (observed information, the Hessian of the negative
         log-likelihood; the default, except as below) or `"fisher"` (Gauss–Newton
         `JᵀJ` of the standardised residuals; Gaussian noise only; the default with
-        `TrustRegionReflective` and `Fides`, from the residuals' Jacobian, with the
+        the bounded least-squares solvers, from the residuals' Jacobian, with the
         likelihood's own formula where the residuals carry noise residuals, see
         `AbstractResidualLikelihood.fisher_information`). Computed with forward-mode
         autodiff and mapped to the constrained parameters by the delta method.
@@ -236,7 +238,8 @@ def fit(
         parameters and the objective; scipy's `ftol`/`xtol` and `gtol` for the default
         `TrustRegionReflective`; a solver passed in keeps its own).
     - `max_steps`: the optimiser's iteration budget (residual evaluations for
-        `TrustRegionReflective`, iterations for `Fides`).
+        `TrustRegionReflective`, iterations for `Fides`, residual + Jacobian
+        evaluations for `InteriorTrustRegion`).
     - `throw`: raise an [`odeinfer.FitError`][] (a `RuntimeError` carrying the
         `FitResult`) if the optimiser did not converge or the
         log-likelihood at the result is `-inf` (the ODE solve failed there: the message

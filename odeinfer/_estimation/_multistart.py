@@ -1,6 +1,7 @@
 """`multistart`: many optimisations from random starting points, in one vmapped call
 (optimistix solvers) or on the host, one after another or in a thread pool (bounded
-least squares: [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
+least squares: [`odeinfer.InteriorTrustRegion`][] in compiled batches,
+[`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
 
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -14,8 +15,10 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._parameters import AbstractParameter
+from . import _interior_trust_region as interior
 from . import _least_squares as least_squares
 from . import _objective as objective
+from ._box import optimise as optimise_box
 from ._errors import FitError
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
@@ -26,7 +29,6 @@ from ._trust_region import (
     box_from_unconstrained,
     unconstrained_from_box,
 )
-from ._trust_region import optimise as optimise_box
 
 
 class MultistartResult(eqx.Module):
@@ -43,15 +45,20 @@ class MultistartResult(eqx.Module):
     - `converged`: whether each start's optimiser converged to a finite optimum.
     - `solve_failed`: whether the log-likelihood at each start's end point is `-inf`
         (the ODE solve failed there); such starts never count as converged.
-    - `num_steps`: iterations of each start.
+    - `num_steps`: iterations of each start (Jacobian evaluations for the bounded
+        least-squares solvers; for [`odeinfer.InteriorTrustRegion`][] every
+        evaluation is a residual and its Jacobian).
     - `num_evaluations`: objective (residual) evaluations of each start, where the
         solver counts them (bounded least squares); else `None`.
     - `seconds`: wall time of each start, where the starts run on the host
-        (bounded least squares; the first includes compilation); else `None`. With
-        `workers > 1` the starts overlap, so these add up to more than the run took.
+        (bounded least squares; the first includes compilation, except for
+        `InteriorTrustRegion`, which compiles before its first start; starts vmapped
+        in one batch share their batch's time); else `None`. With `workers > 1` the
+        starts overlap, so these add up to more than the run took.
     - `elapsed`: wall time from the beginning of the first start to the end of each
-        start (host-loop starts only; else `None`): the time to a given start's
-        result, e.g. the first one near the best optimum.
+        start (bounded least squares only; else `None`; for a vmapped batch, the end
+        of the batch): the time to a given start's result, e.g. the first one near
+        the best optimum.
     """
 
     best: FitResult
@@ -194,7 +201,9 @@ def multistart(
     ([`odeinfer.TrustRegionReflective`][], the default for an
     [`odeinfer.AbstractResidualLikelihood`][] such as a PEtab problem, and
     [`odeinfer.Fides`][]) run them on the host, one after another or `workers` at a
-    time, with jitted residual and Jacobian calls compiled once.
+    time, with jitted residual and Jacobian calls compiled once;
+    [`odeinfer.InteriorTrustRegion`][] runs each start as one compiled program,
+    `batch_size` starts vmapped together and `workers` such batches at a time.
 
     **Arguments:**
 
@@ -214,15 +223,21 @@ def multistart(
         inside the same compiled program (`jax.lax.map`); `batch_size=1` suits stiff
         models, where a vmapped batch runs every start's ODE solve for as many steps as
         its most expensive member needs (a start that wanders into a stiff region
-        slows all the others). Not used by the bounded least-squares solvers (one
-        start at a time, see `workers`).
+        slows all the others). For [`odeinfer.InteriorTrustRegion`][]: the starts
+        vmapped together in one compiled program (`None`: 1, which was fastest on
+        the PEtab problems measured: a vmapped loop runs until its slowest start
+        ends). Not used by the host-loop solvers (one start at a time, see
+        `workers`).
     - `workers`: how many bounded least-squares starts run at the same time, in a
         thread pool (JAX releases the GIL while a compiled residual or Jacobian call
         runs, and XLA runs a small model's call on one core, so `workers=2` on two
         free cores takes about half the time). The results are the same as with
         `workers=1` (default), start by start; the first start runs alone and
-        compiles. Only for the bounded least-squares solvers: the optimistix solvers
-        run all starts in one compiled call (see `batch_size`).
+        compiles. For [`odeinfer.InteriorTrustRegion`][], how many of its batches
+        run at the same time (its compiled program holds no GIL at all: `workers=2`
+        on two free cores took less than half the time of `workers=1` on Boehm).
+        Only for the bounded least-squares solvers: the optimistix solvers run all
+        starts in one compiled call (see `batch_size`).
     - `progress_bar`: show a progress bar (tqdm) over the starts with the best
         log-likelihood so far (bounded least squares only: the vmapped solvers
         finish all starts at once).
@@ -259,6 +274,14 @@ def multistart(
     boxed = least_squares.residual_model(
         problem, parameters, priors, solver, rtol, atol
     )
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"`batch_size` must be None or a positive integer; got {batch_size!r}."
+        )
     if boxed is not None:
         return _multistart_box(
             *boxed,
@@ -269,6 +292,7 @@ def multistart(
             information,
             int(max_steps),
             int(workers),
+            None if batch_size is None else int(batch_size),
             progress_bar,
             throw,
         )
@@ -291,14 +315,6 @@ def multistart(
     starts = draw_starts(
         problem, priors, int(n_starts), key, u_init, spread, from_priors
     )
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int | np.integer)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"`batch_size` must be None or a positive integer; got {batch_size!r}."
-        )
     optima, codes, steps, values = _optimise_many(
         problem,
         priors,
@@ -354,6 +370,7 @@ def _multistart_box(
     information,
     max_steps: int,
     workers: int,
+    batch_size: int | None,
     progress_bar: bool,
     throw: bool,
 ) -> MultistartResult:
@@ -376,7 +393,12 @@ def _multistart_box(
 
         bar = tqdm(total=n_starts, desc="multistart", unit="start")
     try:
-        outcomes, elapsed = _run_starts(model, solver, v0s, max_steps, workers, bar)
+        if isinstance(solver, interior.InteriorTrustRegion):
+            outcomes, elapsed = _run_compiled(
+                model, solver, v0s, max_steps, workers, batch_size, bar
+            )
+        else:
+            outcomes, elapsed = _run_starts(model, solver, v0s, max_steps, workers, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -468,4 +490,42 @@ def _run_starts(
         finally:
             # After an exception (or Ctrl-C): the starts not yet begun never begin.
             pool.shutdown(wait=True, cancel_futures=True)
+    return [o for o in outcomes if o is not None], elapsed
+
+
+def _run_compiled(
+    model: Residuals,
+    solver: interior.InteriorTrustRegion,
+    v0s: list[np.ndarray],
+    max_steps: int,
+    workers: int,
+    batch_size: int | None,
+    bar,
+) -> tuple[list[Outcome], list[float]]:
+    """The optimisations from `v0s` by `InteriorTrustRegion`: vmapped batches of
+    `batch_size` starts (default 1), `workers` batches at a time; the wall time from
+    the beginning (after compilation) to the end of each start's batch."""
+    outcomes: list[Outcome | None] = [None] * len(v0s)
+    elapsed = [0.0] * len(v0s)
+    best = -np.inf
+
+    def record(indices: list[int], results: list[Outcome], seconds: float) -> None:
+        nonlocal best
+        for i, outcome in zip(indices, results, strict=True):
+            outcomes[i] = outcome
+            elapsed[i] = seconds
+            best = max(best, outcome.log_likelihood)
+        if bar is not None:
+            bar.update(len(indices))
+            bar.set_postfix(best_llh=f"{best:.6g}")
+
+    interior.optimise_starts(
+        model,
+        solver,
+        v0s,
+        max_steps,
+        batch_size=1 if batch_size is None else min(batch_size, len(v0s)),
+        workers=workers,
+        record=record,
+    )
     return [o for o in outcomes if o is not None], elapsed

@@ -29,9 +29,11 @@ class FitResult(eqx.Module):
         optimiser can mistake for a stationary point. `message` says where.
     - `successful`: `result` is successful *and* `solve_ok`.
     - `num_steps`: optimiser iterations (for [`odeinfer.TrustRegionReflective`][]:
-        Jacobian evaluations, one per accepted step plus the first).
+        Jacobian evaluations, one per accepted step plus the first; for
+        [`odeinfer.InteriorTrustRegion`][] every evaluation is a residual and its
+        Jacobian, so its evaluations).
     - `num_evaluations`: objective (residual) evaluations, where the optimiser counts
-        them apart from its iterations ([`odeinfer.TrustRegionReflective`][]);
+        them apart from its iterations (the bounded least-squares solvers);
         `None` otherwise.
     - `method`: `"mle"` or `"map"`; `solver`: the solver's class name;
         `information`: `"hessian"` (observed) or `"fisher"` (Gauss–Newton `JᵀJ`).

@@ -33,8 +33,15 @@ from . import _objective as objective
 
 
 class AbstractBoxLeastSquares(eqx.Module):
-    """A least-squares optimiser on the box of the `Bounded` parameters, run on the
-    host with jitted residuals and Jacobians: [`odeinfer.TrustRegionReflective`][],
+    """A least-squares optimiser on the box of the `Bounded` parameters: run on the
+    host with jitted residuals and Jacobians ([`odeinfer.AbstractHostBoxLeastSquares`][]:
+    [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][]) or each optimisation
+    one compiled program ([`odeinfer.InteriorTrustRegion`][])."""
+
+
+class AbstractHostBoxLeastSquares(AbstractBoxLeastSquares):
+    """A bounded least-squares optimiser whose iterations run on the host, calling a
+    jitted residual and Jacobian: [`odeinfer.TrustRegionReflective`][],
     [`odeinfer.Fides`][]."""
 
     @abc.abstractmethod
@@ -47,7 +54,7 @@ class AbstractBoxLeastSquares(eqx.Module):
         Jacobian evaluation counts and a message."""
 
 
-class TrustRegionReflective(AbstractBoxLeastSquares):
+class TrustRegionReflective(AbstractHostBoxLeastSquares):
     """Bounded trust-region least squares for [`odeinfer.fit`][] and
     [`odeinfer.multistart`][]: minimises ½‖r(θ)‖² of the standardised residuals with
     `scipy.optimize.least_squares(method="trf")` (trust-region reflective, Branch,
@@ -98,13 +105,15 @@ class TrustRegionReflective(AbstractBoxLeastSquares):
         return sol.x, status, int(sol.nfev), int(sol.njev), str(sol.message)
 
 
-class Fides(AbstractBoxLeastSquares):
+class Fides(AbstractHostBoxLeastSquares):
     """Fides (Fröhlich & Sorger 2022, PLoS Comput. Biol. 18:e1010322), the
     interior trust-region optimiser pyPESTO uses by default, for [`odeinfer.fit`][] and
     [`odeinfer.multistart`][]: on the box of the `Bounded` parameters, with the
-    Gauss–Newton matrix `JᵀJ` of the standardised residuals as Hessian for the first
-    `switch_iteration` iterations and a BFGS update of it afterwards (Fides'
-    `HybridFixed`, pyPESTO's default with a Fisher information), which captures the
+    Gauss–Newton matrix `JᵀJ` of the standardised residuals as Hessian until the
+    trust region has stayed the same for `switch_iteration` iterations in a row and a
+    BFGS update afterwards (Fides' `HybridFixed`, pyPESTO's default with a Fisher
+    information; [`odeinfer.InteriorTrustRegion`][] is the same algorithm compiled),
+    which captures the
     curvature of the narrow curved valleys of sloppy models that Gauss–Newton alone
     crawls along. Each evaluation is a residual and its forward-mode Jacobian. Needs
     the optional `fides` package (`pip install fides`).
@@ -113,8 +122,8 @@ class Fides(AbstractBoxLeastSquares):
 
     - `rtol`, `atol`: Fides' `frtol` and `fatol` (relative and absolute change of ½‖r‖²).
     - `gtol`: Fides' `gatol` (gradient norm; its default 1e-6).
-    - `switch_iteration`: iterations with `JᵀJ` before the BFGS update takes over
-        (Fides' default, 20).
+    - `switch_iteration`: iterations in a row without a change of the trust region
+        after which the BFGS update takes over (Fides' default, 20).
 
     `fit`'s `max_steps` caps the iterations (Fides' `maxiter`).
     """
@@ -272,7 +281,7 @@ def inside(v, lower, upper) -> np.ndarray:
 
 
 def optimise(
-    model: Residuals, solver: AbstractBoxLeastSquares, v0, max_evaluations: int
+    model: Residuals, solver: AbstractHostBoxLeastSquares, v0, max_evaluations: int
 ) -> Outcome:
     """One bounded least-squares optimisation from the box vector `v0`: a start where
     the residuals are not finite ends at once, a Jacobian that is not finite where the
