@@ -358,6 +358,52 @@ def test_constant_terms_shared_within_an_evaluation():
     assert len(powers) == 2 + 2 * 3
 
 
+def test_state_terms_shared_within_an_evaluation():
+    """A term of states repeated in kinetic laws (`A + B`) is computed once per
+    evaluation of the vector field, as is a compartment's reciprocal volume; a term
+    that reads time is computed where it appears (a switch evaluates a copy of the
+    namespace at another time). The field still equals the formulas."""
+
+    def build(second, third):
+        return sbml.load(
+            make(
+                species={"A": ("c", 2.0), "B": ("c", 0.5), "C": ("c", 1.0)},
+                parameters={"k": 0.7},
+                reactions={
+                    "R1": (["A"], ["B"], "k * A / (A + B)"),
+                    "R2": (["B"], ["C"], f"B / ({second})"),
+                    "R3": (["C"], ["A"], f"C * (A + time) + ({third})"),
+                },
+            )
+        )
+
+    shared, apart = build("A + B", "A + time"), build("B + A", "time + A")
+
+    def reference(t, y, p):
+        a, b, c = y
+        r1, r2, r3 = p["k"] * a / (a + b), b / (a + b), c * (a + t) + (a + t)
+        return np.array([-r1 + r3, r1 - r2, r2 - r3])
+
+    y = jnp.array([2.0, 0.5, 1.0])
+    for model in (shared, apart):
+        field = jax.jit(model.model.vector_field)
+        np.testing.assert_allclose(
+            field(0.3, y, model.parameters),
+            reference(0.3, y, model.parameters),
+            rtol=1e-14,
+        )
+
+    def count(model, primitive):
+        jaxpr = jax.make_jaxpr(model._built.scalar_vector_field)(
+            0.0, y, model.parameters
+        )
+        return sum(e.primitive.name == primitive for e in jaxpr.jaxpr.eqns)
+
+    assert count(shared, "add") == count(apart, "add") - 1
+    # R1's and R2's quotients, and 1 / c once for the three species.
+    assert count(shared, "div") == 3
+
+
 def test_boundary_species_is_held_constant():
     model = sbml.load(
         make(

@@ -235,7 +235,8 @@ def rosenbrock_sensitivity_step(
     with `dY_i = s + Σ_j a_ij dU_j`, and `dJ`, `df_t` the derivatives of `J` and `f_t`
     at `(y, θ)` along `(s, p)` (`df_t` by one `jax.jvp` per step, vectorised over the
     directions; `dJ U_i` per stage as a second derivative of `f` where the
-    sensitivities are small, else from `dJ`, formed once per step: see `_Register`).
+    sensitivities are small, else from `dJ`, formed once per step with `df_t` and the
+    first stage's `f_y s + f_θ p`: see `_Register`).
     Per stage and direction: one Jacobian-vector product of `f` and one product with
     `W⁻¹`, formed once per step (`_Frame.inverse`). The state's own stage solves are
     the same as without sensitivities, so the state is bit for bit the state computed
@@ -272,8 +273,24 @@ def rosenbrock_sensitivity_step(
         return jax.jvp(lambda t_: f(t_, y_, theta_), (t,), (one,))[1]
 
     def local(y_, theta_):
-        """`J` and `f_t` at `(t, y_, θ_)`."""
-        return _jacobian(f, jacobian, t, y_, theta_, eye), time_derivative(y_, theta_)
+        """`f`, `J` and `f_t` at `(t, y_, θ_)`: without `jacobian`, from one `jax.vmap`
+        of `n + 1` Jacobian-vector products in `(t, y)` (the states' unit vectors, then
+        time's), so that their derivatives along the directions are one copy of the
+        vector field's second derivatives, not three (value, Jacobian, time
+        derivative; Alkan_SciSignal2018: 17,094 -> 13,153 operations in the gradient's
+        program)."""
+        if jacobian is not None:
+            J_ = jnp.asarray(jacobian(t, y_, theta_), y.dtype)
+            return f(t, y_, theta_), J_, time_derivative(y_, theta_)
+        d_t = jnp.concatenate([jnp.zeros((n,), one.dtype), one[None]])
+        d_y = jnp.concatenate([eye, jnp.zeros((1, n), y.dtype)])
+        f_, columns = jax.vmap(
+            lambda dt_, dy_: jax.jvp(
+                lambda t_, z: f(t_, z, theta_), (t, y_), (dt_, dy_)
+            ),
+            out_axes=(None, 1),
+        )(d_t, d_y)
+        return f_, columns[:, :n], columns[:, n]
 
     # Where the stage loop's arrays fit in XLA's sequential threshold (`_Register`: the
     # sensitivities, `W⁻¹`, the state's stages), `dJ U_i` is a second derivative of
@@ -289,7 +306,9 @@ def rosenbrock_sensitivity_step(
             out_axes=(None, 0),
         )(S, Theta)
     else:
-        (J, dT), (dJ, d_dT) = jax.vmap(
+        # `f`'s derivative along the directions (`K0`, the first stage's) comes with
+        # `dJ`.
+        (f0, J, dT), (K0, dJ, d_dT) = jax.vmap(
             lambda s_, p: jax.jvp(local, (y, theta), (s_, p)), out_axes=(None, 0)
         )(S, Theta)
 
@@ -318,7 +337,8 @@ def rosenbrock_sensitivity_step(
             out_axes=(None, 0),
         )(dY, Theta)
 
-    f0, K0 = field_jvp(t, y, S)
+    if small:
+        f0, K0 = field_jvp(t, y, S)
     frame = _frame(tableau, f, J, t, h, y, theta, f0, dT, linear_solver, refine)
     dT = jnp.where(frame.finite, dT, 0.0)
     safe_h = frame.h
