@@ -99,7 +99,7 @@ def test_fisher_from_noise_residuals_closed_form():
     against Σ ∇μ∇μᵀ/σ² + 2 ∇σ∇σᵀ/σ² from the hand-written gradients."""
     import jax
 
-    from odeinfer.petab._likelihood import fisher_from_noise_residuals
+    from odeinfer.petab._objective import fisher_from_noise_residuals
 
     t = jnp.linspace(0.0, 2.0, 6)
     d = jnp.array([1.1, 0.7, 0.55, 0.3, 0.25, 0.12])

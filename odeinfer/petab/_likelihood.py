@@ -1,21 +1,14 @@
-"""The PEtab log-likelihood as one traceable function of the estimated parameters (on
-their PEtab scale): every experiment solved in one `jax.vmap`, every observable
-evaluated in one `jax.vmap` over its measurement rows.
+"""The PEtab model's states as one traceable function of the estimated parameters
+(on their PEtab scale): `Simulator` (experiments, preequilibrations, observables and
+their derivatives). The log-likelihood and residuals built on it: `_objective.py`."""
 
-Conventions are AMICI's and pyPESTO's, so values compare directly: natural log,
-normalisation constants included, and for log/log10 observables the density of the
-measurement itself (the Jacobian term −log(y) or −log(y·ln 10))."""
-
-import functools
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import final
 
 import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.custom_derivatives import SymbolicZero
 from jaxtyping import Array, Bool, Float
 
 from .._events import Dose
@@ -23,6 +16,7 @@ from .._fast._along import solve_fused_along
 from .._solve import solve
 from .._solvers import AbstractFusedSolver, FusedRodas5P
 from .._steady_state import steady_state
+from ._experiments import one_after_another, over_experiments
 from ._forward import FORWARD_MAX_PARAMETERS, forward_derivatives
 from ._layout import Layout, Refs
 
@@ -194,8 +188,8 @@ class Simulator:
 
         # Forward mode (`_forward.py`) differentiates the experiments one after the
         # other anyway; their values then too, in one trace of the solve (Liu: value
-        # 1.19 -> 0.63 ms, gradient trace 6.4 -> 3.8 s against `_over_experiments`).
-        over = _one_after_another if self.forward else _over_experiments
+        # 1.19 -> 0.63 ms, gradient trace 6.4 -> 3.8 s against `over_experiments`).
+        over = one_after_another if self.forward else over_experiments
         n_states = len(sbml.state_ids)
         y_steady = jnp.zeros((len(layout.experiments), n_states))
         ok_steady = jnp.ones((len(layout.experiments),), bool)
@@ -524,85 +518,6 @@ def fixed_directions(sbml, layout: Layout) -> int:
     return len(live) + (len(sbml.state_ids) if moves else 0)
 
 
-def _over_experiments(fn: Callable, inputs: tuple):
-    """`jax.vmap(fn)(*inputs)` over the leading (experiment) axis of `inputs`, with
-    derivatives computed one experiment after the other (`lax.map`).
-
-    Why not vmapped derivatives: a vmapped solve takes as many steps in every
-    experiment as the longest one takes (per dose segment), and with forward
-    sensitivities each of those steps costs a few times a value's. Brannmark's eight
-    experiments (t1 5.5 to 30, one with a dose at t = 4) take 721 steps in all;
-    vmapped, 8 × 227. Gradient: vmapped 79 ms, sequential 33 ms; the value stays
-    vmapped (9.2 ms, sequential 12.4; Fujita 3.9 against 11) and Fujita's gradient is
-    the same either way (31 ms). A single experiment is solved without a batch axis
-    (Boehm's gradient 2.85 -> 2.70 ms)."""
-    if jax.tree_util.tree_leaves(inputs)[0].shape[0] == 1:
-        first = jax.tree_util.tree_map(lambda a: a[0], inputs)
-        return jax.tree_util.tree_map(lambda a: a[None], fn(*first))
-
-    @jax.custom_jvp
-    def batched(inputs):
-        return jax.vmap(fn)(*inputs)
-
-    @functools.partial(batched.defjvp, symbolic_zeros=True)
-    def batched_jvp(primals, tangents):
-        (inputs,), (d_inputs,) = primals, tangents
-        leaves, treedef = jax.tree_util.tree_flatten(inputs)
-        d_leaves = jax.tree_util.tree_leaves(
-            d_inputs, is_leaf=lambda x: isinstance(x, SymbolicZero)
-        )
-        # Only the differentiated inputs get tangents: a constant one keeps its
-        # symbolic zero, so the solves integrate no sensitivities for it.
-        live = [i for i, d in enumerate(d_leaves) if not isinstance(d, SymbolicZero)]
-
-        def each(args):
-            values, d_live = args
-
-            def of_live(*live_values):
-                merged = list(values)
-                for i, v in zip(live, live_values, strict=True):
-                    merged[i] = v
-                return fn(*jax.tree_util.tree_unflatten(treedef, merged))
-
-            out, d_out = jax.jvp(of_live, [values[i] for i in live], list(d_live))
-            return out, _inexact_only(d_out)
-
-        if live:
-            out, d_out = jax.lax.map(each, (leaves, [d_leaves[i] for i in live]))
-        else:
-            out = jax.vmap(fn)(*inputs)
-            d_out = jax.tree_util.tree_map(
-                lambda o: jnp.zeros_like(o) if jnp.issubdtype(o.dtype, jnp.inexact)
-                else None,
-                out,
-            )  # fmt: skip
-        d_out = jax.tree_util.tree_map(
-            lambda o, d: np.zeros(o.shape, jax.dtypes.float0) if d is None else d,
-            out,
-            d_out,
-            is_leaf=lambda x: x is None,
-        )
-        return out, d_out
-
-    return batched(inputs)
-
-
-def _one_after_another(fn: Callable, inputs: tuple):
-    """`fn` over the leading (experiment) axis of `inputs` by `lax.map` (a single
-    experiment without a batch axis)."""
-    if jax.tree_util.tree_leaves(inputs)[0].shape[0] == 1:
-        first = jax.tree_util.tree_map(lambda a: a[0], inputs)
-        return jax.tree_util.tree_map(lambda a: a[None], fn(*first))
-    return jax.lax.map(lambda args: fn(*args), inputs)
-
-
-def _inexact_only(tree):
-    """`tree` with `None` in place of its `float0` leaves (a scan cannot stack them)."""
-    return jax.tree_util.tree_map(
-        lambda d: None if d.dtype == jax.dtypes.float0 else d, tree
-    )
-
-
 def _distinct_preequilibrations(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """`(first, which)`: the first experiment of each distinct preequilibration (the
     same references of its parameters and species) and, per experiment, the position
@@ -619,121 +534,3 @@ def _distinct_preequilibrations(layout: Layout) -> tuple[np.ndarray, np.ndarray]
             first.append(e)
         which.append(keys.get(key, 0))
     return np.asarray(first, int), np.asarray(which, int)
-
-
-def log_density(
-    transformation: str, distribution: str, data, simulation, sigma
-) -> Array:
-    """The log density of each measurement (natural log, normalised)."""
-    if transformation == "log":
-        data_t, sim_t, jacobian = jnp.log(data), jnp.log(simulation), -jnp.log(data)
-    elif transformation == "log10":
-        data_t, sim_t = jnp.log10(data), jnp.log10(simulation)
-        jacobian = -jnp.log(data * math.log(10.0))
-    else:
-        data_t, sim_t, jacobian = data, simulation, 0.0
-    r = (data_t - sim_t) / sigma
-    if distribution == "laplace":
-        return -jnp.log(2.0 * sigma) - jnp.abs(r) + jacobian
-    return -0.5 * jnp.log(2.0 * math.pi * sigma**2) - 0.5 * r**2 + jacobian
-
-
-def log_likelihood_fn(simulator: Simulator) -> Callable:
-    """`fn(x) -> (llh, ok)` for the estimated parameters `x` on their scale."""
-
-    def fn(x: Float[Array, " n"]) -> tuple[Float[Array, ""], Bool[Array, ""]]:
-        predictions, ok = simulator.predictions(x)
-        total = jnp.zeros(())
-        for oid, (simulation, sigma) in predictions.items():
-            observable = simulator.observable_fns[oid][2]
-            rows = simulator.layout.observables[oid]
-            terms = log_density(
-                observable.transformation,
-                observable.distribution,
-                jnp.asarray(rows.measurement),
-                simulation,
-                sigma,
-            )
-            total = total + jnp.sum(terms)
-        ok = jnp.all(ok) & jnp.isfinite(total)
-        return total, ok
-
-    return fn
-
-
-# Data2Dynamics' constant for the noise residuals (`ar.config.add_c`): with it,
-# log(2πσ²) + C > 0 for every σ above exp(-C/2)/√(2π) ≈ 5.5e-12.
-SIGMA_RESIDUAL_CONSTANT = 50.0
-
-
-def residual_blocks(transformation: str, data, simulation, sigma) -> Array:
-    """The standardised residual of each measurement on the transformed scale."""
-    if transformation == "log":
-        return (jnp.log(data) - jnp.log(simulation)) / sigma
-    if transformation == "log10":
-        return (jnp.log10(data) - jnp.log10(simulation)) / sigma
-    return (data - simulation) / sigma
-
-
-def noise_residual_rows(
-    simulator: Simulator, sigma_residuals: tuple[str, ...]
-) -> np.ndarray:
-    """For each noise residual of `residuals_fn`, the index of the data residual of
-    the same measurement row (the two blocks are laid out in the same order)."""
-    offsets, start = {}, 0
-    for oid, rows in simulator.layout.observables.items():
-        size = len(np.asarray(rows.measurement))
-        offsets[oid] = np.arange(start, start + size)
-        start += size
-    pairs = [
-        offsets[oid] for oid in simulator.layout.observables if oid in sigma_residuals
-    ]
-    return np.concatenate(pairs) if pairs else np.zeros(0, int)
-
-
-def fisher_from_noise_residuals(
-    r: Float[Array, " m"], jacobian: Float[Array, "m n"], noise_rows: np.ndarray
-) -> Float[Array, "n n"]:
-    """The Fisher information of Gaussian noise with estimated σ from the residuals of
-    `residuals_fn` and their Jacobian, first derivatives only:
-    `Σ_i ∇μ_i ∇μ_iᵀ/σ_i² + 2 ∇σ_i ∇σ_iᵀ/σ_i²` (μ on the observable's transformed
-    scale). With `e_i = (d_i − μ_i)/σ_i` and the noise residual
-    `s_i = sqrt(log(2πσ_i²) + C)`: `∇σ_i/σ_i = s_i ∇s_i` and
-    `∇μ_i/σ_i = −∇e_i − e_i ∇σ_i/σ_i`. (The observed information, the Hessian, needs
-    second-order sensitivities: compiling it took 13–16 s on Boehm against ~3 s for
-    a Jacobian, and 40 ms per evaluation.)"""
-    m_data = r.shape[0] - noise_rows.shape[0]
-    e, de = r[:m_data], jacobian[:m_data]
-    s, ds = r[m_data:], jacobian[m_data:]
-    b = s[:, None] * ds  # ∇σ/σ of the rows with a noise residual
-    a = -de
-    a = a.at[noise_rows].add(-e[noise_rows][:, None] * b)
-    return a.T @ a + 2.0 * (b.T @ b)
-
-
-def residuals_fn(simulator: Simulator, sigma_residuals: tuple[str, ...]) -> Callable:
-    """`fn(x) -> (r, ok)`: the standardised residuals of every measurement (observables
-    in table order), followed by one noise residual `sqrt(log(2πσ²) + C)` per row of
-    each observable in `sigma_residuals` (those whose σ moves with the estimated
-    parameters: Data2Dynamics' augmentation, so that ½‖r‖² = −log L + constant with
-    estimated σ too). Normal noise only; `ok` is `False` where a solve failed, a residual
-    is not finite or a σ is so small that its noise residual does not exist."""
-
-    def fn(x: Float[Array, " n"]) -> tuple[Float[Array, " m"], Bool[Array, ""]]:
-        predictions, ok = simulator.predictions(x)
-        data_parts, noise_parts = [], []
-        for oid, (simulation, sigma) in predictions.items():
-            observable = simulator.observable_fns[oid][2]
-            rows = simulator.layout.observables[oid]
-            data = jnp.asarray(rows.measurement)
-            data_parts.append(
-                residual_blocks(observable.transformation, data, simulation, sigma)
-            )
-            if oid in sigma_residuals:
-                square = jnp.log(2.0 * math.pi * sigma**2) + SIGMA_RESIDUAL_CONSTANT
-                ok = ok & jnp.all(square > 0)
-                noise_parts.append(jnp.sqrt(jnp.maximum(square, 0.0)))
-        r = jnp.concatenate(data_parts + noise_parts)
-        return r, jnp.all(ok) & jnp.all(jnp.isfinite(r))
-
-    return fn

@@ -23,8 +23,8 @@ from ..sbml import load as load_sbml
 from ._errors import PEtabError
 from ._forward import forward_derivatives
 from ._layout import Layout, build, scale
-from ._likelihood import (
-    Simulator,
+from ._likelihood import Simulator
+from ._objective import (
     fisher_from_noise_residuals,
     log_density,
     log_likelihood_fn,
