@@ -26,12 +26,19 @@ from ._trust_region import (
 
 
 def residual_model(
-    problem, parameters, priors, solver, rtol: float, atol: float
+    problem,
+    parameters,
+    priors,
+    solver,
+    rtol: float,
+    atol: float,
+    default: type[AbstractBoxLeastSquares] = TrustRegionReflective,
 ) -> tuple[Residuals, AbstractBoxLeastSquares] | None:
     """The residual model and the solver when the fit is by trust-region least
-    squares: `solver` is an `AbstractBoxLeastSquares` (`TrustRegionReflective`,
-    `Fides`), or `solver=None` (then `TrustRegionReflective`) for an
-    `AbstractResidualLikelihood` with residuals and no priors. `None` otherwise."""
+    squares: `solver` is an `AbstractBoxLeastSquares` (`InteriorTrustRegion`,
+    `TrustRegionReflective`, `Fides`), or `solver=None` (then `default(rtol=rtol,
+    atol=atol)`) for an `AbstractResidualLikelihood` with residuals and no priors.
+    `None` otherwise."""
     if isinstance(solver, AbstractBoxLeastSquares):
         name = type(solver).__name__
         if priors:
@@ -74,7 +81,7 @@ def residual_model(
     except ValueError:
         return None
     space = problem.parameters if parameters is None else Parameters(parameters)
-    return Residuals(problem, space), TrustRegionReflective(rtol=rtol, atol=atol)
+    return Residuals(problem, space), default(rtol=rtol, atol=atol)  # pyright: ignore[reportCallIssue]  (the concrete solvers take rtol, atol)
 
 
 def as_function(problem, parameters):
