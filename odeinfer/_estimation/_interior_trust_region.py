@@ -29,6 +29,7 @@ from ._trust_region import (
     Residuals,
     box,
     inside,
+    residuals_and_jacobian_at,
 )
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -292,15 +293,6 @@ def _fn_summaries(fn, x):
     return _summaries(r, jacobian)
 
 
-def _residuals_and_jacobian(model: Residuals, v):
-    def both(v_):
-        r = model.residuals(v_)
-        return r, r
-
-    jacobian, r = jax.jacfwd(both, has_aux=True)(v)
-    return r, jacobian
-
-
 @eqx.filter_jit
 def solve_batch(
     model: Residuals, solver: InteriorTrustRegion, v0s, lower, upper, max_evaluations
@@ -311,7 +303,7 @@ def solve_batch(
 
     def one(v0):
         return solver.solve(
-            lambda v: _residuals_and_jacobian(model, v),
+            lambda v: residuals_and_jacobian_at(model, v),
             v0,
             lower,
             upper,
