@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Bool
 from .. import _validation as validate
 from .._custom_types import Params, ScalarLike, State
 from .._model import ODEModel
-from ._entry import closures_as_parameters, fused
+from ._entry import closures_as_parameters, fused_jitted
 from ._fused import Flattener, FusedConfig
 
 
@@ -196,5 +196,5 @@ def _solve_at_times(
         rtol=jnp.asarray(rtol, float_dtype),
         atol=jnp.asarray(atol, float_dtype),
     )
-    ys, ok = fused(config, y0_flat, theta, inputs)[:2]
+    ys, ok = fused_jitted(config, y0_flat, theta, inputs)[:2]
     return jax.vmap(y_flat_of.unflatten)(ys[:-1]), ok

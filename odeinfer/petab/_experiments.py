@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
+from ._forward import passed_through
+
 
 def over_experiments(fn: Callable, inputs: tuple):
     """`jax.vmap(fn)(*inputs)` over the leading (experiment) axis of `inputs`, with
@@ -41,20 +43,27 @@ def over_experiments(fn: Callable, inputs: tuple):
         # symbolic zero, so the solves integrate no sensitivities for it.
         live = [i for i, d in enumerate(d_leaves) if not isinstance(d, SymbolicZero)]
 
-        def each(args):
-            values, d_live = args
-
-            def of_live(*live_values):
-                merged = list(values)
-                for i, v in zip(live, live_values, strict=True):
-                    merged[i] = v
-                return fn(*jax.tree_util.tree_unflatten(treedef, merged))
-
-            out, d_out = jax.jvp(of_live, [values[i] for i in live], list(d_live))
-            return out, inexact_only(d_out)
-
         if live:
-            out, d_out = jax.lax.map(each, (leaves, [d_leaves[i] for i in live]))
+            # The Jacobian per experiment, behind a `custom_jvp` whose inputs are all
+            # known (`passed_through`), then `J · dz`: `jax.grad` partially
+            # evaluates a JVP rule, and a `lax.map` whose body takes the tangents
+            # has its body (the solve's loop) traced again there. Alkan (73
+            # experiments): gradient trace 3.5 -> 2.1 s, run time unchanged.
+            sizes = [int(np.prod(leaves[i].shape[1:])) for i in live]
+            jacobian_of = passed_through(
+                lambda known: jax.lax.map(
+                    functools.partial(_value_and_jacobian, fn, treedef, live, sizes),
+                    known,
+                )
+            )
+            out, jacobian = jacobian_of(leaves)
+            dz = jnp.concatenate(
+                [jnp.reshape(d_leaves[i], (d_leaves[i].shape[0], -1)) for i in live],
+                axis=1,
+            )
+            d_out = jax.tree_util.tree_map(
+                lambda j: jnp.einsum("e...m,em->e...", j, dz), jacobian
+            )
         else:
             out = jax.vmap(fn)(*inputs)
             d_out = jax.tree_util.tree_map(
@@ -87,3 +96,24 @@ def inexact_only(tree):
     return jax.tree_util.tree_map(
         lambda d: None if d.dtype == jax.dtypes.float0 else d, tree
     )
+
+
+def _value_and_jacobian(fn, treedef, live, sizes, leaves):
+    """`fn`'s value at one experiment's inputs `leaves` and its Jacobian in the live
+    leaves (flattened and concatenated: the last axis), by `jax.jvp` along each unit
+    vector under `jax.vmap`: the solve does not depend on the tangent, so it is
+    integrated once, with every direction."""
+    z = jnp.concatenate([jnp.ravel(leaves[i]) for i in live])
+    bounds = np.cumsum(sizes)[:-1]
+
+    def of_z(z):
+        merged = list(leaves)
+        for i, part in zip(live, jnp.split(z, bounds), strict=True):
+            merged[i] = jnp.reshape(part, jnp.shape(leaves[i]))
+        return fn(*jax.tree_util.tree_unflatten(treedef, merged))
+
+    def along(v):
+        out, d_out = jax.jvp(of_z, (z,), (v,))
+        return out, inexact_only(d_out)
+
+    return jax.vmap(along, out_axes=(None, -1))(jnp.eye(z.shape[0], dtype=z.dtype))

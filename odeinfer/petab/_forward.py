@@ -40,7 +40,7 @@ def forward_derivatives(
     with a last axis `len(x)`), where given, computes the Jacobian instead of
     `jax.vmap(jax.jvp)`: e.g. one fused solve with a sensitivity direction per
     component of `x` (`Simulator.states_and_jacobian`)."""
-    jacobian_of = _passed_through(
+    jacobian_of = passed_through(
         _jvp_columns(fn) if value_and_jacobian is None else value_and_jacobian
     )
 
@@ -73,7 +73,7 @@ def _jvp_columns(fn: Callable) -> Callable:
     return value_and_jacobian
 
 
-def _passed_through(value_and_jacobian: Callable) -> Callable:
+def passed_through(value_and_jacobian: Callable) -> Callable:
     """`value_and_jacobian` behind a `custom_jvp` whose rule is the plain JVP. Reverse
     mode evaluates a JVP rule under partial evaluation, whose rules for `scan` and
     `while` re-trace their bodies even where every input is known (3.3 s of
