@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import equinox as eqx
 import jax.numpy as jnp
 
+from .._jit import jit_unless_traced
 from .._observations import Experiment
 from ._batches import map_experiments
 from ._problem import Problem
@@ -42,7 +43,7 @@ def experiment_log_likelihood(
     return total
 
 
-@eqx.filter_jit
+@jit_unless_traced
 def _log_likelihood(problem, params):
     def one(experiment, p):
         simulation = simulate_experiment(problem, experiment, p)

@@ -3,11 +3,10 @@ parameter scale with its `oi.Parameters`, priors and simulation table."""
 
 import os
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, final
+from collections.abc import Mapping
+from typing import final
 
 import jax
-import jax.core
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 from petab.v1 import C
 from petab.v1.math import sympify_petab
 
+from .._jit import jit_unless_traced
 from .._parameters import Bounded, Parameters
 from .._residual_likelihood import AbstractResidualLikelihood
 from .._results import SolveError
@@ -103,12 +103,12 @@ class PEtabProblem(AbstractResidualLikelihood):
         # forward, outside the jit: `jax.grad` then traces the solves once, under the
         # JVP (`_forward.py`).
         derivatives = forward_derivatives if simulator.forward else _as_is
-        self._llh = derivatives(_jit_unless_traced(log_likelihood_fn(simulator)))
+        self._llh = derivatives(jit_unless_traced(log_likelihood_fn(simulator)))
         self._no_residuals = _why_no_residuals(tables)
         sigma_residuals = _estimated_noise(tables, layout)
         self.fisher_from_residuals = not sigma_residuals
         self._residuals = derivatives(
-            _jit_unless_traced(residuals_fn(simulator, sigma_residuals))
+            jit_unless_traced(residuals_fn(simulator, sigma_residuals))
         )
         self._noise_rows = noise_residual_rows(simulator, sigma_residuals)
         self._prior = log_prior_fn(tables.parameters, layout)
@@ -263,22 +263,6 @@ class PEtabProblem(AbstractResidualLikelihood):
 
 def _as_is(fn):
     return fn
-
-
-def _jit_unless_traced(fn: Callable[[Array], Any]) -> Callable[[Array], Any]:
-    """`fn(x)` jitted where `x` is a concrete array, and inlined where `x` is a
-    tracer (the caller's `jax.jit`, `jax.grad` or `jax.vmap` compiles it anyway).
-
-    A `jax.jit` inside the caller's `jax.grad` traces the primal program first and
-    linearises that trace afterwards, and the solves' derivatives are `custom_jvp`
-    rules that never use it: Alkan's gradient traced in 3.4 s with the inner `jit`,
-    2.8 s without."""
-    jitted = jax.jit(fn)
-
-    def call(x):
-        return fn(x) if isinstance(x, jax.core.Tracer) else jitted(x)
-
-    return call
 
 
 def _why_no_residuals(tables: Tables) -> str:
