@@ -10,9 +10,9 @@ and `clip` are helpers for its own line searches, not a solver on a box), and li
 solves linear systems only; this is the part neither does.
 """
 
+import functools
 import math
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import NamedTuple
 
 import equinox as eqx
@@ -23,6 +23,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
 from ._interior_steps import trust_region_step
+from ._threads import run_in_threads
 from ._trust_region import (
     AbstractBoxLeastSquares,
     Outcome,
@@ -374,27 +375,11 @@ def optimise_starts(
     if compile_first:
         run(batches[0], 1)
     begin = time.perf_counter()
-    if workers == 1:
-        for indices in batches:
-            outcomes = run(indices, max_evaluations)
-            record(indices, outcomes, time.perf_counter() - begin)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="multistart")
-    try:
-        futures = {
-            pool.submit(run, indices, max_evaluations): indices for indices in batches
-        }
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                error = future.exception()
-                if error is not None:
-                    raise error
-                record(futures[future], future.result(), time.perf_counter() - begin)
-    finally:
-        # After an exception (or Ctrl-C): the batches not yet begun never begin.
-        pool.shutdown(wait=True, cancel_futures=True)
+    run_in_threads(
+        [functools.partial(run, indices, max_evaluations) for indices in batches],
+        workers,
+        lambda k, outcomes: record(batches[k], outcomes, time.perf_counter() - begin),
+    )
 
 
 def optimise(

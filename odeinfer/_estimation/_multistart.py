@@ -3,8 +3,8 @@
 least squares: [`odeinfer.InteriorTrustRegion`][] in compiled batches,
 [`odeinfer.TrustRegionReflective`][], [`odeinfer.Fides`][])."""
 
+import functools
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import equinox as eqx
 import jax
@@ -22,6 +22,7 @@ from ._box import optimise as optimise_box
 from ._errors import FitError
 from ._fit import check_information, check_options, choose_solver, make_result
 from ._result import FitResult
+from ._threads import run_in_threads
 from ._trust_region import (
     AbstractBoxLeastSquares,
     Outcome,
@@ -482,24 +483,15 @@ def _run_starts(
         record(first, outcome)
         compiled = outcome.num_steps > 0  # a Jacobian was evaluated
         first += 1
-    if first < len(v0s):
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="multistart")
-        try:
-            futures = {
-                pool.submit(optimise_box, model, solver, v0s[i], max_steps): i
-                for i in range(first, len(v0s))
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    error = future.exception()
-                    if error is not None:
-                        raise error
-                    record(futures[future], future.result())
-        finally:
-            # After an exception (or Ctrl-C): the starts not yet begun never begin.
-            pool.shutdown(wait=True, cancel_futures=True)
+    rest = range(first, len(v0s))
+    run_in_threads(
+        [
+            functools.partial(optimise_box, model, solver, v0s[i], max_steps)
+            for i in rest
+        ],
+        workers,
+        lambda k, outcome: record(first + k, outcome),
+    )
     return [o for o in outcomes if o is not None], elapsed
 
 

@@ -12,45 +12,19 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from .._events import Dose
-from .._fast._along import solve_fused_along
 from .._solve import solve
 from .._solvers import AbstractFusedSolver, FusedRodas5P
 from .._steady_state import steady_state
+from ._directions import states_and_jacobian
 from ._experiments import one_after_another, over_experiments
 from ._forward import FORWARD_MAX_PARAMETERS, forward_derivatives
-from ._layout import Layout, Refs
-
-
-def resolve(refs: Refs, values: Float[Array, " p"]) -> Array:
-    """References → values: the PEtab parameter vector where `index >= 0`."""
-    index = jnp.asarray(refs.index)
-    read = values[jnp.maximum(index, 0)]
-    return jnp.where(index >= 0, read, jnp.asarray(refs.constant))
-
-
-def resolve_columns(
-    refs: Refs, values: Float[Array, " p"], nominal: np.ndarray, estimated: np.ndarray
-) -> tuple[Array, ...]:
-    """`resolve(refs, values)` of `(n_exp, k)` references as `k` columns `(n_exp,)`;
-    the columns that read no estimated parameter are constants (from `nominal`), not
-    functions of `values`: the solves then integrate no sensitivities for them (a
-    constant parameter, or an initial state computed from constants only, has a
-    symbolic zero tangent)."""
-    index = np.asarray(refs.index)
-    traced = resolve(refs, values)
-    constant = np.where(index >= 0, nominal[np.maximum(index, 0)], refs.constant)
-    reads: list[bool] = [
-        bool(np.isin(index[:, j], estimated).any()) for j in range(index.shape[1])
-    ]
-    return tuple(
-        traced[:, j] if read else jnp.asarray(constant[:, j])
-        for j, read in enumerate(reads)
-    )
-
-
-def unscale(x: Float[Array, " n"], code) -> Float[Array, " n"]:
-    code = jnp.asarray(code)
-    return jnp.where(code == 1, jnp.exp(x), jnp.where(code == 2, 10.0**x, x))
+from ._layout import Layout
+from ._values import (
+    distinct_preequilibrations,
+    resolve,
+    resolve_columns,
+    unscale,
+)
 
 
 @final
@@ -196,7 +170,7 @@ class Simulator:
         if layout.has_preequilibration:
             # One steady state per distinct preequilibration, not per experiment
             # (Brannmark: one for eight experiments).
-            first, which = _distinct_preequilibrations(layout)
+            first, which = distinct_preequilibrations(layout)
             y_steady, ok_steady = over(
                 preequilibrate,
                 jax.tree_util.tree_map(lambda a: a[first], (pre, pre_sp, pre_set)),
@@ -270,171 +244,10 @@ class Simulator:
     def states_and_jacobian(
         self, x: Float[Array, " n"]
     ) -> tuple[Array, Float[Array, "n_exp T1 n_states n"], Bool[Array, " n_exp"]]:
-        """`(ys, J, ok)`: `states_of(x)` and its Jacobian `dys/dx` (last axis), from
-        one fused solve per experiment with one sensitivity direction per estimated
-        parameter that reaches the model (`self.reaching`), started at the initial
-        state's derivative: a preequilibrated steady state's by the implicit function
-        theorem (`steady_state`), a condition's species override's, an initial
-        assignment's. The experiments one after the other (`lax.map`: a vmapped
-        solve takes the longest experiment's steps in each).
-
-        Computed from the primal `x` alone, never from a tangent: `forward_derivatives`
-        returns `J · dx`, so `jax.jacfwd` integrates once for all its tangents and
-        `jax.grad` transposes `J · dx` (a solve whose directions were the tangents
-        would be neither: under `jax.vmap` each tangent would integrate the state
-        again, and with sensitivity error control its steps would depend on them)."""
-        layout, sbml = self.layout, self.sbml
-        ids = layout.model_ids
-        values = self.all_values(x)
-        # The directions are the estimated parameters on the linear scale, the
-        # columns scaled to `x`'s scale afterwards: so AMICI does it
-        # (`ReturnData::apply_chain_rule_factor_to_simulation_results`), and so the
-        # sensitivity error test weighs what CVODES's does. Brannmark with
-        # sensitivity error control, on `x`'s (log10) scale: 1,083 steps, gradient
-        # error 1.8e-4; on the linear scale 2,297 steps, 2.0e-6 (AMICI: 1.8e-5).
-        position = np.asarray(layout.estimated_index)[self.reaching]
-        value_directions = jnp.eye(values.shape[0], dtype=x.dtype)[position]
-        # d values / dx (`all_values` is elementwise in `x`).
-        _, slope = jax.jvp(self.all_values, (x,), (jnp.ones_like(x),))
-        column_scale = slope[position]
-
-        def along(fn, *args):
-            """`fn(values, *args)` and its derivative along each direction."""
-            return jax.vmap(
-                lambda d: jax.jvp(lambda v: fn(v, *args), (values,), (d,)),
-                out_axes=(None, 0),
-            )(value_directions)
-
-        main, d_main = along(lambda v: resolve(layout.main, v))
-        main_sp, d_main_sp = along(lambda v: resolve(layout.main_species, v))
-        main_set = np.isfinite(layout.main_species.constant) | (
-            layout.main_species.index >= 0
-        )
-        n_exp, n_states = len(layout.experiments), len(sbml.state_ids)
-        directions = value_directions.shape[0]
-        y_steady = jnp.zeros((n_exp, n_states))
-        dy_steady = jnp.zeros((n_exp, directions, n_states))
-        ok_steady = jnp.ones((n_exp,), bool)
-        if layout.has_preequilibration:
-            first, which = _distinct_preequilibrations(layout)
-            pre, d_pre = along(lambda v: resolve(layout.pre, v)[first])
-            pre_sp, d_pre_sp = along(lambda v: resolve(layout.pre_species, v)[first])
-            pre_set = (
-                np.isfinite(layout.pre_species.constant)
-                | (layout.pre_species.index >= 0)
-            )[first]
-
-            def preequilibrate(args):
-                p, dp, sp, dsp, set_pre = args
-
-                def steady(p_, sp_):
-                    params = dict(zip(ids, p_, strict=True))
-                    y0 = self._initial(params, sp_, set_pre)
-                    result = self._steady(y0, params)
-                    return result.y, result.successful
-
-                y, dy, ok = jax.vmap(
-                    lambda a, b: jax.jvp(steady, (p, sp), (a, b), has_aux=True),
-                    out_axes=(None, 0, None),
-                )(dp, dsp)
-                return y, dy, ok
-
-            y_steady, dy_steady, ok_steady = jax.lax.map(
-                preequilibrate,
-                (pre, jnp.moveaxis(d_pre, 0, 1), pre_sp, jnp.moveaxis(d_pre_sp, 0, 1),
-                 jnp.asarray(pre_set)),
-            )  # fmt: skip
-            y_steady, dy_steady, ok_steady = (
-                y_steady[which],
-                dy_steady[which],
-                ok_steady[which],
-            )
-
-        def one(args):
-            p, dp, sp, dsp, set_main, y_pre, dy_pre, ok_pre, keep, pre_e, ts, t1 = args
-
-            def start(p_, sp_):
-                params = dict(zip(ids, p_, strict=True))
-                y0 = self._initial(params, sp_, set_main)
-                if layout.has_preequilibration:
-                    y0 = jnp.where(keep, y_pre, y0)
-                doses = sbml.switch_doses(y0, params)
-                return (y0, tuple(d.amounts for d in doses)), doses
-
-            (y0, _), (dy0, d_amounts), doses = jax.vmap(
-                lambda a, b: jax.jvp(start, (p, sp), (a, b), has_aux=True),
-                out_axes=(None, 0, None),
-            )(dp, dsp)
-            if layout.has_preequilibration:
-                dy0 = jnp.where(keep, dy_pre, dy0)
-            params = dict(zip(ids, p, strict=True))
-            solution, d_ys, d_final = solve_fused_along(
-                sbml.model,
-                y0,
-                params,
-                dy0,
-                dict(zip(ids, dp.T, strict=True)),
-                t0=jnp.asarray(0.0),
-                t1=t1,
-                saveat=ts,
-                doses=tuple(
-                    Dose(jax.lax.stop_gradient(d.times), d.amounts, d.target)
-                    for d in doses
-                ),
-                dose_amount_directions=(
-                    jnp.concatenate(
-                        [jnp.reshape(a, (directions, -1)) for a in d_amounts], axis=1
-                    )
-                    if doses
-                    else None
-                ),
-                solver=self.solver,
-                rtol=jnp.asarray(self.rtol),
-                atol=jnp.asarray(self.atol),
-                max_steps=self.max_steps,
-            )
-            ok = solution.successful
-            if layout.has_preequilibration:
-                ok = ok & (ok_pre | ~pre_e)
-            last, d_last = solution.y_final, d_final
-            if layout.has_steady_state_data:
-
-                def steady(y_, p_):
-                    result = self._steady(y_, dict(zip(ids, p_, strict=True)))
-                    return result.y, result.successful
-
-                last, d_last, ok_last = jax.vmap(
-                    lambda a, b: jax.jvp(steady, (last, p), (a, b), has_aux=True),
-                    out_axes=(None, 0, None),
-                )(d_final, dp)
-                ok = ok & ok_last
-            assert solution.ys is not None  # saved at `ts`
-            ys = jnp.concatenate([solution.ys, last[None]])
-            d_ys = jnp.concatenate([d_ys, d_last[:, None]], axis=1)
-            return ys, d_ys, ok
-
-        inputs = (
-            main,
-            jnp.moveaxis(d_main, 0, 1),
-            main_sp,
-            jnp.moveaxis(d_main_sp, 0, 1),
-            jnp.asarray(main_set),
-            y_steady,
-            dy_steady,
-            ok_steady,
-            jnp.asarray(layout.from_steady_state),
-            jnp.asarray([e.preequilibration is not None for e in layout.experiments]),
-            jnp.asarray(layout.times),
-            jnp.asarray(layout.t1),
-        )
-        ys, d_ys, ok = jax.lax.map(one, inputs)
-        # (n_exp, D, T + 1, n) -> (n_exp, T + 1, n, len(x)), zero for the estimated
-        # parameters that reach no state.
-        jacobian = jnp.zeros(ys.shape + x.shape, ys.dtype)
-        jacobian = jacobian.at[..., jnp.asarray(self.reaching, int)].set(
-            jnp.moveaxis(d_ys, 1, -1) * column_scale
-        )
-        return ys, jacobian, ok
+        """`(ys, J, ok)`: `states_of(x)` and its Jacobian `dys/dx`, from one fused
+        solve per experiment with one direction per estimated parameter that reaches
+        the model (`_directions.states_and_jacobian`)."""
+        return states_and_jacobian(self, x)
 
     def predictions(self, x: Float[Array, " n"]):
         """Per observable: `(simulation, sigma)` at its measurement rows; and `ok`."""
@@ -516,21 +329,3 @@ def fixed_directions(sbml, layout: Layout) -> int:
     reads = {j for j, v in enumerate(jaxpr.invars) if id(v) in needed}
     moves = layout.has_preequilibration or species or bool(reads & set(live))
     return len(live) + (len(sbml.state_ids) if moves else 0)
-
-
-def _distinct_preequilibrations(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """`(first, which)`: the first experiment of each distinct preequilibration (the
-    same references of its parameters and species) and, per experiment, the position
-    of its own in `first` (experiments without one share the first: they ignore it)."""
-    keys, first, which = {}, [], []
-    for e, experiment in enumerate(layout.experiments):
-        key = b"".join(
-            np.ascontiguousarray(a[e]).tobytes()
-            for a in (layout.pre.index, layout.pre.constant,
-                      layout.pre_species.index, layout.pre_species.constant)
-        ) if experiment.preequilibration is not None else None  # fmt: skip
-        if key is not None and key not in keys:
-            keys[key] = len(first)
-            first.append(e)
-        which.append(keys.get(key, 0))
-    return np.asarray(first, int), np.asarray(which, int)
