@@ -269,11 +269,16 @@ class Simulator:
             p = model_params[jnp.asarray(rows.experiment)]
 
             def row(t, y_r, p_r, o_r, n_r, h=h, noise=noise, oid=oid, spec=spec):
-                params = dict(zip(layout.model_ids, p_r, strict=True))
+                # `unstack`, not iteration over the array: one operation instead
+                # of an indexing per parameter (Raimundez_PCB2020, 79 observables of
+                # 80 parameters: gradient trace 6.0 -> 3.8 s).
+                params = dict(zip(layout.model_ids, _unstack(p_r), strict=True))
                 params.update(extra)
-                params.update(zip(spec.observable_placeholders, o_r, strict=True))
+                params.update(
+                    zip(spec.observable_placeholders, _unstack(o_r), strict=True)
+                )
                 value = h(t, y_r, params)
-                params.update(zip(spec.noise_placeholders, n_r, strict=True))
+                params.update(zip(spec.noise_placeholders, _unstack(n_r), strict=True))
                 params[oid] = value  # a noise formula may read the observable
                 return value, noise(t, y_r, params)
 
@@ -285,6 +290,10 @@ class Simulator:
                 resolve(rows.noise_refs, values),
             )
         return out, ok
+
+
+def _unstack(a: Array) -> list[Array]:
+    return list(jnp.unstack(a)) if a.shape[0] else []
 
 
 def reaching_parameters(layout: Layout) -> np.ndarray:
