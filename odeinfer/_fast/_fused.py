@@ -26,7 +26,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from .._model import ODEModel
 from . import _crossing as crossing
-from ._loop import integrate_segment
+from ._loop import depending_on, integrate_segment
 from ._methods import AutoRows, Dopri5Rows, RosenbrockRows
 from ._sensitivity import sensitivity_stage, state_stage
 
@@ -202,6 +202,9 @@ def run(config: FusedConfig, Y0, theta, theta_directions, dose_jumps, inputs):
         at_crossing0 = (Y0, jnp.zeros_like(Y0), jnp.zeros_like(t0), false)
         carry0 = (t0, Y0, Ys, zero, jnp.asarray(True), zero, zero, false, false,
                   false, at_crossing0)  # fmt: skip
+        # Batched like the carry after a segment (`depending_on`): `jax.vmap`'s rule
+        # for the scan then batches the segment (the whole step loop) once.
+        carry0 = depending_on(carry0, (Y0, ts, t0, t1, inputs["dose_amounts"]))
         carry, _ = lax.scan(segment, carry0, jnp.arange(n_doses + 1))
         t, _, Ys, _, ok, steps, accepted, stiff, hit, found, at_crossing = carry
     stats = jnp.stack([steps, accepted, stiff.astype(jnp.int32), hit.astype(int)])

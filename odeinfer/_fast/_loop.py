@@ -189,7 +189,7 @@ def integrate_segment(
         zero, jnp.asarray(1e-4, Y0.dtype), jnp.asarray(False), bad_start,
         jnp.asarray(stiff0), zero, zero, jnp.asarray(False), jnp.zeros_like(h0),
     )  # fmt: skip
-    carry = _depending_on(carry, (Y0, ts, t0, t_end, rtol, atol))
+    carry = depending_on(carry, (Y0, ts, t0, t_end, rtol, atol))
     if isinstance(method, AutoRows):
         # Two loops, not a `lax.cond` per step: under `jax.vmap` a cond computes both
         # methods at every step (measured 7x the cost on a non-stiff batch), while the
@@ -219,8 +219,8 @@ def integrate_segment(
     )  # fmt: skip
 
 
-def _depending_on(carry: tuple, inputs) -> tuple:
-    """`carry` with every entry made to depend, by exactly zero, on the floating
+def depending_on(carry, inputs):
+    """`carry` (a pytree of arrays) with every leaf made to depend, by exactly zero, on the floating
     leaves of `inputs`: the values do not change, and under `jax.vmap` every entry
     is batched where an input is, as it is after one step. `jax.vmap`'s rule for the
     loop then settles which entries are batched in its first pass over the step
@@ -239,4 +239,4 @@ def _depending_on(carry: tuple, inputs) -> tuple:
             return x | (zero != 0)
         return x + zero.astype(x.dtype)
 
-    return tuple(moved(x) for x in carry)
+    return jax.tree_util.tree_map(moved, carry)
