@@ -79,8 +79,8 @@ def states_and_jacobian(
 
             def steady(p_, sp_):
                 params = dict(zip(ids, p_, strict=True))
-                y0 = simulator._initial(params, sp_, set_pre)
-                result = simulator._steady(y0, params)
+                y0 = simulator.initial_state(params, sp_, set_pre)
+                result = simulator.steady(y0, params)
                 return result.y, result.successful
 
             y, dy, ok = jax.vmap(
@@ -105,7 +105,7 @@ def states_and_jacobian(
 
         def start(p_, sp_):
             params = dict(zip(ids, p_, strict=True))
-            y0 = simulator._initial(params, sp_, set_main)
+            y0 = simulator.initial_state(params, sp_, set_main)
             if layout.has_preequilibration:
                 y0 = jnp.where(keep, y_pre, y0)
             doses = sbml.switch_doses(y0, params)
@@ -149,7 +149,7 @@ def states_and_jacobian(
         if layout.has_steady_state_data:
 
             def steady(y_, p_):
-                result = simulator._steady(y_, dict(zip(ids, p_, strict=True)))
+                result = simulator.steady(y_, dict(zip(ids, p_, strict=True)))
                 return result.y, result.successful
 
             last, d_last, ok_last = jax.vmap(

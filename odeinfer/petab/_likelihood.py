@@ -100,9 +100,12 @@ class Simulator:
             unscale(x, layout.scale_code)
         )
 
-    def _initial(
+    def initial_state(
         self, params: dict, species: Sequence[Array], species_set: np.ndarray
     ) -> Array:
+        """The initial state of an experiment with model parameters `params`: the
+        SBML initial values and assignments, then the condition's species overrides
+        (`species[j]` where `species_set[j]`)."""
         sbml = self.sbml
         y = sbml.initial_state(params)
         if not self.layout.species:
@@ -114,7 +117,7 @@ class Simulator:
         }
         return sbml.initial_state(params, overrides=overrides)
 
-    def _steady(self, y: Float[Array, " n"], params: dict):
+    def steady(self, y: Float[Array, " n"], params: dict):
         """The steady state reached from `y` (`throw=False`)."""
         # The steady-state integration is not differentiated: the fused Rosenbrock
         # loop compiles less than diffrax's; a diffrax solver keeps its own choice.
@@ -153,11 +156,13 @@ class Simulator:
             [e.preequilibration is not None for e in layout.experiments]
         )
         fused = isinstance(self.solver, AbstractFusedSolver)
-        steady_from = self._steady
+        steady_from = self.steady
 
         def preequilibrate(p_pre, sp_pre, set_pre):
             params_pre = dict(zip(ids, p_pre, strict=True))
-            steady = steady_from(self._initial(params_pre, sp_pre, set_pre), params_pre)
+            steady = steady_from(
+                self.initial_state(params_pre, sp_pre, set_pre), params_pre
+            )
             return steady.y, steady.successful
 
         # Forward mode (`_forward.py`) differentiates the experiments one after the
@@ -179,7 +184,7 @@ class Simulator:
 
         def one(p_main, sp_main, set_main, y_pre, ok_pre, keep_e, pre_e, ts, t1):
             params = dict(zip(ids, p_main, strict=True))
-            y0 = self._initial(params, sp_main, set_main)
+            y0 = self.initial_state(params, sp_main, set_main)
             ok = jnp.array(True)
             if layout.has_preequilibration:
                 y0 = jnp.where(keep_e, y_pre, y0)
