@@ -220,11 +220,11 @@ def integrate_segment(
 
 
 def depending_on(carry, inputs):
-    """`carry` (a pytree of arrays) with every leaf made to depend, by exactly zero, on the floating
-    leaves of `inputs`: the values do not change, and under `jax.vmap` every entry
-    is batched where an input is, as it is after one step. `jax.vmap`'s rule for the
-    loop then settles which entries are batched in its first pass over the step
-    instead of repeating it (the logistic `Problem` of
+    """`carry` (a pytree of arrays) with every leaf made to depend, by exactly zero,
+    on the floating leaves of `inputs`: the values do not change, and under
+    `jax.vmap` every leaf is batched where an input is, as it is after one step.
+    `jax.vmap`'s rule for a loop or scan then settles which leaves are batched in its
+    first pass over the body instead of repeating it (the logistic `Problem` of
     `benchmarks/compile_experiments.py`, 2 experiments: gradient trace 0.70 -> 0.55 s;
     with an event time each, 1.96 -> 1.70 s)."""
     leaves = [x for x in jax.tree_util.tree_leaves(inputs) if eqx.is_inexact_array(x)]
