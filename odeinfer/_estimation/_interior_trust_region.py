@@ -84,9 +84,10 @@ class _State(NamedTuple):
     cost_min: Float[Array, ""]
 
 
-def _summaries(r, jacobian):
-    """½‖r‖², its gradient Jᵀr and the Gauss–Newton matrix JᵀJ; `finite` whether all
-    are (a failed solve gives NaN)."""
+def _summaries(fn, x):
+    """At `x`, from `(r, J) = fn(x)`: ½‖r‖², its gradient Jᵀr and the Gauss–Newton
+    matrix JᵀJ; `finite` whether all are (a failed solve gives NaN)."""
+    r, jacobian = fn(x)
     cost = 0.5 * r @ r
     grad = jacobian.T @ r
     gauss_newton = jacobian.T @ jacobian
@@ -171,7 +172,7 @@ class InteriorTrustRegion(AbstractBoxLeastSquares):
         the residuals and their Jacobian; traceable (jit, vmap)."""
         n = v0.shape[0]
         x = _non_degenerate(v0, lower, upper)
-        cost, grad, _, finite = _fn_summaries(fn, x)
+        cost, grad, _, finite = _summaries(fn, x)
         eye = jnp.eye(n, dtype=x.dtype)
         state = _State(
             x=x,
@@ -227,7 +228,7 @@ class InteriorTrustRegion(AbstractBoxLeastSquares):
             x, grad, state.hess, scaling, state.delta, dv, theta, lower, upper
         )
         x_new = x + step.s + step.s0
-        cost, grad_new, gauss_newton, finite = _fn_summaries(fn, x_new)
+        cost, grad_new, gauss_newton, finite = _summaries(fn, x_new)
         # The trust-region update (Fides' `update_tr_radius`).
         scaled_step = step.ss + step.ss0
         step_norm = jnp.linalg.norm(scaled_step)
@@ -287,11 +288,6 @@ class InteriorTrustRegion(AbstractBoxLeastSquares):
             x_min=jnp.where(better, x_new, state.x_min),
             cost_min=jnp.where(better, cost, state.cost_min),
         )
-
-
-def _fn_summaries(fn, x):
-    r, jacobian = fn(x)
-    return _summaries(r, jacobian)
 
 
 @eqx.filter_jit
