@@ -184,7 +184,7 @@ def problem_file(tmp_path_factory):
 def _with_directions(problem: PEtabProblem, directions: str) -> PEtabProblem:
     s = problem._simulator
     simulator = Simulator(
-        s.sbml, s.layout, s.observable_fns, s.solver, s.rtol, s.atol, s.max_steps,
+        s.sbml, s.layout, s.groups, s.solver, s.rtol, s.atol, s.max_steps,
         directions=directions,
     )  # fmt: skip
     return PEtabProblem(problem._tables, problem.sbml, simulator, 0.0)
@@ -264,7 +264,7 @@ def test_auto_takes_the_fixed_directions_where_they_are_as_few(problem_file):
     assert not simulator.estimated_directions
     with pytest.raises(ValueError, match="`directions` must be"):
         s = simulator
-        Simulator(s.sbml, s.layout, s.observable_fns, s.solver, 1e-8, 1e-8, 10, "x")
+        Simulator(s.sbml, s.layout, s.groups, s.solver, 1e-8, 1e-8, 10, "x")
 
 
 @pytest.mark.slow

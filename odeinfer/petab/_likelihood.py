@@ -18,6 +18,7 @@ from .._steady_state import steady_state
 from ._directions import states_and_jacobian
 from ._experiments import one_after_another, over_experiments
 from ._forward import FORWARD_MAX_PARAMETERS, forward_derivatives
+from ._groups import ObservableGroup
 from ._layout import Layout
 from ._values import (
     distinct_preequilibrations,
@@ -36,7 +37,7 @@ class Simulator:
         self,
         sbml,
         layout: Layout,
-        observable_fns: dict,
+        groups: tuple[ObservableGroup, ...],
         solver,
         rtol,
         atol,
@@ -45,8 +46,7 @@ class Simulator:
     ):
         self.sbml = sbml
         self.layout = layout
-        # observable id -> (observable fn, noise fn, tables.Observable)
-        self.observable_fns = observable_fns
+        self.groups = groups
         self.solver = solver
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
         # The diffrax path (events, switches) solves with `diffrax.ForwardMode()` where
@@ -255,7 +255,8 @@ class Simulator:
         return states_and_jacobian(self, x)
 
     def predictions(self, x: Float[Array, " n"]):
-        """Per observable: `(simulation, sigma)` at its measurement rows; and `ok`."""
+        """Per observable group (`self.groups`): `(simulation, sigma)` at its
+        measurement rows; and `ok`."""
         values = self.all_values(x)
         ys, ok = self.states(x)
         model_params = resolve(self.layout.main, values)
@@ -267,13 +268,13 @@ class Simulator:
                 strict=True,
             )
         )
-        out = {}
-        for oid, rows in layout.observables.items():
-            h, noise, spec = self.observable_fns[oid]
+        out = []
+        for g in self.groups:
+            rows, spec = g.rows, g.observable
             y = ys[jnp.asarray(rows.experiment), jnp.asarray(rows.slot)]
             p = model_params[jnp.asarray(rows.experiment)]
 
-            def row(t, y_r, p_r, o_r, n_r, h=h, noise=noise, oid=oid, spec=spec):
+            def row(t, y_r, p_r, o_r, n_r, h=g.formula, noise=g.noise, spec=spec):
                 # `unstack`, not iteration over the array: one operation instead
                 # of an indexing per parameter (Raimundez_PCB2020, 79 observables of
                 # 80 parameters: gradient trace 6.0 -> 3.8 s).
@@ -284,17 +285,19 @@ class Simulator:
                 )
                 value = h(t, y_r, params)
                 params.update(zip(spec.noise_placeholders, _unstack(n_r), strict=True))
-                params[oid] = value  # a noise formula may read the observable
+                params[spec.id] = value  # a noise formula may read the observable
                 return value, noise(t, y_r, params)
 
-            out[oid] = jax.vmap(row)(
-                jnp.asarray(rows.time),
-                y,
-                p,
-                resolve(rows.observable_refs, values),
-                resolve(rows.noise_refs, values),
+            out.append(
+                jax.vmap(row)(
+                    jnp.asarray(rows.time),
+                    y,
+                    p,
+                    resolve(rows.observable_refs, values),
+                    resolve(rows.noise_refs, values),
+                )
             )
-        return out, ok
+        return tuple(out), ok
 
 
 def _unstack(a: Array) -> list[Array]:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from ._groups import positions
 from ._likelihood import Simulator
 
 
@@ -38,13 +39,11 @@ def log_likelihood_fn(simulator: Simulator) -> Callable:
     def fn(x: Float[Array, " n"]) -> tuple[Float[Array, ""], Bool[Array, ""]]:
         predictions, ok = simulator.predictions(x)
         total = jnp.zeros(())
-        for oid, (simulation, sigma) in predictions.items():
-            observable = simulator.observable_fns[oid][2]
-            rows = simulator.layout.observables[oid]
+        for g, (simulation, sigma) in zip(simulator.groups, predictions, strict=True):
             terms = log_density(
-                observable.transformation,
-                observable.distribution,
-                jnp.asarray(rows.measurement),
+                g.observable.transformation,
+                g.observable.distribution,
+                jnp.asarray(g.rows.measurement),
                 simulation,
                 sigma,
             )
@@ -113,21 +112,30 @@ def residuals_fn(simulator: Simulator, sigma_residuals: tuple[str, ...]) -> Call
     estimated σ too). Normal noise only; `ok` is `False` where a solve failed, a residual
     is not finite or a σ is so small that its noise residual does not exist."""
 
+    groups, table_order = simulator.groups, tuple(simulator.layout.observables)
+    # The groups' rows laid end to end -> the observables' rows in table order.
+    data_order = positions(groups, table_order)
+    if np.array_equal(data_order, np.arange(data_order.size)):
+        data_order = None
+    noise_order = positions(groups, [o for o in table_order if o in sigma_residuals])
+
     def fn(x: Float[Array, " n"]) -> tuple[Float[Array, " m"], Bool[Array, ""]]:
         predictions, ok = simulator.predictions(x)
-        data_parts, noise_parts = [], []
-        for oid, (simulation, sigma) in predictions.items():
-            observable = simulator.observable_fns[oid][2]
-            rows = simulator.layout.observables[oid]
-            data = jnp.asarray(rows.measurement)
+        data_parts, sigma_parts = [], []
+        for g, (simulation, sigma) in zip(groups, predictions, strict=True):
+            data = jnp.asarray(g.rows.measurement)
             data_parts.append(
-                residual_blocks(observable.transformation, data, simulation, sigma)
+                residual_blocks(g.observable.transformation, data, simulation, sigma)
             )
-            if oid in sigma_residuals:
-                square = jnp.log(2.0 * math.pi * sigma**2) + SIGMA_RESIDUAL_CONSTANT
-                ok = ok & jnp.all(square > 0)
-                noise_parts.append(jnp.sqrt(jnp.maximum(square, 0.0)))
-        r = jnp.concatenate(data_parts + noise_parts)
+            sigma_parts.append(sigma)
+        r = jnp.concatenate(data_parts)
+        if data_order is not None:
+            r = r[data_order]
+        if noise_order.size:
+            sigma = jnp.concatenate(sigma_parts)[noise_order]
+            square = jnp.log(2.0 * math.pi * sigma**2) + SIGMA_RESIDUAL_CONSTANT
+            ok = ok & jnp.all(square > 0)
+            r = jnp.concatenate([r, jnp.sqrt(jnp.maximum(square, 0.0))])
         return r, jnp.all(ok) & jnp.all(jnp.isfinite(r))
 
     return fn

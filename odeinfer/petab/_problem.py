@@ -23,6 +23,7 @@ from ..sbml import SBMLError, UnsupportedSBMLError
 from ..sbml import load as load_sbml
 from ._errors import PEtabError
 from ._forward import forward_derivatives
+from ._groups import group
 from ._layout import Layout, build, scale
 from ._likelihood import Simulator
 from ._objective import (
@@ -215,16 +216,14 @@ class PEtabProblem(AbstractResidualLikelihood):
         simulation = np.full(len(frame), np.nan)
         sigma = np.full(len(frame), np.nan)
         llh = np.full(len(frame), np.nan)
-        for oid, (sim, sd) in predictions.items():
-            rows = self._layout.observables[oid]
-            observable = self._tables.observables[oid]
-            simulation[rows.rows] = np.asarray(sim)
-            sigma[rows.rows] = np.asarray(sd)
-            llh[rows.rows] = np.asarray(
+        for g, (sim, sd) in zip(self._simulator.groups, predictions, strict=True):
+            simulation[g.rows.rows] = np.asarray(sim)
+            sigma[g.rows.rows] = np.asarray(sd)
+            llh[g.rows.rows] = np.asarray(
                 log_density(
-                    observable.transformation,
-                    observable.distribution,
-                    jnp.asarray(rows.measurement),
+                    g.observable.transformation,
+                    g.observable.distribution,
+                    jnp.asarray(g.rows.measurement),
                     sim,
                     sd,
                 )
@@ -354,12 +353,11 @@ def load(
             )
             + "; use a diffrax solver such as oi.Rodas5P() (the default here)."
         )
-    fns = {}
     extra = tuple(p for p in layout.extra_ids)
-    for oid, observable in tables.observables.items():
-        where = f"{tables.files['observables']}, observable {oid!r}"
+
+    def translate(observable):
         try:
-            h = sbml.expression(
+            formula = sbml.expression(
                 observable.formula,
                 extra_parameters=extra + observable.observable_placeholders,
             )
@@ -368,15 +366,17 @@ def load(
                 extra_parameters=extra
                 + observable.observable_placeholders
                 + observable.noise_placeholders
-                + (oid,),
+                + (observable.id,),
             )
         except SBMLError as error:
+            where = f"{tables.files['observables']}, observable {observable.id!r}"
             raise PEtabError(f"{where}: {error}") from None
-        fns[oid] = (h, noise, observable)
+        return formula, noise
+
     simulator = Simulator(
         sbml=sbml,
         layout=layout,
-        observable_fns=fns,
+        groups=group(tables.observables, layout.observables, translate),
         solver=solver,
         rtol=float(rtol),
         atol=float(atol),
