@@ -3,12 +3,14 @@ a model without a steady state; bad input. Models are module-level (one compilat
 each)."""
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import odeinfer as oi
+from odeinfer._steady_state import steady_state_tangents
 
 # dy/dt = k1 - k2 y: y* = k1 / k2.
 PRODUCTION_DEGRADATION = oi.ODEModel(
@@ -308,3 +310,40 @@ def test_growth_along_a_conservation_law_has_no_steady_state():
     params = {"kf": -1.0, "kb": 1.0}
     steady = oi.steady_state(model, jnp.array([3.0, 1.0]), params, throw=False)
     assert steady.result == oi.RESULTS.steady_state_not_reached
+
+
+def test_tangents_along_many_directions_closed_form():
+    """`steady_state_tangents` (the implicit function theorem applied to `D` directions
+    at once, as the PEtab sensitivities use it) against the closed-form derivatives of
+    A <-> B, X' = k1 - k2 X, and against `jax.jvp` of `steady_state` itself."""
+    kf, kb, k1, k2 = (REV_PARAMS[k] for k in ("kf", "kb", "k1", "k2"))
+    total = float(REV_Y0[0] + REV_Y0[1])
+    steady = oi.steady_state(REVERSIBLE, REV_Y0, REV_PARAMS)
+    rng = np.random.default_rng(0)
+    d_params = {k: jnp.asarray(rng.normal(size=4)) for k in REV_PARAMS}
+    d_y0 = jnp.asarray(rng.normal(size=(4, 3)))
+    got = steady_state_tangents(REVERSIBLE, steady, REV_PARAMS, d_params, d_y0)
+    # A* = T kb / (kf + kb), T = A0 + B0; X* = k1 / k2.
+    scale = total / (kf + kb) ** 2
+    d_total = d_y0[:, 0] + d_y0[:, 1]
+    d_a = (
+        d_total * kb / (kf + kb)
+        - scale * kb * d_params["kf"]
+        + scale * kf * d_params["kb"]
+    )
+    d_x = d_params["k1"] / k2 - k1 / k2**2 * d_params["k2"]
+    expected = np.stack([d_a, d_total - d_a, d_x], axis=1)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    for j in range(4):
+        _, jvp = jax.jvp(
+            lambda y0, p: oi.steady_state(REVERSIBLE, y0, p).y,
+            (REV_Y0, REV_PARAMS),
+            (d_y0[j], {k: v[j] for k, v in d_params.items()}),
+        )
+        np.testing.assert_allclose(got[j], jvp, atol=1e-12)
+    # Where no steady state was reached: zero tangents, not garbage.
+    failed = eqx.tree_at(
+        lambda s: s.result, steady, oi.RESULTS.steady_state_not_reached
+    )
+    zero = steady_state_tangents(REVERSIBLE, failed, REV_PARAMS, d_params, d_y0)
+    assert not np.any(np.asarray(zero))

@@ -12,6 +12,7 @@ from jaxtyping import Array, Bool, Float
 
 from .._events import Dose
 from .._fast._along import solve_fused_along
+from .._steady_state import steady_state_tangents
 from ._values import distinct_preequilibrations, resolve
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def states_and_jacobian(
     one fused solve per experiment with one sensitivity direction per estimated
     parameter that reaches the model (`simulator.reaching`), started at the initial
     state's derivative: a preequilibrated steady state's by the implicit function
-    theorem (`steady_state`), a condition's species override's, an initial
+    theorem (`steady_state_tangents`), a condition's species override's, an initial
     assignment's. The experiments one after the other (`lax.map`: a vmapped
     solve takes the longest experiment's steps in each).
 
@@ -66,6 +67,14 @@ def states_and_jacobian(
     y_steady = jnp.zeros((n_exp, n_states))
     dy_steady = jnp.zeros((n_exp, directions, n_states))
     ok_steady = jnp.ones((n_exp,), bool)
+
+    def steady_along(y0, dy0, p, dp):
+        """The steady state reached from `y0` with parameters `p`, and its derivatives
+        along the directions `(dy0, dp)` (`steady_state_tangents`)."""
+        result = simulator.steady(y0, p)
+        dy = steady_state_tangents(simulator.array_model, result, p, dp, dy0)
+        return result.y, dy, result.successful
+
     if layout.has_preequilibration:
         first, which = distinct_preequilibrations(layout)
         pre, d_pre = along(lambda v: resolve(layout.pre, v)[first])
@@ -77,17 +86,15 @@ def states_and_jacobian(
         def preequilibrate(args):
             p, dp, sp, dsp, set_pre = args
 
-            def steady(p_, sp_):
-                params = dict(zip(ids, p_, strict=True))
-                y0 = simulator.initial_state(params, sp_, set_pre)
-                result = simulator.steady(y0, params)
-                return result.y, result.successful
+            def start(p_, sp_):
+                return simulator.initial_state(
+                    dict(zip(ids, p_, strict=True)), sp_, set_pre
+                )
 
-            y, dy, ok = jax.vmap(
-                lambda a, b: jax.jvp(steady, (p, sp), (a, b), has_aux=True),
-                out_axes=(None, 0, None),
+            y0, dy0 = jax.vmap(
+                lambda a, b: jax.jvp(start, (p, sp), (a, b)), out_axes=(None, 0)
             )(dp, dsp)
-            return y, dy, ok
+            return steady_along(y0, dy0, p, dp)
 
         y_steady, dy_steady, ok_steady = jax.lax.map(
             preequilibrate,
@@ -117,13 +124,12 @@ def states_and_jacobian(
         )(dp, dsp)
         if layout.has_preequilibration:
             dy0 = jnp.where(keep, dy_pre, dy0)
-        params = dict(zip(ids, p, strict=True))
         solution, d_ys, d_final = solve_fused_along(
-            sbml.model,
+            simulator.array_model,
             y0,
-            params,
+            p,
             dy0,
-            dict(zip(ids, dp.T, strict=True)),
+            dp,
             t0=jnp.asarray(0.0),
             t1=t1,
             saveat=ts,
@@ -147,15 +153,7 @@ def states_and_jacobian(
             ok = ok & (ok_pre | ~pre_e)
         last, d_last = solution.y_final, d_final
         if layout.has_steady_state_data:
-
-            def steady(y_, p_):
-                result = simulator.steady(y_, dict(zip(ids, p_, strict=True)))
-                return result.y, result.successful
-
-            last, d_last, ok_last = jax.vmap(
-                lambda a, b: jax.jvp(steady, (last, p), (a, b), has_aux=True),
-                out_axes=(None, 0, None),
-            )(d_final, dp)
+            last, d_last, ok_last = steady_along(last, d_final, p, dp)
             ok = ok & ok_last
         assert solution.ys is not None  # saved at `ts`
         ys = jnp.concatenate([solution.ys, last[None]])

@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from .._events import Dose
+from .._model import ODEModel
 from .._solve import solve
 from .._solvers import AbstractFusedSolver, FusedRodas5P
 from .._steady_state import steady_state
@@ -74,6 +75,18 @@ class Simulator:
                 f"`directions` must be 'auto', 'estimated' or 'solver'; got "
                 f"{directions!r}."
             )
+        # The vector field with the model parameters as one array (`layout.model_ids`
+        # order) for the fused solves and the steady states: their loops then carry one
+        # operand, not one scalar per parameter (Raimundez_PCB2020, 79 parameters:
+        # 250 of the gradient's 1,950 XLA kernels were those scalars' slices and
+        # copies).
+        ids = layout.model_ids
+        field = sbml.model
+
+        def vector_field(t, y, p):
+            return field(t, y, dict(zip(ids, _unstack(p), strict=True)))
+
+        self.array_model = ODEModel(vector_field, name=field.name)
         self.reaching = reaching_parameters(layout)
         fixed = fixed_directions(sbml, layout)
         self.estimated_directions = (
@@ -117,15 +130,16 @@ class Simulator:
         }
         return sbml.initial_state(params, overrides=overrides)
 
-    def steady(self, y: Float[Array, " n"], params: dict):
-        """The steady state reached from `y` (`throw=False`)."""
+    def steady(self, y: Float[Array, " n"], p: Float[Array, " n_model_parameters"]):
+        """The steady state of `array_model` with the model parameters `p` reached
+        from `y` (`throw=False`)."""
         # The steady-state integration is not differentiated: the fused Rosenbrock
         # loop compiles less than diffrax's; a diffrax solver keeps its own choice.
         fused = isinstance(self.solver, AbstractFusedSolver)
         return steady_state(
-            self.sbml.model,
+            self.array_model,
             y,
-            params,
+            p,
             solver=FusedRodas5P() if fused else self.solver,  # pyright: ignore[reportArgumentType]  (fused solvers too)
             rtol=self.rtol,
             atol=self.atol,
@@ -161,7 +175,7 @@ class Simulator:
         def preequilibrate(p_pre, sp_pre, set_pre):
             params_pre = dict(zip(ids, p_pre, strict=True))
             steady = steady_from(
-                self.initial_state(params_pre, sp_pre, set_pre), params_pre
+                self.initial_state(params_pre, sp_pre, set_pre), jnp.stack(p_pre)
             )
             return steady.y, steady.successful
 
@@ -219,7 +233,7 @@ class Simulator:
             ok = ok & sol.successful
             ys = sol.ys
             if layout.has_steady_state_data:
-                steady = steady_from(sol.y_final, params)
+                steady = steady_from(sol.y_final, jnp.stack(p_main))
                 ok = ok & steady.successful
                 last = steady.y
             else:
