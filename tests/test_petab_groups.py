@@ -197,3 +197,19 @@ def test_split_residuals_and_simulations_are_the_originals(split, original):
     np.testing.assert_allclose(
         got["llh"], want["llh"] - np.log(scale), rtol=1e-10, atol=1e-12
     )
+
+
+def test_unmeasured_observable_with_an_undefined_id_is_named(tmp_path):
+    """Only measured observables are grouped, but every formula is checked at import
+    and its error names its own observable."""
+    folder = tmp_path / BOEHM
+    shutil.copytree(os.path.join(PETAB, BOEHM), folder)
+    (obs_path,) = folder.glob("observables_*.tsv")
+    obs = pd.read_csv(obs_path, sep="\t", dtype=str, keep_default_na=False)
+    extra = obs.iloc[[0]].copy()
+    extra["observableId"] = "unmeasured"
+    extra["observableFormula"] = "2 * nowhere_defined"
+    extra["noiseFormula"] = "1"
+    pd.concat([obs, extra], ignore_index=True).to_csv(obs_path, sep="\t", index=False)
+    with pytest.raises(petab.PEtabError, match=r"observable 'unmeasured'.*nowhere"):
+        petab.load(folder / f"{BOEHM}.yaml")

@@ -373,10 +373,13 @@ def load(
             raise PEtabError(f"{where}: {error}") from None
         return formula, noise
 
+    # Every observable, measured or not, so that each formula's error names its own
+    # observable; the groups then take their representatives' (`_groups.py`).
+    translated = {o: translate(o) for o in tables.observables.values()}
     simulator = Simulator(
         sbml=sbml,
         layout=layout,
-        groups=group(tables.observables, layout.observables, translate),
+        groups=group(tables.observables, layout.observables, translated.__getitem__),
         solver=solver,
         rtol=float(rtol),
         atol=float(atol),
