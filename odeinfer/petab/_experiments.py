@@ -24,9 +24,8 @@ def over_experiments(fn: Callable, inputs: tuple):
     vmapped (9.2 ms, sequential 12.4; Fujita 3.9 against 11) and Fujita's gradient is
     the same either way (31 ms). A single experiment is solved without a batch axis
     (Boehm's gradient 2.85 -> 2.70 ms)."""
-    if jax.tree_util.tree_leaves(inputs)[0].shape[0] == 1:
-        first = jax.tree_util.tree_map(lambda a: a[0], inputs)
-        return jax.tree_util.tree_map(lambda a: a[None], fn(*first))
+    if _single(inputs):
+        return _unbatched(fn, inputs)
 
     @jax.custom_jvp
     def batched(inputs):
@@ -85,10 +84,20 @@ def over_experiments(fn: Callable, inputs: tuple):
 def one_after_another(fn: Callable, inputs: tuple):
     """`fn` over the leading (experiment) axis of `inputs` by `lax.map` (a single
     experiment without a batch axis)."""
-    if jax.tree_util.tree_leaves(inputs)[0].shape[0] == 1:
-        first = jax.tree_util.tree_map(lambda a: a[0], inputs)
-        return jax.tree_util.tree_map(lambda a: a[None], fn(*first))
+    if _single(inputs):
+        return _unbatched(fn, inputs)
     return jax.lax.map(lambda args: fn(*args), inputs)
+
+
+def _single(inputs) -> bool:
+    return jax.tree_util.tree_leaves(inputs)[0].shape[0] == 1
+
+
+def _unbatched(fn: Callable, inputs: tuple):
+    """`fn` at the only experiment of `inputs`, without a batch axis, its outputs
+    given one back."""
+    first = jax.tree_util.tree_map(lambda a: a[0], inputs)
+    return jax.tree_util.tree_map(lambda a: a[None], fn(*first))
 
 
 def inexact_only(tree):
